@@ -1,0 +1,1 @@
+"""Ecco's analyses, in process: functions on (model, architecture, tokens) -> numpy dataclasses."""

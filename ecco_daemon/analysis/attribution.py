@@ -1,0 +1,294 @@
+"""Primary attributions for all output tokens together, and the registry of attribution methods.
+
+Why: Ecco ran captum once per generated token over the growing prefix. Here one teacher-forced forward
+(with ``inputs_embeds`` requiring grad) gives every target's score, and batched backward passes give
+every target's gradient. Integrated gradients runs its interpolation steps as one batch; occlusion runs
+its occluded copies as batches. Values are normalized per output token to sum to 1 over the tokens that
+may explain it, as Ecco does. The shared model is never mutated: no layer is swapped, no hook is left.
+
+Methods (``ATTRIBUTION_METHODS``; Ecco's names ``ig``, ``saliency``, ``input_x_gradient`` are aliases):
+- gradient: L2 norm over the embedding of the score's gradient, per token;
+- grad_x_input: L2 norm of gradient * embedding;
+- integrated_gradients: zero baseline, Gauss-Legendre steps as captum (default 50), L2 norm;
+- occlusion: the token's embedding replaced by zeros; raw = score(original) - score(occluded);
+- contrastive: grad_x_input of log p(target) - log p(foil).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .architecture import Architecture
+from .batching import BatchedGrad, activation_bytes, chunk_size
+from .errors import InvalidArgument, UnknownName
+from .sequence import TokenSequence, embed_tokens, forward_logits, model_device
+
+SCORES = ("logit", "log_prob", "prob", "contrastive")
+
+
+@dataclass
+class AttributionOptions:
+    """Knobs for one attribution call; defaults follow Ecco/captum."""
+
+    steps: int = 50  # integrated gradients interpolation steps
+    ig_method: str = "gausslegendre"  # or "riemann_trapezoid"
+    score: str | None = None  # what is attributed; None: the method's default (Ecco: the target logit)
+    foil_ids: Any = None  # (N,) or one id: contrast each target against this token
+    chunk_size: int | None = None  # targets per batched backward; None: from free memory
+    step_batch: int | None = None  # IG steps / occluded copies per forward; None: from free memory
+    batched: bool = True  # False: one backward per target (the fallback), for checks
+
+
+@dataclass
+class Attribution:
+    """Attribution of every output token to the tokens that may explain it."""
+
+    method: str
+    score: str  # the attributed quantity: logit, log_prob, prob or contrastive
+    target_positions: np.ndarray  # (N,) index into the sequence's tokens
+    target_ids: np.ndarray  # (N,)
+    values: np.ndarray  # (N, S) float32, >= 0, each row sums to 1 over its source tokens (else 0)
+    raw: np.ndarray  # (N, S) float32 before normalization (occlusion: signed score change)
+    foil_ids: np.ndarray | None = None  # (N,)
+    convergence_delta: np.ndarray | None = None  # (N,) integrated gradients only
+    used_vmap: bool = False  # whether the batched (vmap) backward ran
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [self.target_positions, self.target_ids, self.values, self.raw, self.foil_ids,
+                  self.convergence_delta]
+        return int(sum(a.nbytes for a in arrays if a is not None))
+
+
+@dataclass(frozen=True)
+class AttributionMethod:
+    name: str
+    compute: Callable[..., Attribution]
+    default_score: str
+    needs_foil: bool
+    description: str
+
+
+ATTRIBUTION_METHODS: dict[str, AttributionMethod] = {}
+ALIASES = {"ig": "integrated_gradients", "saliency": "gradient", "input_x_gradient": "grad_x_input",
+           "gradient_x_input": "grad_x_input"}
+
+
+def register_attribution_method(
+    name: str, *, default_score: str = "logit", needs_foil: bool = False, description: str = ""
+) -> Callable[[Callable[..., Attribution]], Callable[..., Attribution]]:
+    """Add a method to the registry; a duplicate name is refused at import time."""
+
+    def decorate(fn: Callable[..., Attribution]) -> Callable[..., Attribution]:
+        if name in ATTRIBUTION_METHODS or name in ALIASES:
+            raise ValueError(f"attribution method {name!r} is already registered")
+        ATTRIBUTION_METHODS[name] = AttributionMethod(
+            name, fn, default_score, needs_foil, description or (fn.__doc__ or "").strip().split("\n")[0]
+        )
+        return fn
+
+    return decorate
+
+
+def get_attribution_method(name: str) -> AttributionMethod:
+    """Look up a method by name or Ecco alias; an unknown name lists the valid ones."""
+    method = ATTRIBUTION_METHODS.get(ALIASES.get(name, name))
+    if method is None:
+        raise UnknownName("attribution method", name, [*ATTRIBUTION_METHODS, *ALIASES])
+    return method
+
+
+def available_methods() -> list[str]:
+    return list(ATTRIBUTION_METHODS)
+
+
+def attribute(
+    model: nn.Module, arch: Architecture, seq: TokenSequence, method: str,
+    options: AttributionOptions | None = None,
+) -> Attribution:
+    """Attribute every output token of ``seq`` with ``method``; see the module docstring."""
+    spec = get_attribution_method(method)
+    options = options or AttributionOptions()
+    if seq.n_targets == 0:
+        raise InvalidArgument("the sequence has no output tokens to attribute")
+    foils = _foil_array(options.foil_ids, seq.n_targets)
+    score = options.score or ("contrastive" if foils is not None else spec.default_score)
+    if score not in SCORES:
+        raise UnknownName("attribution score", score, SCORES)
+    if (score == "contrastive" or spec.needs_foil) and foils is None:
+        raise InvalidArgument(f"{spec.name} needs foil_ids: the token(s) to contrast each target against")
+    if spec.needs_foil:
+        score = "contrastive"
+    with torch.inference_mode(False), torch.enable_grad():
+        return spec.compute(model, arch, seq, options, score, foils)
+
+
+# ------------------------------------------------------------------------------------------ internals
+
+
+def _foil_array(foil_ids: Any, n_targets: int) -> np.ndarray | None:
+    if foil_ids is None:
+        return None
+    foils = np.asarray(foil_ids, dtype=np.int64).reshape(-1)
+    if foils.size == 1:
+        foils = np.repeat(foils, n_targets)
+    if foils.size != n_targets:
+        raise InvalidArgument(
+            f"foil_ids must have one id or one per output token ({n_targets}), got {foils.size}"
+        )
+    return foils
+
+
+def target_scores(
+    logits: torch.Tensor, seq: TokenSequence, score: str, foils: np.ndarray | None
+) -> torch.Tensor:
+    """The attributed quantity of every target: logits (B, R, V) -> (B, N) float32."""
+    device = logits.device
+    rows = torch.as_tensor(seq.target_rows, device=device)
+    targets = torch.as_tensor(seq.target_ids, device=device)
+    selected = logits[:, rows, :].float()  # (B, N, V)
+    index = torch.arange(seq.n_targets, device=device)
+    if score == "logit":
+        return selected[:, index, targets]
+    if score == "contrastive":
+        assert foils is not None
+        foil = torch.as_tensor(foils, device=device)
+        return selected[:, index, targets] - selected[:, index, foil]
+    log_probs = torch.log_softmax(selected, dim=-1)[:, index, targets]
+    return log_probs if score == "log_prob" else log_probs.exp()
+
+
+def _normalize(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Rows scaled to sum to 1 over the allowed source tokens: raw (N, S) >= 0 -> (N, S)."""
+    values = np.where(mask, raw, 0.0)
+    totals = values.sum(axis=1, keepdims=True)
+    return np.divide(values, totals, out=np.zeros_like(values), where=totals > 0).astype(np.float32)
+
+
+def _result(
+    method: str, seq: TokenSequence, score: str, raw: np.ndarray, foils: np.ndarray | None,
+    positive: np.ndarray | None = None, **kwargs: Any,
+) -> Attribution:
+    mask = seq.source_mask()
+    raw = np.where(mask, raw, 0.0).astype(np.float32)
+    values = _normalize(np.abs(raw) if positive is None else positive, mask)
+    return Attribution(
+        method=method, score=score, target_positions=seq.target_positions.copy(),
+        target_ids=seq.target_ids.copy(), values=values, raw=raw, foil_ids=foils, **kwargs,
+    )
+
+
+def _gradient_norms(
+    model: nn.Module, arch: Architecture, seq: TokenSequence, options: AttributionOptions, score: str,
+    foils: np.ndarray | None, times_input: bool,
+) -> tuple[np.ndarray, bool]:
+    """L2 norm per token of grad (or grad * input) for every target: (N, S)."""
+    device = model_device(model)
+    embeds = embed_tokens(arch, seq, device).unsqueeze(0).requires_grad_(True)  # (1, S, H)
+    outputs = target_scores(forward_logits(model, seq, embeds), seq, score, foils)  # (1, N)
+    per_target = activation_bytes(model, arch, seq.n_tokens)
+    chunk = chunk_size(seq.n_targets, per_target, device, options.chunk_size)
+    backward = BatchedGrad(options.batched)
+    norms = torch.empty(seq.n_targets, seq.n_tokens, device=device)
+    for start, grads in backward.chunks(outputs, embeds, chunk):  # grads (C, 1, S, H)
+        grads = grads[:, 0].float()
+        if times_input:
+            grads = grads * embeds[0].detach().float()
+        norms[start:start + grads.shape[0]] = grads.norm(dim=-1)
+    return norms.cpu().numpy(), backward.used_vmap
+
+
+@register_attribution_method("gradient", description="L2 norm of the score's gradient per token")
+def gradient(model, arch, seq, options, score, foils) -> Attribution:
+    raw, vmap = _gradient_norms(model, arch, seq, options, score, foils, times_input=False)
+    return _result("gradient", seq, score, raw, foils, used_vmap=vmap)
+
+
+@register_attribution_method("grad_x_input", description="L2 norm of gradient * embedding per token")
+def grad_x_input(model, arch, seq, options, score, foils) -> Attribution:
+    raw, vmap = _gradient_norms(model, arch, seq, options, score, foils, times_input=True)
+    return _result("grad_x_input", seq, score, raw, foils, used_vmap=vmap)
+
+
+@register_attribution_method(
+    "contrastive", needs_foil=True, description="grad_x_input of log p(target) - log p(foil)"
+)
+def contrastive(model, arch, seq, options, score, foils) -> Attribution:
+    raw, vmap = _gradient_norms(model, arch, seq, options, "contrastive", foils, times_input=True)
+    return _result("contrastive", seq, "contrastive", raw, foils, used_vmap=vmap)
+
+
+def ig_steps(steps: int, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolation points in [0, 1] and their weights (captum's rules)."""
+    if steps < 1:
+        raise InvalidArgument(f"integrated gradients needs at least 1 step, got {steps}")
+    if method == "gausslegendre":
+        points, weights = np.polynomial.legendre.leggauss(steps)
+        return 0.5 * (points + 1), 0.5 * weights
+    if method == "riemann_trapezoid":
+        if steps < 2:
+            raise InvalidArgument("riemann_trapezoid needs at least 2 steps")
+        weights = np.full(steps, 1.0 / (steps - 1))
+        weights[[0, -1]] /= 2
+        return np.linspace(0, 1, steps), weights
+    raise UnknownName("integrated gradients method", method, ["gausslegendre", "riemann_trapezoid"])
+
+
+@register_attribution_method(
+    "integrated_gradients", description="integrated gradients from a zero baseline, L2 norm per token"
+)
+def integrated_gradients(model, arch, seq, options, score, foils) -> Attribution:
+    device = model_device(model)
+    embeds = embed_tokens(arch, seq, device)  # (S, H)
+    baseline = torch.zeros_like(embeds)
+    alphas, weights = ig_steps(options.steps, options.ig_method)
+    per_sequence = activation_bytes(model, arch, seq.n_tokens)
+    step_batch = chunk_size(len(alphas), 2 * per_sequence, device, options.step_batch)
+    total = torch.zeros(seq.n_targets, *embeds.shape, dtype=torch.float32, device=device)  # (N, S, H)
+    backward = BatchedGrad(options.batched)
+    for first in range(0, len(alphas), step_batch):
+        alpha = torch.as_tensor(alphas[first:first + step_batch], dtype=embeds.dtype, device=device)
+        weight = torch.as_tensor(weights[first:first + step_batch], dtype=torch.float32, device=device)
+        path = (baseline + alpha[:, None, None] * (embeds - baseline)).requires_grad_(True)  # (M, S, H)
+        outputs = target_scores(forward_logits(model, seq, path), seq, score, foils)  # (M, N)
+        chunk = chunk_size(seq.n_targets, len(alpha) * per_sequence, device, options.chunk_size)
+        for start, grads in backward.chunks(outputs, path, chunk):  # grads (C, M, S, H)
+            total[start:start + grads.shape[0]] += torch.einsum("m,cmsh->csh", weight, grads.float())
+        del outputs, path
+    attributions = total * (embeds - baseline).float()  # (N, S, H)
+    with torch.no_grad():
+        ends = target_scores(forward_logits(model, seq, torch.stack([baseline, embeds])), seq, score, foils)
+    delta = attributions.sum(dim=(1, 2)) - (ends[1] - ends[0])  # (N,)
+    raw = attributions.norm(dim=-1).cpu().numpy()
+    return _result(
+        "integrated_gradients", seq, score, raw, foils, convergence_delta=delta.cpu().numpy(),
+        used_vmap=backward.used_vmap, extra={"steps": options.steps, "ig_method": options.ig_method},
+    )
+
+
+@register_attribution_method(
+    "occlusion", default_score="log_prob",
+    description="change of the target's log-probability when a token's embedding is zeroed",
+)
+def occlusion(model, arch, seq, options, score, foils) -> Attribution:
+    device = model_device(model)
+    embeds = embed_tokens(arch, seq, device)  # (S, H)
+    per_sequence = activation_bytes(model, arch, seq.n_tokens) // 4  # no backward: forward only
+    batch = chunk_size(seq.n_tokens, per_sequence, device, options.step_batch)
+    raw = torch.zeros(seq.n_targets, seq.n_tokens, device=device)
+    with torch.no_grad():
+        original = target_scores(forward_logits(model, seq, embeds.unsqueeze(0)), seq, score, foils)[0]
+        for first in range(0, seq.n_tokens, batch):
+            positions = torch.arange(first, min(seq.n_tokens, first + batch), device=device)
+            copies = embeds.unsqueeze(0).repeat(len(positions), 1, 1)  # (M, S, H)
+            copies[torch.arange(len(positions), device=device), positions] = 0
+            occluded = target_scores(forward_logits(model, seq, copies), seq, score, foils)  # (M, N)
+            raw[:, positions] = (original[None, :] - occluded).T
+    return _result("occlusion", seq, score, raw.cpu().numpy(), foils)
