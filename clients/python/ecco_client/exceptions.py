@@ -1,0 +1,94 @@
+"""Client exceptions; an error reply becomes the class chosen by its code (as pygls's from_error)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .wire.errors import ErrorCode
+
+
+class EccoError(Exception):
+    """Base of every error this client raises."""
+
+
+class DaemonUnavailable(EccoError):
+    """Nothing listening, the connection was lost, or the daemon stayed silent past the timeout."""
+
+
+class ProtocolError(EccoError):
+    """The daemon's reply could not be read or verified."""
+
+
+class RemoteError(EccoError):
+    """The daemon answered with an error; ``code`` is stable, ``message`` is for humans."""
+
+    code: str = "REMOTE_ERROR"
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(f"[{code}] {message}")
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+class BadRequest(RemoteError):
+    pass
+
+
+class Unauthorized(RemoteError):
+    pass
+
+
+class Forbidden(RemoteError):
+    pass
+
+
+class NotFound(RemoteError):
+    pass
+
+
+class ModelNotFound(NotFound):
+    pass
+
+
+class ResultEvicted(NotFound):
+    pass
+
+
+class Cancelled(RemoteError):
+    pass
+
+
+class TooLarge(RemoteError):
+    pass
+
+
+class QuotaExceeded(RemoteError):
+    pass
+
+
+class ShuttingDown(RemoteError):
+    pass
+
+
+_BY_CODE: dict[str, type[RemoteError]] = {
+    ErrorCode.BAD_REQUEST: BadRequest,
+    ErrorCode.BAD_FRAME: BadRequest,
+    ErrorCode.UNKNOWN_OPERATION: BadRequest,
+    ErrorCode.UNAUTHORIZED: Unauthorized,
+    ErrorCode.FORBIDDEN: Forbidden,
+    ErrorCode.NOT_FOUND: NotFound,
+    ErrorCode.MODEL_NOT_FOUND: ModelNotFound,
+    ErrorCode.RESULT_EVICTED: ResultEvicted,
+    ErrorCode.CANCELLED: Cancelled,
+    ErrorCode.TOO_LARGE: TooLarge,
+    ErrorCode.QUOTA_EXCEEDED: QuotaExceeded,
+    ErrorCode.SHUTTING_DOWN: ShuttingDown,
+}
+
+
+def error_from_reply(content: dict[str, Any]) -> RemoteError:
+    code = str(content.get("code", "INTERNAL"))
+    message = str(content.get("message", "the daemon reported an error without a message"))
+    details = content.get("details") if isinstance(content.get("details"), dict) else None
+    return _BY_CODE.get(code, RemoteError)(code, message, details)

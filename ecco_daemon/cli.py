@@ -1,0 +1,102 @@
+"""`ecco-daemon serve | status | pull`: the daemon's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ecco_client.connection_file import default_state_dir
+
+from .config import DEFAULT_ADDRESS, DaemonConfig
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ecco-daemon", description=__doc__)
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="users, keys and connection files (default: $ECCO_DAEMON_HOME or ~/.local/share/ecco-daemon)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the daemon")
+    serve.add_argument("--address", default=DEFAULT_ADDRESS, help="ZeroMQ endpoint, tcp://HOST:PORT or ipc://PATH")
+    serve.add_argument("--model", action="append", default=[],
+                       help=f"model to load at start (repeatable): an alias, folder, .gguf file or hub id; "
+                            f"default {DEFAULT_MODEL}")
+    serve.add_argument("--no-model", action="store_true", help="start with no model loaded")
+    serve.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or auto (default: cuda if present)")
+    serve.add_argument("--dtype", default="float32", choices=["auto", "float32", "float16", "bfloat16"])
+    serve.add_argument("--max-new-tokens", type=int, default=1024)
+    serve.add_argument("--result-ttl", type=float, default=3600.0, help="seconds a stored result is kept")
+    serve.add_argument("--result-store-mb", type=int, default=2048, help="memory cap of the result store")
+
+    status = sub.add_parser("status", help="ask a running daemon for its state")
+    status.add_argument("--connection-file", type=Path, default=None)
+    status.add_argument("--address", default=None)
+    status.add_argument("--json", action="store_true", help="print raw JSON")
+
+    pull = sub.add_parser("pull", help="fetch and cache a model ahead of time")
+    pull.add_argument("model", nargs="?", default=DEFAULT_MODEL)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    state_dir = args.state_dir or default_state_dir()
+    if args.command == "serve":
+        return serve(args, state_dir)
+    if args.command == "status":
+        return status(args, state_dir)
+    if args.command == "pull":
+        from .models.loader import pull_model
+
+        print(pull_model(args.model))
+        return 0
+    return 2
+
+
+def serve(args: argparse.Namespace, state_dir: Path) -> int:
+    from .daemon import Daemon
+
+    models = [] if args.no_model else (args.model or [DEFAULT_MODEL])
+    config = DaemonConfig(address=args.address, models=models, device=args.device, dtype=args.dtype,
+                          state_dir=state_dir, max_new_tokens=args.max_new_tokens, result_ttl_s=args.result_ttl,
+                          result_store_bytes=args.result_store_mb * 2**20)
+    daemon = Daemon(config)
+    daemon.load_models()
+    daemon.bind()
+    daemon.serve()
+    return 0
+
+
+def status(args: argparse.Namespace, state_dir: Path) -> int:
+    import ecco_client
+
+    connection_file = args.connection_file or state_dir / "connection.json"
+    try:
+        with ecco_client.connect(address=args.address, connection_file=connection_file, timeout=5) as client:
+            state = client.status()
+    except ecco_client.DaemonUnavailable as exc:
+        print(f"no daemon: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(state, indent=2, default=str))
+        return 0
+    daemon = state["daemon"]
+    print(f"ecco-daemon {daemon['version']} (protocol {daemon['protocol']}) pid {daemon['pid']} "
+          f"on {daemon['address']}, up {daemon['uptime_s']:.0f}s")
+    for model in state["models"]:
+        print(f"  model {model.get('name')}: {model.get('source')} on {model.get('device')} ({model.get('dtype')})")
+    queue = state["queue"]
+    print(f"  queue: {queue['length']} waiting, {len(queue['running'])} running")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""The daemon's settings, from the command line; one dataclass so every part reads the same values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ecco_client.connection_file import default_state_dir
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+
+
+@dataclass
+class DaemonConfig:
+    address: str = DEFAULT_ADDRESS
+    models: list[str] = field(default_factory=list)
+    device: str | None = None
+    dtype: str = "float32"
+    state_dir: Path = field(default_factory=default_state_dir)
+    # Limits that keep one request from hurting everyone else.
+    max_message_bytes: int = 64 * 1024 * 1024
+    max_new_tokens: int = 1024
+    max_input_tokens: int = 4096
+    max_queued_per_user: int = 64
+    job_time_limit_s: float = 600.0
+    # The per-user result store.
+    result_ttl_s: float = 3600.0
+    result_store_bytes: int = 2 * 1024**3
+    shutdown_grace_s: float = 5.0
+
+    @property
+    def users_file(self) -> Path:
+        return self.state_dir / "users.json"
+
+    @property
+    def connection_file(self) -> Path:
+        return self.state_dir / "connection.json"

@@ -1,0 +1,143 @@
+"""The daemon's composition and its socket loop, which never waits on model work."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+
+import zmq
+from ecco_client.connection_file import ConnectionInfo, write_connection_file
+from ecco_client.wire.errors import ErrorCode
+
+from . import handlers  # noqa: F401  (registers the operations)
+from .config import DaemonConfig
+from .model_registry import ModelRegistry
+from .scheduler import Scheduler
+from .server.engine import ProtocolEngine
+from .server.errors import OperationError
+from .server.job import Job
+from .server.outbox import Outbox
+from .server.registry import OPERATIONS
+from .services import Services
+from .store import ResultStore
+from .users import UserStore
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_MS = 100
+
+
+def announce_position(job: Job, position: int, total: int) -> None:
+    job.emit("queued", {"position": position, "queue_length": total})
+
+
+def is_loopback(address: str) -> bool:
+    if address.startswith(("ipc://", "inproc://")):
+        return True
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host in {"127.0.0.1", "localhost", "::1"} or host.startswith("127.")
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.services = Services(
+            config=config,
+            models=ModelRegistry(device=config.device, dtype=config.dtype),
+            store=ResultStore(config.result_ttl_s, config.result_store_bytes),
+            scheduler=Scheduler(config.max_queued_per_user, on_position=announce_position),
+            users=UserStore(config.users_file),
+        )
+        self.context = zmq.Context()
+        self.router: zmq.Socket | None = None
+        self.outbox: Outbox | None = None
+        self.workers: list[Worker] = []
+        self.bound_address: str | None = None
+
+    def bind(self) -> str:
+        if not is_loopback(self.config.address):
+            raise SystemExit(
+                f"refusing to bind {self.config.address}: binding beyond loopback requires CURVE encryption"
+            )
+        router = self.context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 1000)
+        router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        router.bind(self.config.address)
+        self.router = router
+        self.bound_address = router.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.services.config.address = self.bound_address
+        self.outbox = Outbox(self.context, router)
+        admin = self.services.users.ensure_admin()
+        write_connection_file(self.config.connection_file,
+                              ConnectionInfo(address=self.bound_address, user=admin.name, key=admin.key))
+        return self.bound_address
+
+    def load_models(self) -> None:
+        for spec in self.config.models:
+            self.services.models.load(spec)
+
+    def serve(self) -> None:
+        """Run until SIGINT/SIGTERM or a shutdown request; then answer everything still pending."""
+        assert self.router is not None and self.outbox is not None
+        stop = self.services.shutdown_requested
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            stop.set()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, on_signal)
+            signal.signal(signal.SIGTERM, on_signal)
+        engine = ProtocolEngine(self.services, OPERATIONS, self.outbox)
+        self.engine = engine
+        self.workers = [Worker(self.services)]
+        for worker in self.workers:
+            worker.start()
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.outbox.pull, zmq.POLLIN)
+        log.info("serving on %s", self.bound_address)
+        print(f"ecco-daemon ready on {self.bound_address}", flush=True)
+        while not stop.is_set():
+            events = dict(poller.poll(POLL_INTERVAL_MS))
+            if self.outbox.pull in events:
+                self.outbox.forward_pending()
+            if self.router in events:
+                self._drain_router(engine)
+        self._shutdown()
+
+    def _drain_router(self, engine: ProtocolEngine) -> None:
+        assert self.router is not None
+        for _ in range(1000):  # bounded, so outgoing events are never starved by a flood
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            engine.handle(frames[0], frames[1:])
+
+    def _shutdown(self) -> None:
+        assert self.outbox is not None and self.router is not None
+        error = OperationError(ErrorCode.SHUTTING_DOWN, "the daemon is shutting down")
+        for job in self.services.scheduler.close():
+            self.services.inflight.remove(job)
+            job.fail(error)
+        for job in self.services.inflight.all():
+            job.cancel(ErrorCode.SHUTTING_DOWN.value)
+        deadline = time.monotonic() + self.config.shutdown_grace_s
+        for worker in self.workers:
+            worker.stop()
+        while any(w.is_alive() for w in self.workers) and time.monotonic() < deadline:
+            self.outbox.forward_pending()
+            time.sleep(0.02)
+        # Whatever is still running past the grace period is answered now; its late events are dropped.
+        for job in self.services.inflight.all():
+            job.fail(error)
+        self.outbox.forward_pending()
+        self.outbox.close()
+        self.router.close(linger=1000)
+        self.context.destroy(linger=0)
+        log.info("stopped")

@@ -1,0 +1,75 @@
+"""Operations answered on the socket loop at once, never queued behind model work."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from ecco_client.wire.errors import ErrorCode
+from ecco_client.wire.version import PROTOCOL_VERSION
+
+from .. import __version__
+from ..params import ParamReader
+from ..server.errors import OperationError
+from ..server.job import Job, JobState
+from ..server.registry import OPERATIONS
+
+
+@OPERATIONS.control("ping")
+def ping(job: Job, params: dict[str, Any]) -> dict[str, Any]:
+    return {"pong": True, "time": time.time()}
+
+
+@OPERATIONS.control("status")
+def status(job: Job, params: dict[str, Any]) -> dict[str, Any]:
+    services = job.services
+    # Users see their own jobs; admins see every queue.
+    scope = None if job.user.is_admin else job.user.name
+    running = [
+        {"id": j.request_id, "user": j.user.name, "op": j.operation.name}
+        for j in services.inflight.all()
+        if j.state is JobState.RUNNING and (scope is None or j.user.name == scope)
+    ]
+    return {
+        "daemon": {"version": __version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
+                   "uptime_s": time.time() - services.started, "address": services.config.address},
+        "user": {"name": job.user.name, "role": job.user.role},
+        "models": services.models.describe(),
+        "devices": _devices(),
+        "queue": {"length": len(services.scheduler), "running": running,
+                  "queued": services.scheduler.snapshot(scope)},
+        "store": services.store.usage(scope),
+    }
+
+
+@OPERATIONS.control("cancel")
+def cancel(job: Job, params: dict[str, Any]) -> dict[str, Any]:
+    target_id = ParamReader(params, ["target"]).str("target")
+    target = job.services.inflight.get(job.user.name, target_id)
+    if target is None:
+        return {"target": target_id, "cancelled": False, "state": "unknown"}
+    state = target.state.value
+    target.cancel()
+    if job.services.scheduler.remove(target):
+        job.services.inflight.remove(target)
+        target.fail(OperationError(ErrorCode.CANCELLED, "cancelled while queued"))
+    return {"target": target_id, "cancelled": True, "state": state}
+
+
+@OPERATIONS.control("shutdown", admin_only=True)
+def shutdown(job: Job, params: dict[str, Any]) -> dict[str, Any]:
+    job.services.shutdown_requested.set()
+    return {"shutting_down": True}
+
+
+def _devices() -> list[dict[str, Any]]:
+    import torch
+
+    devices: list[dict[str, Any]] = [{"name": "cpu", "type": "cpu", "threads": torch.get_num_threads()}]
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            free, total = torch.cuda.mem_get_info(index)
+            devices.append({"name": f"cuda:{index}", "type": "cuda", "label": torch.cuda.get_device_name(index),
+                            "memory_free": free, "memory_total": total})
+    return devices

@@ -1,0 +1,54 @@
+"""Listing and loading models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..params import ParamReader
+from ..server.job import Job
+from ..server.registry import OPERATIONS
+
+
+@OPERATIONS.control("models.list")
+def list_models(job: Job, params: dict[str, Any]) -> dict[str, Any]:
+    return {"models": job.services.models.describe()}
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    spec: str
+    name: str | None
+    dtype: str | None
+    device: str | None
+    attn_implementation: str | None
+    trust_remote_code: bool
+
+    @classmethod
+    def parse(cls, params: dict[str, Any]) -> LoadRequest:
+        read = ParamReader(params, ["model", "name", "dtype", "device", "attn_implementation", "trust_remote_code"])
+        return cls(
+            spec=read.str("model", max_length=4096),
+            name=read.str("name", None, max_length=200),
+            dtype=read.choice("dtype", ["auto", "float32", "float16", "bfloat16"], None),
+            device=read.str("device", None, max_length=64),
+            attn_implementation=read.choice("attn_implementation", ["eager", "sdpa"], None),
+            trust_remote_code=read.bool("trust_remote_code", False),
+        )
+
+
+@OPERATIONS.job("models.load", parse=LoadRequest.parse, admin_only=True)
+def load_model(job: Job, request: LoadRequest) -> dict[str, Any]:
+    job.progress("loading", model=request.spec)
+    options: dict[str, Any] = {"trust_remote_code": request.trust_remote_code}
+    for key in ("dtype", "device", "attn_implementation"):
+        if getattr(request, key) is not None:
+            options[key] = getattr(request, key)
+    model = job.services.models.load(request.spec, name=request.name, **options)
+    return {"model": model.describe()}
+
+
+@OPERATIONS.control("models.unload", admin_only=True)
+def unload_model(job: Job, params: dict[str, Any]) -> dict[str, Any]:
+    name = ParamReader(params, ["model"]).str("model")
+    return {"model": name, "unloaded": job.services.models.unload(name)}

@@ -1,0 +1,78 @@
+"""The models this daemon holds: one copy of each, shared by every user."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ecco_client.wire.errors import ErrorCode
+
+from .server.errors import OperationError
+
+if TYPE_CHECKING:
+    from .models.loaded import LoadedModel
+
+log = logging.getLogger(__name__)
+
+
+class ModelRegistry:
+    def __init__(self, device: str | None = None, dtype: str = "float32") -> None:
+        self.device = device
+        self.dtype = dtype
+        self._models: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+        # Serializes loading, so two requests for the same model never load it twice.
+        self._load_lock = threading.Lock()
+
+    def load(self, spec: str, *, name: str | None = None, **options: Any) -> LoadedModel:
+        from .models.loader import ModelLoadError, load_model
+
+        with self._load_lock:
+            existing = self.find(name or spec)
+            if existing is not None:
+                return existing
+            options.setdefault("device", self.device)
+            options.setdefault("dtype", self.dtype)
+            try:
+                model = load_model(spec, name=name, **options)
+            except ModelLoadError as exc:
+                raise OperationError(ErrorCode.MODEL_LOAD_FAILED, str(exc), {"spec": spec}) from exc
+            with self._lock:
+                self._models[model.name] = model
+            log.info("loaded %s from %s in %.1fs", model.name, model.source, model.load_seconds)
+            return model
+
+    def find(self, name: str) -> LoadedModel | None:
+        with self._lock:
+            if name in self._models:
+                return self._models[name]
+            return next((m for m in self._models.values() if m.source == name), None)
+
+    def get(self, name: str | None) -> LoadedModel:
+        """The named model; with no name, the only one loaded (or the first loaded)."""
+        with self._lock:
+            if name is None and self._models:
+                return next(iter(self._models.values()))
+        model = self.find(name) if name is not None else None
+        if model is None:
+            raise OperationError(
+                ErrorCode.MODEL_NOT_FOUND,
+                f"model {name!r} is not loaded; loaded: {', '.join(self.names()) or 'none'}",
+                {"loaded": self.names()},
+            )
+        return model
+
+    def unload(self, name: str) -> bool:
+        with self._lock:
+            model = self._models.pop(name, None)
+        return model is not None
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._models)
+
+    def describe(self) -> list[dict[str, Any]]:
+        with self._lock:
+            models = list(self._models.values())
+        return [m.describe() for m in models]

@@ -1,0 +1,114 @@
+"""Reading request parameters with clear BAD_REQUEST messages that name the field and what it must be."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .server.errors import bad_request
+
+_MISSING = object()
+
+
+class _Absent(Exception):
+    """Carries a default out of the typed readers: a left-out value skips validation."""
+
+    def __init__(self, default: Any) -> None:
+        self.default = default
+
+
+def _defaulting(reader: Any) -> Any:
+    def wrapper(self: ParamReader, name: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return reader(self, name, *args, **kwargs)
+        except _Absent as absent:
+            return absent.default
+
+    wrapper.__doc__ = reader.__doc__
+    return wrapper
+
+
+class ParamReader:
+    def __init__(self, params: dict[str, Any], known: Sequence[str] | None = None) -> None:
+        self.params = params
+        if known is not None:
+            unknown = sorted(set(params) - set(known))
+            if unknown:
+                # Nothing a user asked for is silently dropped.
+                raise bad_request(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+
+    def _get(self, name: str, default: Any) -> Any:
+        """The given value, or _Absent(default) when the caller left it out (None counts as left out)."""
+        value = self.params.get(name, _MISSING)
+        if value is _MISSING or value is None:
+            if default is _MISSING:
+                raise bad_request(f"'{name}' is required", field=name)
+            raise _Absent(default)
+        return value
+
+    @_defaulting
+    def str(self, name: str, default: Any = _MISSING, max_length: int = 1_000_000) -> Any:
+        value = self._get(name, default)
+        if not isinstance(value, str):
+            raise bad_request(f"'{name}' must be a string", field=name)
+        if len(value) > max_length:
+            raise bad_request(f"'{name}' is longer than {max_length} characters", field=name)
+        return value
+
+    @_defaulting
+    def bool(self, name: str, default: Any = _MISSING) -> Any:
+        value = self._get(name, default)
+        if not isinstance(value, bool):
+            raise bad_request(f"'{name}' must be true or false", field=name)
+        return value
+
+    @_defaulting
+    def int(self, name: str, default: Any = _MISSING, minimum: int | None = None,
+            maximum: int | None = None) -> Any:
+        value = self._get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad_request(f"'{name}' must be an integer", field=name)
+        if minimum is not None and value < minimum:
+            raise bad_request(f"'{name}' must be at least {minimum}", field=name)
+        if maximum is not None and value > maximum:
+            raise bad_request(f"'{name}' must be at most {maximum}", field=name)
+        return value
+
+    @_defaulting
+    def float(self, name: str, default: Any = _MISSING, minimum: float | None = None,
+              maximum: float | None = None) -> Any:
+        value = self._get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise bad_request(f"'{name}' must be a number", field=name)
+        if minimum is not None and value < minimum:
+            raise bad_request(f"'{name}' must be at least {minimum}", field=name)
+        if maximum is not None and value > maximum:
+            raise bad_request(f"'{name}' must be at most {maximum}", field=name)
+        return float(value)
+
+    @_defaulting
+    def choice(self, name: str, choices: Sequence[str], default: Any = _MISSING) -> Any:
+        value = self._get(name, default)
+        if not isinstance(value, str) or value not in choices:
+            raise bad_request(f"'{name}' must be one of {', '.join(choices)}", field=name)
+        return value
+
+    @_defaulting
+    def str_list(self, name: str, default: Any = _MISSING) -> Any:
+        value = self._get(name, default)
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad_request(f"'{name}' must be a list of strings", field=name)
+        return value
+
+    @_defaulting
+    def int_list(self, name: str, default: Any = _MISSING) -> Any:
+        value = self._get(name, default)
+        if isinstance(value, np.ndarray) and value.ndim == 1 and np.issubdtype(value.dtype, np.integer):
+            return [int(v) for v in value]
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise bad_request(f"'{name}' must be a list of integers", field=name)
+        return value

@@ -1,0 +1,141 @@
+"""Fair queueing of model work: round-robin across users, so one user's burst never starves the others."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from ecco_client.wire.errors import ErrorCode
+
+from .server.errors import OperationError
+from .server.job import Job, JobState
+
+PositionListener = Callable[[Job, int, int], None]
+
+
+class Scheduler:
+    def __init__(self, max_queued_per_user: int = 64, on_position: PositionListener | None = None) -> None:
+        self.max_queued_per_user = max_queued_per_user
+        self._queues: OrderedDict[str, deque[Job]] = OrderedDict()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._on_position = on_position
+        self._last_position: dict[tuple[str, str], int] = {}
+
+    def submit(self, job: Job) -> None:
+        with self._cond:
+            if self._closed:
+                raise OperationError(ErrorCode.SHUTTING_DOWN, "the daemon is shutting down")
+            queue = self._queues.setdefault(job.user.name, deque())
+            if len(queue) >= self.max_queued_per_user:
+                raise OperationError(
+                    ErrorCode.QUOTA_EXCEEDED,
+                    f"user {job.user.name!r} already has {len(queue)} jobs queued (limit {self.max_queued_per_user})",
+                )
+            queue.append(job)
+            self._cond.notify()
+        self._announce_positions()
+
+    def next_batch(self, max_size: int = 1, timeout: float | None = None) -> list[Job]:
+        """The next job in round-robin order, plus up to max_size-1 queued jobs that share its batch key."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._closed or self._has_work(), timeout=timeout):
+                return []
+            if not self._has_work():
+                return []
+            first = self._pop_round_robin()
+            batch = [first]
+            if max_size > 1 and first.batch_key is not None:
+                batch += self._take_compatible(first.batch_key, max_size - 1)
+            for job in batch:
+                job.state = JobState.RUNNING
+                self._last_position.pop(job.key, None)
+        self._announce_positions()
+        return batch
+
+    def remove(self, job: Job) -> bool:
+        """Take a queued job out (cancel); False when it already left the queue."""
+        with self._cond:
+            queue = self._queues.get(job.user.name)
+            if queue is None or job not in queue:
+                return False
+            queue.remove(job)
+            if not queue:
+                del self._queues[job.user.name]
+            self._last_position.pop(job.key, None)
+        self._announce_positions()
+        return True
+
+    def close(self) -> list[Job]:
+        """Refuse new work and hand back everything still queued."""
+        with self._cond:
+            self._closed = True
+            left = [job for queue in self._queues.values() for job in queue]
+            self._queues.clear()
+            self._cond.notify_all()
+        return left
+
+    def snapshot(self, user: str | None = None) -> list[dict[str, object]]:
+        with self._cond:
+            order = self._round_robin_order()
+        return [
+            {"id": job.request_id, "user": job.user.name, "op": job.operation.name, "position": pos}
+            for pos, job in enumerate(order, start=1)
+            if user is None or job.user.name == user
+        ]
+
+    def __len__(self) -> int:
+        with self._cond:
+            return sum(len(q) for q in self._queues.values())
+
+    def _has_work(self) -> bool:
+        return any(self._queues.values())
+
+    def _pop_round_robin(self) -> Job:
+        user, queue = next(iter(self._queues.items()))
+        job = queue.popleft()
+        # The user just served goes to the back of the rotation.
+        self._queues.move_to_end(user)
+        if not queue:
+            del self._queues[user]
+        return job
+
+    def _take_compatible(self, batch_key: tuple[object, ...], limit: int) -> list[Job]:
+        taken: list[Job] = []
+        for job in self._round_robin_order():
+            if len(taken) >= limit:
+                break
+            if job.batch_key == batch_key:
+                queue = self._queues[job.user.name]
+                queue.remove(job)
+                if not queue:
+                    del self._queues[job.user.name]
+                taken.append(job)
+        return taken
+
+    def _round_robin_order(self) -> list[Job]:
+        """The order jobs would run in if nothing new arrived: one from each user in turn."""
+        queues = [list(q) for q in self._queues.values()]
+        order: list[Job] = []
+        depth = 0
+        while True:
+            layer = [q[depth] for q in queues if depth < len(q)]
+            if not layer:
+                return order
+            order += layer
+            depth += 1
+
+    def _announce_positions(self) -> None:
+        if self._on_position is None:
+            return
+        with self._cond:
+            order = self._round_robin_order()
+            changed = []
+            for position, job in enumerate(order, start=1):
+                if self._last_position.get(job.key) != position:
+                    self._last_position[job.key] = position
+                    changed.append((job, position))
+            total = len(order)
+        for job, position in changed:
+            self._on_position(job, position, total)

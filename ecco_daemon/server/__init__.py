@@ -1,0 +1,1 @@
+"""The daemon's server: transport (sockets), protocol engine (decode, verify, dispatch), registry and jobs."""

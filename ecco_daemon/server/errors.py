@@ -1,0 +1,25 @@
+"""The one exception a handler raises to answer with a stable error code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ecco_client.wire.errors import ErrorCode
+
+
+class OperationError(Exception):
+    def __init__(self, code: ErrorCode, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+    def to_content(self) -> dict[str, Any]:
+        content: dict[str, Any] = {"code": self.code.value, "message": self.message}
+        if self.details:
+            content["details"] = self.details
+        return content
+
+
+def bad_request(message: str, **details: Any) -> OperationError:
+    return OperationError(ErrorCode.BAD_REQUEST, message, details or None)

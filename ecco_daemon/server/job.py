@@ -1,0 +1,94 @@
+"""One request's life on the daemon: who asked, how to reach them, its events, and its cancel flag."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from ecco_client.wire.codec import encode_message, new_event_header
+from ecco_client.wire.signing import Signer
+
+from .errors import OperationError
+
+if TYPE_CHECKING:
+    from ..services import Services
+    from ..users import User
+    from .outbox import Outbox
+    from .registry import Operation
+
+TERMINAL_EVENTS = frozenset({"result", "error"})
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class Cancelled(Exception):
+    """Raised inside model work when the job's cancel flag is seen."""
+
+
+@dataclass
+class Job:
+    request_id: str
+    identity: bytes
+    user: User
+    operation: Operation
+    params: Any
+    services: Services
+    outbox: Outbox
+    signer: Signer | None
+    # Jobs with equal batch keys may run together in one forward pass (same model, same kind of work).
+    batch_key: tuple[Any, ...] | None = None
+    # Work units (tokens x steps) used by the scheduler's per-user limits.
+    cost: int = 1
+    created: float = field(default_factory=time.monotonic)
+    state: JobState = JobState.QUEUED
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    cancel_code: str = "CANCELLED"
+    _seq: itertools.count = field(default_factory=itertools.count)
+    _finished: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.user.name, self.request_id)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def check_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise Cancelled()
+
+    def cancel(self, code: str = "CANCELLED") -> None:
+        self.cancel_code = code
+        self.cancel_event.set()
+
+    def emit(self, event: str, content: dict[str, Any] | None = None) -> bool:
+        """Send one event; after a terminal event nothing more is sent, so a request is answered exactly once."""
+        with self._lock:
+            if self._finished:
+                return False
+            if event in TERMINAL_EVENTS:
+                self._finished = True
+            seq = next(self._seq)
+        frames = encode_message(new_event_header(self.request_id, event, seq), content or {}, self.signer)
+        self.outbox.send(self.identity, frames)
+        return True
+
+    def progress(self, stage: str, done: int | None = None, total: int | None = None, **extra: Any) -> None:
+        self.emit("progress", {"stage": stage, "done": done, "total": total, **extra})
+
+    def fail(self, error: OperationError) -> bool:
+        return self.emit("error", error.to_content())
+
+    @property
+    def finished(self) -> bool:
+        return self._finished

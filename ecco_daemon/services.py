@@ -1,0 +1,66 @@
+"""Everything a handler may use, in one object: models, results, the queue, users and settings."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import DaemonConfig
+    from .model_registry import ModelRegistry
+    from .scheduler import Scheduler
+    from .server.job import Job
+    from .store import ResultStore
+    from .users import UserStore
+
+
+class InflightRequests:
+    """The map that makes cancellation work: (user, request id) -> job, for every unanswered job."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[tuple[str, str], Job] = {}
+        self._lock = threading.Lock()
+
+    def add(self, job: Job) -> bool:
+        with self._lock:
+            if job.key in self._jobs:
+                return False
+            self._jobs[job.key] = job
+            return True
+
+    def get(self, user: str, request_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get((user, request_id))
+
+    def remove(self, job: Job) -> None:
+        with self._lock:
+            if self._jobs.get(job.key) is job:
+                del self._jobs[job.key]
+
+    def all(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
+
+@dataclass
+class Services:
+    config: DaemonConfig
+    models: ModelRegistry
+    store: ResultStore
+    scheduler: Scheduler
+    users: UserStore
+    inflight: InflightRequests = field(default_factory=InflightRequests)
+    started: float = field(default_factory=time.time)
+    shutdown_requested: threading.Event = field(default_factory=threading.Event)
+
+    def release_device_memory(self) -> None:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
