@@ -155,3 +155,37 @@ def build_tiny_model(family: str, dest: Path) -> Path:
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
     return dest
+
+
+AUTO_CLASSES = {
+    "gpt2": "AutoModelForCausalLM",
+    "llama": "AutoModelForCausalLM",
+    "gpt_neox": "AutoModelForCausalLM",
+    "bert": "AutoModelForMaskedLM",
+    "t5": "AutoModelForSeq2SeqLM",
+}
+_CACHE_DIR: Path | None = None
+
+
+def tiny_model_dir(family: str) -> Path:
+    """A built tiny model folder, shared by every test of this process (built once per family)."""
+    global _CACHE_DIR
+    import tempfile
+
+    if _CACHE_DIR is None:
+        _CACHE_DIR = Path(tempfile.mkdtemp(prefix="ecco-tiny-models-"))
+    dest = _CACHE_DIR / family
+    if not (dest / "config.json").exists():
+        build_tiny_model(family, dest)
+    return dest
+
+
+def load_tiny_model(family: str, attn_implementation: str | None = "eager"):
+    """(model in eval mode, tokenizer) of a tiny model, loaded fresh from its saved folder."""
+    import transformers
+
+    path = tiny_model_dir(family)
+    auto = getattr(transformers, AUTO_CLASSES[family])
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = auto.from_pretrained(path, **kwargs).eval()
+    return model, transformers.AutoTokenizer.from_pretrained(path)

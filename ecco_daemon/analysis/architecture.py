@@ -59,6 +59,7 @@ class Architecture:
     hidden_size: int = 0
     vocab_size: int = 0
     unembed_input_scale: float = 1.0  # constant between final norm and unembedding (T5: d_model ** -0.5)
+    decoder_start_token_id: int | None = None  # encoder-decoder only
     overrides_used: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -360,6 +361,7 @@ def inspect_architecture(
         model_type=model_type, family=family, input_embedding=input_embedding, final_norm=final_norm,
         final_norm_path=final_norm_path, unembedding=unembed[1], unembedding_path=unembed[0],
         decoder=decoder, encoder=encoder, hidden_size=hidden, vocab_size=vocab,
+        decoder_start_token_id=getattr(config, "decoder_start_token_id", None),
         overrides_used={k: v for k, v in override.items()},
     )
     if probe:

@@ -1,0 +1,75 @@
+"""NMF of neuron activations, as Ecco does it: factors x positions, plus neuron loadings per factor.
+
+Why: Ecco's factor explorer decomposes the MLP activations of a range of layers into a few factors that
+fire over tokens. Same settings as Ecco (negatives clipped to zero, init="random", random_state=0,
+max_iter=500), but at every position, and from stored activations so another factor count needs no
+model run.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.decomposition import NMF
+from sklearn.exceptions import ConvergenceWarning
+
+from .errors import InvalidArgument
+
+
+@dataclass
+class NMFResult:
+    factors: np.ndarray  # (K, S) float32: each factor's strength at every position
+    components: np.ndarray  # (K, La * I) float32: each factor's neuron loadings, layer-major
+    layers: np.ndarray  # (La,) the layers whose neurons were decomposed
+    n_neurons_per_layer: int
+    n_components: int
+    reconstruction_error: float
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.factors.nbytes + self.components.nbytes + self.layers.nbytes)
+
+
+def select_layers(
+    activation_layers: np.ndarray, from_layer: int | None, to_layer: int | None
+) -> list[int]:
+    """Rows of the stored activations for layers from_layer..to_layer-1 (Ecco's slice semantics)."""
+    recorded = [int(x) for x in activation_layers]
+    if from_layer is None and to_layer is None:
+        return list(range(len(recorded)))
+    start = 0 if from_layer is None else from_layer
+    stop = (max(recorded) + 1 if recorded else 0) if to_layer is None else to_layer
+    if start >= stop:
+        raise InvalidArgument(f"from_layer ({start}) must be below to_layer ({stop})")
+    wanted = list(range(start, stop))
+    absent = [layer for layer in wanted if layer not in recorded]
+    if absent:
+        raise InvalidArgument(f"layers {absent} have no recorded activations; recorded: {recorded}")
+    return [recorded.index(layer) for layer in wanted]
+
+
+def run_nmf(
+    activations: np.ndarray, activation_layers: np.ndarray, n_components: int = 10,
+    from_layer: int | None = None, to_layer: int | None = None, max_iter: int = 500,
+) -> NMFResult:
+    """Decompose activations (La, S, I) of the chosen layers into ``n_components`` factors."""
+    if n_components < 1:
+        raise InvalidArgument(f"n_components must be at least 1, got {n_components}")
+    rows = select_layers(activation_layers, from_layer, to_layer)
+    chosen = activations[rows]  # (Lc, S, I)
+    n_positions = chosen.shape[1]
+    merged = np.concatenate(list(chosen), axis=1)  # (S, Lc * I): positions x neurons (and layers)
+    merged = np.maximum(merged, 0).astype(np.float32)  # GELU/SiLU give small negatives
+    k = min(n_components, n_positions)
+    model = NMF(n_components=k, init="random", random_state=0, max_iter=max_iter)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        weights = model.fit_transform(merged)  # (S, K)
+    return NMFResult(
+        factors=weights.T.astype(np.float32), components=model.components_.astype(np.float32),
+        layers=np.asarray(activation_layers)[rows].astype(np.int64),
+        n_neurons_per_layer=int(chosen.shape[2]), n_components=k,
+        reconstruction_error=float(model.reconstruction_err_),
+    )

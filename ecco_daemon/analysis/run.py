@@ -1,0 +1,241 @@
+"""An analysis run: everything one teacher-forced pass produced, and the views computed from it.
+
+Why: the daemon keeps a run in the per-user result store; layer predictions at another position,
+rankings_watch with other tokens, NMF with another factor count and layer similarities are answered
+from it without running the model again (projecting a stored state through the final norm and
+unembedding is not a model run). ``nbytes`` feeds the store's memory cap; ``arrays`` gives the
+arrays for the wire, large float ones in float16 when asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import logit_lens
+from .architecture import Architecture
+from .attribution import Attribution, AttributionOptions, attribute, get_attribution_method
+from .capture import capture_forward
+from .errors import InvalidArgument, NotCaptured, UnknownName
+from .nmf import NMFResult, run_nmf
+from .scores import TokenScores, score_tokens
+from .sequence import TokenSequence, causal_sequence, masked_sequence, seq2seq_sequence
+from .similarity import SIMILARITY_METHODS, similarity
+
+PREDICTED = -1  # a masked target id meaning "the model's own top prediction"
+
+
+@dataclass
+class RunOptions:
+    attributions: Sequence[str] = ()  # method names, see attribution.ATTRIBUTION_METHODS
+    attribution: AttributionOptions = field(default_factory=AttributionOptions)
+    activations: bool = True  # record MLP activations (for NMF and neuron views)
+    activation_layers: Sequence[int] | None = None  # None: every layer
+    attention: bool = False  # needs a model loaded with attn_implementation="eager"
+    topk: int = 10
+
+
+@dataclass
+class AnalysisRun:
+    """What one run produced. ``arch`` references the shared model (read-only) for lens projections."""
+
+    arch: Architecture = field(repr=False, compare=False)
+    seq: TokenSequence
+    tokens: list[str]  # (S,) decoded text of every token
+    scores: TokenScores
+    rankings: np.ndarray  # (L, N) int32: rank of each output token at every layer
+    hidden: np.ndarray  # (L, R, H) float32: every layer's residual state (decoder rows for T5)
+    activations: np.ndarray | None  # (La, S, I) float32 MLP activations at every position
+    activation_layers: np.ndarray  # (La,)
+    attention: dict[str, np.ndarray] | None  # "self": (L, heads, R, R); T5 adds "cross", "encoder"
+    attributions: dict[str, Attribution] = field(default_factory=dict)
+
+    # ----------------------------------------------------------------------------------------- views
+
+    def layer_predictions(
+        self, position: int, topk: int = 10, layer: int | None = None
+    ) -> logit_lens.LayerPredictions:
+        """Each layer's top-k for the token at ``position`` (position == n_tokens: the next token)."""
+        row = self.seq.prediction_row(position)
+        layers = None
+        if layer is not None:
+            n = self.hidden.shape[0]
+            if not -n <= layer < n:
+                raise InvalidArgument(f"layer {layer} out of range; the model has layers 0..{n - 1}")
+            layers = [layer % n]
+        return logit_lens.layer_predictions(self.arch, self.hidden, row, position, topk, layers)
+
+    def rankings_watch(self, watch: Sequence[int], position: int) -> np.ndarray:
+        """(L, W) int32: rank of each watched token id at ``position`` in every layer."""
+        ids = np.asarray(list(watch), dtype=np.int64)
+        vocab = self.arch.vocab_size
+        if ids.size == 0 or ids.min() < 0 or (vocab and ids.max() >= vocab):
+            raise InvalidArgument(f"watch needs token ids in 0..{vocab - 1}")
+        return logit_lens.rankings_watch(self.arch, self.hidden, self.seq.prediction_row(position), ids)
+
+    def nmf(self, n_components: int = 10, from_layer: int | None = None, to_layer: int | None = None) -> NMFResult:
+        if self.activations is None:
+            raise NotCaptured("this run recorded no neuron activations (run it with activations=True)")
+        return run_nmf(self.activations, self.activation_layers, n_components, from_layer, to_layer)
+
+    def attribution(self, method: str) -> Attribution:
+        name = get_attribution_method(method).name
+        if name not in self.attributions:
+            raise UnknownName("attribution method of this run", method, self.attributions)
+        return self.attributions[name]
+
+    def attention_weights(self, layer: int, head: int | None = None, kind: str = "self") -> np.ndarray:
+        """(Q, K) weights of one head, or (heads, Q, K) of every head of ``layer``."""
+        if self.attention is None:
+            raise NotCaptured("this run recorded no attention (run it with attention=True, eager attention)")
+        if kind not in self.attention:
+            raise UnknownName("attention kind", kind, self.attention)
+        weights = self.attention[kind]  # (L, heads, Q, K)
+        if not -weights.shape[0] <= layer < weights.shape[0]:
+            raise InvalidArgument(f"layer {layer} out of range 0..{weights.shape[0] - 1}")
+        if head is None:
+            return weights[layer]
+        if not -weights.shape[1] <= head < weights.shape[1]:
+            raise InvalidArgument(f"head {head} out of range 0..{weights.shape[1] - 1}")
+        return weights[layer, head]
+
+    def layer_similarity(self, method: str, layer_a: int, layer_b: int, source: str = "hidden", **kwargs: int) -> float:
+        """cca / svcca / pwcca / cka between two layers' (neurons, positions) representations."""
+        if method not in SIMILARITY_METHODS:
+            raise UnknownName("similarity method", method, SIMILARITY_METHODS)
+        if source == "hidden":
+            stack, layers = self.hidden, np.arange(self.hidden.shape[0])
+        elif source == "activations":
+            if self.activations is None:
+                raise NotCaptured("this run recorded no neuron activations")
+            stack, layers = self.activations, self.activation_layers
+        else:
+            raise UnknownName("similarity source", source, ["hidden", "activations"])
+        picked = []
+        for layer in (layer_a, layer_b):
+            hits = np.flatnonzero(layers == layer)
+            if len(hits) == 0:
+                raise InvalidArgument(f"layer {layer} not recorded; recorded: {layers.tolist()}")
+            picked.append(stack[hits[0]].T)  # (neurons, positions)
+        return similarity(method, picked[0], picked[1], **kwargs)
+
+    # --------------------------------------------------------------------------------- store & wire
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays this run keeps (the model it references is not counted)."""
+        total = self.scores.nbytes + self.rankings.nbytes + self.hidden.nbytes + self.seq.token_ids.nbytes
+        if self.activations is not None:
+            total += self.activations.nbytes
+        if self.attention is not None:
+            total += sum(a.nbytes for a in self.attention.values())
+        total += sum(a.nbytes for a in self.attributions.values())
+        return int(total)
+
+    def summary(self, float16: bool = False) -> dict[str, Any]:
+        """What a first reply carries: tokens, scores, rankings, attributions (not states/activations)."""
+        cast = _wire_cast(float16)
+        return {
+            "family": self.seq.family,
+            "tokens": list(self.tokens),
+            "token_ids": self.seq.token_ids,
+            "n_encoder": self.seq.n_encoder,
+            "n_layers": int(self.hidden.shape[0]),
+            "target_positions": self.seq.target_positions,
+            "scores": {name: cast(getattr(self.scores, name)) for name in self.scores.__dataclass_fields__},
+            "rankings": self.rankings,
+            "attributions": {
+                name: {
+                    "method": a.method, "score": a.score, "values": cast(a.values), "raw": cast(a.raw),
+                    "convergence_delta": a.convergence_delta, "foil_ids": a.foil_ids,
+                }
+                for name, a in self.attributions.items()
+            },
+        }
+
+
+def _wire_cast(float16: bool):
+    def cast(array: np.ndarray) -> np.ndarray:
+        if float16 and array.dtype == np.float32 and array.size >= 64:
+            return array.astype(np.float16)
+        return array
+    return cast
+
+
+def as_wire_array(array: np.ndarray, float16: bool = False) -> np.ndarray:
+    """A contiguous array for the binary wire format, float32 ones halved on request."""
+    return np.ascontiguousarray(_wire_cast(float16)(array))
+
+
+# --------------------------------------------------------------------------------------- building runs
+
+
+def text_sequence(
+    arch: Architecture, tokenizer: Any, text: str, *, target: str | None = None,
+    target_ids: Sequence[int] | None = None,
+) -> TokenSequence:
+    """The sequence to analyse for ``text``: causal scores every token after the first; masked scores
+    the mask tokens (as the model's own prediction unless ``target_ids``); encoder-decoder needs the
+    output as ``target`` text or ``target_ids``."""
+    ids = tokenizer(text).input_ids
+    if arch.family == "causal":
+        return causal_sequence(ids, 1)
+    if arch.family == "masked":
+        if tokenizer.mask_token_id is None:
+            raise InvalidArgument("the tokenizer has no mask token")
+        return masked_sequence(ids, tokenizer.mask_token_id, target_ids)
+    if target_ids is None:
+        if target is None:
+            raise InvalidArgument("an encoder-decoder analysis needs the output text (target) or target_ids")
+        target_ids = tokenizer(target).input_ids
+    start = arch.decoder_start_token_id
+    if start is None:
+        start = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return seq2seq_sequence(ids, [int(start), *target_ids])
+
+
+def _resolve_predicted(seq: TokenSequence, logits: torch.Tensor) -> TokenSequence:
+    """Replace masked targets marked PREDICTED (or still the mask token) by the model's top choice."""
+    if seq.family != "masked":
+        return seq
+    targets = seq.target_ids.copy()
+    unknown = (targets == PREDICTED) | (targets == seq.token_ids[seq.target_positions])
+    if not unknown.any():
+        return seq
+    best = logits[torch.as_tensor(seq.target_positions, device=logits.device)].argmax(-1).cpu().numpy()
+    targets[unknown] = best[unknown]
+    return TokenSequence(seq.family, seq.token_ids, seq.n_encoder, seq.target_positions, targets)
+
+
+def decode_tokens(tokenizer: Any, token_ids: np.ndarray) -> list[str]:
+    return [tokenizer.decode([int(i)]) for i in token_ids]
+
+
+def run_analysis(
+    model: nn.Module, arch: Architecture, tokenizer: Any, seq: TokenSequence, options: RunOptions | None = None
+) -> AnalysisRun:
+    """One captured forward, then scores, rankings and the requested attributions."""
+    options = options or RunOptions()
+    for name in options.attributions:
+        get_attribution_method(name)  # fail early on an unknown name
+    captured = capture_forward(
+        model, arch, seq, activation_layers=options.activation_layers, activations=options.activations,
+        attention=options.attention,
+    )
+    seq = _resolve_predicted(seq, captured.logits)
+    scores = score_tokens(captured.logits, seq, options.topk)
+    ranks = logit_lens.rankings(arch, captured.hidden, seq.target_rows, seq.target_ids)
+    attributions = {}
+    for name in options.attributions:
+        method = get_attribution_method(name).name
+        attributions[method] = attribute(model, arch, seq, method, options.attribution)
+    return AnalysisRun(
+        arch=arch, seq=seq, tokens=decode_tokens(tokenizer, seq.token_ids), scores=scores, rankings=ranks,
+        hidden=captured.hidden, activations=captured.activations,
+        activation_layers=captured.activation_layers, attention=captured.attention, attributions=attributions,
+    )

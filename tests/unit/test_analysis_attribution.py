@@ -1,0 +1,201 @@
+"""Attributions for all output tokens at once agree with captum run per token, as Ecco ran it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from captum.attr import InputXGradient, IntegratedGradients, Occlusion, Saliency
+
+from ecco_daemon.analysis.architecture import inspect_architecture
+from ecco_daemon.analysis.attribution import (
+    ATTRIBUTION_METHODS,
+    AttributionOptions,
+    attribute,
+    get_attribution_method,
+    register_attribution_method,
+)
+from ecco_daemon.analysis.errors import InvalidArgument, UnknownName
+from ecco_daemon.analysis.run import text_sequence
+from ecco_daemon.analysis.sequence import TokenSequence, embed_tokens, model_kwargs
+from tests.tiny_models import load_tiny_model
+
+CASES = {
+    "gpt2": ("The capital of France is Paris.", None),
+    "llama": ("The quick brown fox jumps.", None),
+    "gpt_neox": ("Hello world, the cat sat.", None),
+    "bert": ("The capital of [MASK] is Paris.", None),
+    "t5": ("The capital of France is", "Paris."),
+}
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def setup(request):
+    family = request.param
+    model, tokenizer = load_tiny_model(family)
+    arch = inspect_architecture(model)
+    text, target = CASES[family]
+    seq = text_sequence(arch, tokenizer, text, target=target)
+    if family == "bert":  # attribute a fixed masked prediction
+        seq = TokenSequence(seq.family, seq.token_ids, 0, seq.target_positions, np.array([42]))
+    return family, model, arch, seq
+
+
+def _row_forward(model, seq: TokenSequence, row: int, n_tokens: int | None = None):
+    """Forward over (a prefix of) the embedded tokens returning one logits row, for captum."""
+
+    def forward(embeds: torch.Tensor) -> torch.Tensor:
+        if seq.family == "causal":  # Ecco's way: the prefix, last row
+            return model(inputs_embeds=embeds, use_cache=False).logits[:, -1, :]
+        return model(**model_kwargs(seq, embeds)).logits[:, row, :]
+
+    return forward
+
+
+def _reference(model, arch, seq: TokenSequence, n: int, make, **kwargs):
+    """captum attributions (S, H) for output token n, zero-padded to the whole sequence."""
+    embeds = embed_tokens(arch, seq, torch.device("cpu")).unsqueeze(0)
+    position, row = int(seq.target_positions[n]), int(seq.target_rows[n])
+    inputs = embeds[:, :position] if seq.family == "causal" else embeds
+    forward = _row_forward(model, seq, row)
+    result = make(forward).attribute(inputs.clone(), target=int(seq.target_ids[n]), **kwargs)
+    delta = None
+    if isinstance(result, tuple):
+        result, delta = result
+    full = torch.zeros_like(embeds[0])
+    full[: inputs.shape[1]] = result[0].detach()
+    return full, delta
+
+
+def _normalized(norms: torch.Tensor, mask: np.ndarray) -> np.ndarray:
+    values = norms.numpy() * mask
+    return values / values.sum()
+
+
+@pytest.mark.parametrize(("method", "captum_class"), [("gradient", Saliency), ("grad_x_input", InputXGradient)])
+def test_gradient_methods_match_captum(setup, method, captum_class) -> None:
+    _family, model, arch, seq = setup
+    result = attribute(model, arch, seq, method)
+    mask = seq.source_mask()
+    for n in range(seq.n_targets):
+        ref, _ = _reference(model, arch, seq, n, captum_class)
+        np.testing.assert_allclose(result.values[n], _normalized(ref.norm(dim=-1), mask[n]), atol=1e-4)
+        np.testing.assert_allclose(result.raw[n], ref.norm(dim=-1).numpy() * mask[n], atol=1e-4, rtol=1e-4)
+
+
+def test_integrated_gradients_match_captum_within_delta(setup) -> None:
+    _family, model, arch, seq = setup
+    result = attribute(model, arch, seq, "integrated_gradients")
+    mask = seq.source_mask()
+    for n in range(seq.n_targets):
+        ref, delta = _reference(
+            model, arch, seq, n, IntegratedGradients, baselines=0.0, n_steps=50, return_convergence_delta=True
+        )
+        ours = result.values[n]
+        theirs = _normalized(ref.norm(dim=-1), mask[n])
+        tolerance = max(1e-4, abs(float(delta)))
+        assert np.abs(ours - theirs).max() <= tolerance
+        assert abs(float(result.convergence_delta[n]) - float(delta)) <= max(1e-4, 1e-3 * abs(float(delta)))
+
+
+def test_occlusion_matches_captum(setup) -> None:
+    _family, model, arch, seq = setup
+    result = attribute(model, arch, seq, "occlusion")
+    assert result.score == "log_prob"
+    mask = seq.source_mask()
+    hidden = arch.hidden_size
+    for n in range(seq.n_targets):
+
+        def make(forward):
+            return Occlusion(lambda e: torch.log_softmax(forward(e), dim=-1))
+
+        ref, _ = _reference(model, arch, seq, n, make, sliding_window_shapes=(1, hidden), baselines=0.0)
+        np.testing.assert_allclose(result.raw[n], ref[:, 0].numpy() * mask[n], atol=1e-4)
+    assert np.allclose(result.values.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_contrastive_matches_captum_on_logit_difference(setup) -> None:
+    _family, model, arch, seq = setup
+    foil = 7
+    result = attribute(model, arch, seq, "contrastive", AttributionOptions(foil_ids=foil))
+    assert result.score == "contrastive" and (result.foil_ids == foil).all()
+    embeds = embed_tokens(arch, seq, torch.device("cpu")).unsqueeze(0)
+    mask = seq.source_mask()
+    for n in range(seq.n_targets):
+        row, target = int(seq.target_rows[n]), int(seq.target_ids[n])
+        full = model(**model_kwargs(seq, embeds)).logits  # check: log p(t) - log p(f) == logit difference
+        log_probs = torch.log_softmax(full[0, row], -1)
+        assert torch.isclose(log_probs[target] - log_probs[foil], full[0, row, target] - full[0, row, foil],
+                             atol=1e-5)
+
+        def difference(e, row=row, target=target):
+            logits = model(**model_kwargs(seq, e)).logits[:, row, :]
+            return logits[:, target] - logits[:, foil]
+
+        ref = InputXGradient(difference).attribute(embeds.clone())[0].detach()
+        np.testing.assert_allclose(result.values[n], _normalized(ref.norm(dim=-1), mask[n]), atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["gradient", "grad_x_input", "integrated_gradients"])
+def test_batched_equals_loop_and_chunking(setup, method) -> None:
+    _family, model, arch, seq = setup
+    batched = attribute(model, arch, seq, method, AttributionOptions(steps=8))
+    loop = attribute(model, arch, seq, method, AttributionOptions(steps=8, batched=False))
+    chunked = attribute(model, arch, seq, method, AttributionOptions(steps=8, chunk_size=1, step_batch=3))
+    assert not loop.used_vmap
+    assert batched.used_vmap or seq.n_targets == 1
+    np.testing.assert_allclose(batched.raw, loop.raw, atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(batched.raw, chunked.raw, atol=1e-5, rtol=1e-4)
+
+
+def test_values_normalized_over_preceding_tokens(setup) -> None:
+    _family, model, arch, seq = setup
+    for method in ATTRIBUTION_METHODS:
+        options = AttributionOptions(steps=4, foil_ids=3)
+        result = attribute(model, arch, seq, method, options)
+        assert result.values.shape == (seq.n_targets, seq.n_tokens)
+        np.testing.assert_allclose(result.values.sum(axis=1), 1.0, atol=1e-5)
+        assert (result.values >= 0).all()
+        assert (result.values[~seq.source_mask()] == 0).all()
+        if seq.family == "causal":
+            for n, position in enumerate(seq.target_positions):
+                assert (result.values[n, position:] == 0).all()
+
+
+def test_model_is_left_untouched(setup) -> None:
+    _family, model, arch, seq = setup
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    for method in ATTRIBUTION_METHODS:
+        attribute(model, arch, seq, method, AttributionOptions(steps=4, foil_ids=3))
+    for name, p in model.named_parameters():
+        assert torch.equal(p, before[name]) and p.requires_grad == flags[name] and p.grad is None
+    for module in model.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks and not module._backward_hooks
+    assert model.get_input_embeddings() is arch.input_embedding
+    assert not model.training
+
+
+def test_registry_names_and_errors() -> None:
+    assert set(ATTRIBUTION_METHODS) == {"gradient", "grad_x_input", "integrated_gradients", "occlusion", "contrastive"}
+    assert get_attribution_method("ig").name == "integrated_gradients"
+    assert get_attribution_method("saliency").name == "gradient"
+    with pytest.raises(UnknownName) as info:
+        get_attribution_method("lime")
+    assert "lime" in str(info.value) and "grad_x_input" in str(info.value) and "occlusion" in str(info.value)
+    with pytest.raises(ValueError, match="already registered"):
+        register_attribution_method("gradient")(lambda *a: None)
+
+
+def test_bad_requests_are_refused() -> None:
+    model, tokenizer = load_tiny_model("gpt2")
+    arch = inspect_architecture(model)
+    seq = text_sequence(arch, tokenizer, "The cat sat on the mat.")
+    with pytest.raises(InvalidArgument, match="foil"):
+        attribute(model, arch, seq, "contrastive")
+    with pytest.raises(InvalidArgument, match="foil_ids must have"):
+        attribute(model, arch, seq, "gradient", AttributionOptions(foil_ids=[1, 2]))
+    with pytest.raises(UnknownName, match="valid: contrastive, log_prob, logit, prob"):
+        attribute(model, arch, seq, "gradient", AttributionOptions(score="loss"))
+    with pytest.raises(UnknownName, match="gausslegendre"):
+        attribute(model, arch, seq, "ig", AttributionOptions(ig_method="simpson"))
