@@ -137,7 +137,7 @@ def _scalar_default(obj: Any) -> Any:
 def _array_default(buffers: list[Buffer]) -> Callable[[Any], Any]:
     def default(obj: Any) -> Any:
         if isinstance(obj, np.ndarray):
-            array = np.ascontiguousarray(obj)
+            array = obj if obj.flags.c_contiguous else obj.copy(order="C")
             if array.dtype.name not in WIRE_DTYPES:
                 raise TypeError(f"arrays of dtype {array.dtype} cannot cross the wire")
             if array.dtype.byteorder == ">":
