@@ -30,6 +30,48 @@ export const targets = {
     { ...renderer, outfile: path.join(here, "../python/ecco_client/render/static/ecco-render.js") },
     { ...renderer, outfile: path.join(here, "out/media/ecco-render.js") },
   ],
+  // The extension host (node, CommonJS; `vscode` is provided by the host).
+  extension: [
+    {
+      entryPoints: [path.join(here, "src/extension.ts")],
+      tsconfig: path.join(here, "src/tsconfig.json"),
+      outfile: path.join(here, "out/extension.js"),
+      bundle: true,
+      format: "cjs",
+      platform: "node",
+      target: "node20",
+      external: ["vscode"],
+      minify,
+      sourcemap: !minify,
+    },
+  ],
+  // The Explain panel's glue (browser); it drives the renderer bundle loaded beside it.
+  webview: [
+    {
+      entryPoints: [path.join(here, "media/panel.ts")],
+      tsconfig: path.join(here, "media/tsconfig.json"),
+      outfile: path.join(here, "out/media/panel.js"),
+      bundle: true,
+      format: "iife",
+      platform: "browser",
+      target: ["es2020", "chrome100"],
+      minify,
+    },
+  ],
+  // The end-to-end test suite, run inside the extension host by e2e/run-e2e.mjs; never packaged.
+  e2e: [
+    {
+      entryPoints: [path.join(here, "e2e/suite/index.ts")],
+      tsconfig: path.join(here, "e2e/tsconfig.json"),
+      outfile: path.join(here, "out/e2e/index.js"),
+      bundle: true,
+      format: "cjs",
+      platform: "node",
+      target: "node20",
+      external: ["vscode"],
+      sourcemap: true,
+    },
+  ],
 };
 
 async function main() {

@@ -1,0 +1,251 @@
+#!/usr/bin/env node
+// Runs the extension's end-to-end suite in a real VS Code: the VS Code server build that ships in the npm
+// package code-server, with its workbench opened in headless Chromium (shared notes/vscode-e2e.md).
+//
+//   node e2e/run-e2e.mjs --workspace DIR [--tests out/e2e/index.js] [--screenshot PATH] [--timeout 300]
+//                        [--summary PATH]
+//
+// It installs code-server into a cache when missing (e2e/install-code-server.sh), starts server-main.js
+// in its own process group on a port the OS picks, opens the workbench with the test payload, relays
+// the extension host's log, takes a screenshot when the suite ends and kills the whole group. The exit
+// code is the suite's: 0 when its run() resolved.
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const extensionDir = path.resolve(here, "..");
+
+function parseArgs(argv) {
+  const args = { tests: path.join(extensionDir, "out/e2e/index.js"), timeout: 300, screenshot: null, summary: null };
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = argv[i].replace(/^--/, "");
+    if (!(key in args) && key !== "workspace") throw new Error(`unknown option ${argv[i]}`);
+    args[key] = argv[i + 1];
+  }
+  if (!args.workspace) throw new Error("--workspace DIR is required");
+  args.timeout = Number(args.timeout);
+  return args;
+}
+
+function log(message) {
+  process.stdout.write(`[e2e ${new Date().toISOString().slice(11, 23)}] ${message}\n`);
+}
+
+/** Installs (or just finds) Node 24 and code-server; returns their paths. */
+function installCodeServer() {
+  const started = Date.now();
+  const result = spawnSync("bash", [path.join(here, "install-code-server.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  if (result.status !== 0) throw new Error(`install-code-server.sh failed (${result.status}):\n${result.stdout}`);
+  const value = (name) => result.stdout.match(new RegExp(`^${name}=(.*)$`, "m"))?.[1];
+  const node = value("NODE");
+  const serverMain = value("SERVER_MAIN");
+  if (!node || !serverMain) throw new Error(`install-code-server.sh printed no paths:\n${result.stdout}`);
+  return { node, serverMain, seconds: (Date.now() - started) / 1000 };
+}
+
+/** Waits until the server prints the port it listens on; rejects when it exits or the deadline passes. */
+function waitForPort(child, deadlineMs) {
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(
+      () => reject(new Error(`server did not listen within ${deadlineMs} ms:\n${seen}`)),
+      deadlineMs,
+    );
+    child.stdout.on("data", (chunk) => {
+      seen += chunk;
+      const match = seen.match(/Extension host agent listening on (\d+)/);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening:\n${seen}`));
+    });
+  });
+}
+
+/**
+ * Saves a screenshot of the workbench to `file` (under a temporary name, then renamed, so a reader polling
+ * for the file never sees half of it), after reading the editor hover the suite left open, if any.
+ */
+async function takeScreenshot(page, file, summary) {
+  try {
+    const hover = page.locator(".monaco-hover:not(.hidden)").first();
+    summary.visibleHover = await hover
+      .waitFor({ state: "visible", timeout: 5_000 })
+      .then(() => hover.innerText())
+      .catch((error) => `not visible: ${error.message.split("\n")[0]}`);
+    log(`visible editor hover: ${JSON.stringify(summary.visibleHover)}`);
+    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    const partial = `${file}.partial.png`;
+    await page.screenshot({ path: partial });
+    fs.renameSync(partial, file);
+    summary.screenshot = file;
+    log(`screenshot ${file}`);
+  } catch (error) {
+    log(`screenshot failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** Kills the server's whole process group (it leaves helper processes such as the file watcher). */
+async function killGroup(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  try {
+    process.kill(-child.pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const deadline = new Promise((resolve) => setTimeout(() => resolve("timeout"), 5000));
+  if ((await Promise.race([exited, deadline])) === "timeout") {
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const t0 = Date.now();
+  const install = installCodeServer();
+  log(`code-server ready (${install.seconds.toFixed(1)} s)`);
+
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ecco-e2e-"));
+  const xdg = (name) => {
+    const dir = path.join(dataDir, name);
+    fs.mkdirSync(dir, { recursive: true });
+    return dir;
+  };
+  const env = {
+    ...process.env,
+    XDG_CONFIG_HOME: xdg("config"),
+    XDG_DATA_HOME: xdg("data"),
+    XDG_CACHE_HOME: xdg("cache"),
+    PATH: `${path.dirname(install.node)}:${process.env.PATH}`,
+  };
+  const server = spawn(
+    install.node,
+    [
+      install.serverMain,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--without-connection-token",
+      "--accept-server-license-terms",
+      "--enable-smoke-test-driver",
+      "--disable-telemetry",
+      "--disable-workspace-trust",
+      "--server-data-dir",
+      dataDir,
+      "--user-data-dir",
+      path.join(dataDir, "user"),
+      "--extensions-dir",
+      path.join(dataDir, "exts"),
+    ],
+    { env, detached: true, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  for (const signal of ["SIGINT", "SIGTERM"]) {
+    process.once(signal, () => {
+      try {
+        process.kill(-server.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+      process.exit(130);
+    });
+  }
+  const serverLog = fs.createWriteStream(path.join(dataDir, "server.log"));
+  const hostLog = fs.createWriteStream(path.join(dataDir, "host.log"));
+  server.stdout.pipe(serverLog);
+  server.stderr.pipe(serverLog);
+
+  let browser;
+  let shooting = Promise.resolve();
+  let exitCode = 1;
+  const summary = { installSeconds: install.seconds, dataDir, screenshot: args.screenshot };
+  try {
+    const port = await waitForPort(server, 60_000);
+    log(`server on 127.0.0.1:${port} (data ${dataDir})`);
+    const remote = (p) => `vscode-remote://127.0.0.1:${port}${path.resolve(p)}`;
+    const payload = [
+      ["extensionDevelopmentPath", remote(extensionDir)],
+      ["extensionTestsPath", remote(args.tests)],
+      ["skipWelcome", "true"],
+    ];
+    const url = `http://127.0.0.1:${port}/?folder=${encodeURIComponent(path.resolve(args.workspace))}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
+
+    browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      headless: true,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    });
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    let finish;
+    const finished = new Promise((resolve) => (finish = resolve));
+    await page.exposeFunction("codeAutomationLog", (type, logArgs) => {
+      const line = (Array.isArray(logArgs) ? logArgs : [logArgs])
+        .map((a) => (typeof a === "string" ? a : JSON.stringify(a)))
+        .join(" ");
+      hostLog.write(`${type}: ${line}\n`);
+      if (type === "error" || /ecco/i.test(line)) log(`host ${type}: ${line}`);
+      const asked = line.match(/\[ecco e2e\] screenshot-request (.+)$/);
+      if (asked) shooting = takeScreenshot(page, asked[1].trim(), summary);
+    });
+    await page.exposeFunction("codeAutomationExit", (code) => finish(Number(code)));
+    page.on("pageerror", (error) => log(`page error: ${error.message}`));
+    log("opening the workbench");
+    await page.goto(url);
+    const timeout = new Promise((resolve) => setTimeout(() => resolve("timeout"), args.timeout * 1000));
+    const outcome = await Promise.race([finished, timeout]);
+    if (outcome === "timeout") {
+      log(`the suite did not finish within ${args.timeout} s`);
+      exitCode = 124;
+    } else {
+      exitCode = outcome;
+    }
+    await shooting;
+    if (args.screenshot && !fs.existsSync(args.screenshot)) {
+      // The suite failed before asking: keep what the window shows for the failure report.
+      await takeScreenshot(page, args.screenshot, summary);
+    }
+  } catch (error) {
+    log(`harness error: ${error instanceof Error ? error.stack : String(error)}`);
+    exitCode = 2;
+  } finally {
+    await browser?.close().catch(() => undefined);
+    await killGroup(server);
+    serverLog.end();
+    hostLog.end();
+  }
+  summary.exitCode = exitCode;
+  summary.seconds = (Date.now() - t0) / 1000;
+  if (args.summary) fs.writeFileSync(args.summary, JSON.stringify(summary, null, 2));
+  log(
+    `suite exit code ${exitCode} after ${summary.seconds.toFixed(1)} s; server log ${path.join(dataDir, "server.log")}`,
+  );
+  process.exit(exitCode);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(2);
+});

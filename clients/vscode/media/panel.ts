@@ -1,0 +1,253 @@
+// The Explain panel's page logic: the ready handshake with the extension host, drawing results with the
+// renderer bundle (loaded beside this script as the global EccoRender), and linking tokens both ways
+// (a click in the panel reveals the text in the editor; the editor's cursor highlights the token here).
+import type { Handle } from "../renderer/index";
+import type { RenderOptions, StreamToken } from "../renderer/types";
+import {
+  type Envelope,
+  type ExplainResult,
+  type ExplainedToken,
+  type FromWebviewMessage,
+  isEnvelope,
+  MessageChannel,
+  type ReadyReply,
+  type RecomputeReply,
+  type RenderedState,
+  type ToWebviewMessage,
+} from "../shared/protocol";
+
+interface VsCodeApi {
+  postMessage(message: unknown): void;
+}
+declare function acquireVsCodeApi(): VsCodeApi;
+declare const EccoRender: {
+  render(element: HTMLElement, view: string, data: unknown, options?: RenderOptions): Handle;
+};
+
+const LINKED_CLASS = "ecco-linked";
+const REQUEST_EVENTS = ["request-layer-predictions", "request-nmf"];
+/** A recompute runs the analysis again on the daemon (NMF, a new position): give it time. */
+const RECOMPUTE_TIMEOUT_MS = 120_000;
+
+const vscode = acquireVsCodeApi();
+const nonce = document.querySelector<HTMLMetaElement>('meta[name="ecco-nonce"]')?.content;
+const message = document.getElementById("ecco-message") as HTMLElement;
+const root = document.getElementById("ecco-root") as HTMLElement;
+
+let phase: RenderedState["phase"] = "empty";
+let result: ExplainResult | null = null;
+let handle: Handle | null = null;
+let highlighted: number | null = null;
+let errorMessage: string | null = null;
+/** True while the page itself selects a token, so the renderer's select event is not sent back. */
+let selectingFromHost = false;
+
+const channel = new MessageChannel<FromWebviewMessage, ToWebviewMessage>(
+  (envelope) => vscode.postMessage(envelope),
+  (body) => answer(body),
+);
+
+window.addEventListener("message", (event: MessageEvent<unknown>) => {
+  if (isEnvelope(event.data)) {
+    void channel.receive(event.data as Envelope<ToWebviewMessage>);
+  }
+});
+window.addEventListener("error", (event) => channel.notify({ type: "webviewError", message: String(event.message) }));
+
+async function answer(body: ToWebviewMessage): Promise<FromWebviewMessage | undefined> {
+  switch (body.type) {
+    case "showLoading":
+      showMessage("loading", body.text);
+      return undefined;
+    case "showResult":
+      showResult(body.result);
+      return undefined;
+    case "showError":
+      showMessage("error", body.message);
+      return undefined;
+    case "appendToken":
+      appendToken(body.resultId, body.token);
+      return undefined;
+    case "highlightToken":
+      highlight(body.index);
+      return undefined;
+    case "getRenderedState":
+      return { type: "renderedState", state: renderedState() };
+    case "probeToken":
+      return { type: "probeReply", tooltip: await probe(body.index, body.action) };
+    case "readyReply":
+    case "recomputeReply":
+    case "ack":
+      return undefined; // replies, matched by the channel
+  }
+}
+
+function showMessage(next: "loading" | "error", text: string): void {
+  phase = next;
+  errorMessage = next === "error" ? text : null;
+  message.textContent = text;
+  message.hidden = false;
+  message.classList.toggle("ecco-panel-error", next === "error");
+  document.body.setAttribute("aria-busy", String(next === "loading"));
+}
+
+function showResult(next: ExplainResult): void {
+  handle?.destroy();
+  handle = null;
+  result = next;
+  highlighted = null;
+  errorMessage = null;
+  document.body.setAttribute("aria-busy", "false");
+  try {
+    handle = EccoRender.render(root, next.view.view, next.view.data, {
+      ...(next.view.options as RenderOptions | undefined),
+      theme: "auto",
+      live: true,
+      nonce,
+      title: `${next.model} · ${next.tokens.length} tokens`,
+    });
+  } catch (error) {
+    showMessage("error", `Cannot draw the result: ${error instanceof Error ? error.message : String(error)}`);
+    return;
+  }
+  phase = "result";
+  message.hidden = true;
+  const current = handle;
+  const onToken = (detail: Record<string, unknown>) => {
+    if (!selectingFromHost && typeof detail.position === "number") {
+      channel.notify({ type: "tokenClicked", index: detail.position });
+    }
+  };
+  current.on("select-token", onToken);
+  current.on("reveal-token", onToken);
+  for (const event of REQUEST_EVENTS) {
+    current.on(event, (detail) => void recompute(current, next, event.slice("request-".length), detail));
+  }
+}
+
+/** Asks the host for a view's new data and draws it into the tab that asked (or the whole view). */
+async function recompute(
+  asking: Handle,
+  shown: ExplainResult,
+  view: string,
+  detail: Record<string, unknown>,
+): Promise<void> {
+  try {
+    const reply = await channel.request<RecomputeReply>(
+      { type: "recompute", resultId: shown.resultId, view, params: detail },
+      RECOMPUTE_TIMEOUT_MS,
+    );
+    if (handle !== asking) {
+      return; // a newer result replaced this one meanwhile
+    }
+    const tab = typeof detail.tab === "number" ? detail.tab : null;
+    const spec = shown.view;
+    if (tab !== null && spec.view === "tabs") {
+      const tabs = (spec.data as { tabs: { data: unknown }[] }).tabs;
+      tabs[tab].data = reply.data;
+      asking.update(spec.data);
+    } else {
+      spec.data = reply.data;
+      asking.update(reply.data);
+    }
+  } catch (error) {
+    channel.notify({
+      type: "webviewError",
+      message: `recompute ${view}: ${error instanceof Error ? error.message : String(error)}`,
+    });
+  }
+}
+
+function appendToken(resultId: string, token: ExplainedToken): void {
+  if (!handle || result?.resultId !== resultId) {
+    return;
+  }
+  result.tokens.push(token);
+  const streamed: StreamToken = {
+    text: token.text,
+    is_input: !token.generated,
+    prob: token.probability,
+    rank: token.rank,
+    top: token.alternatives.map((a) => ({ text: a.token, prob: a.probability })),
+  };
+  try {
+    handle.appendToken(streamed);
+  } catch (error) {
+    channel.notify({
+      type: "webviewError",
+      message: `appendToken: ${error instanceof Error ? error.message : String(error)}`,
+    });
+  }
+}
+
+/** Token boxes of the view on show (the visible tab when there are several), by position. */
+function visibleBoxes(): HTMLElement[] {
+  const strips = Array.from(root.querySelectorAll<HTMLElement>(".ecco-tokens")).filter(
+    (strip) => strip.closest("[hidden]") === null,
+  );
+  const strip = strips[0];
+  return strip ? Array.from(strip.querySelectorAll<HTMLElement>(".ecco-token[data-position]")) : [];
+}
+
+function highlight(index: number | null): void {
+  highlighted = index;
+  for (const box of root.querySelectorAll(`.${LINKED_CLASS}`)) {
+    box.classList.remove(LINKED_CLASS);
+  }
+  if (index === null) {
+    return;
+  }
+  selectingFromHost = true;
+  try {
+    handle?.select(index);
+  } finally {
+    selectingFromHost = false;
+  }
+  const boxes = root.querySelectorAll<HTMLElement>(`.ecco-token[data-position="${index}"]`);
+  boxes.forEach((box) => box.classList.add(LINKED_CLASS));
+  visibleBoxes()[index]?.scrollIntoView({ block: "nearest", inline: "nearest" });
+}
+
+function renderedState(): RenderedState {
+  const boxes = visibleBoxes();
+  return {
+    phase,
+    resultId: result?.resultId ?? null,
+    tokenCount: boxes.length,
+    tokenTexts: boxes.map((box) => box.querySelector(".ecco-text")?.textContent ?? ""),
+    highlightedIndex: highlighted,
+    views: Array.from(root.querySelectorAll<HTMLElement>("[role=tab][data-view], .ecco-root[data-view]")).map(
+      (el) => el.dataset.view ?? "",
+    ),
+    errorMessage,
+    themeKind: document.body.dataset.vscodeThemeKind ?? "",
+  };
+}
+
+/** Clicks or hovers a token's box as a user's pointer would, then reads the tooltip that shows. */
+async function probe(index: number, action: "click" | "hover"): Promise<string> {
+  const box = visibleBoxes()[index];
+  if (!box) {
+    throw new Error(`no token box at position ${index} (${visibleBoxes().length} shown)`);
+  }
+  box.scrollIntoView({ block: "nearest" });
+  if (action === "click") {
+    box.click();
+  } else {
+    box.dispatchEvent(new MouseEvent("mouseenter", { bubbles: false }));
+    box.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+  }
+  await new Promise((resolve) => requestAnimationFrame(() => resolve(undefined)));
+  const tooltip = Array.from(root.querySelectorAll<HTMLElement>(".ecco-tooltip")).find((el) => !el.hidden);
+  return tooltip?.textContent ?? "";
+}
+
+// The handshake: the host answers with what the panel showed before this page existed.
+void channel
+  .request<ReadyReply>({ type: "ready" }, 30_000)
+  .then(async (reply) => {
+    if (reply.last) {
+      await answer(reply.last);
+    }
+  })
+  .catch((error: unknown) => showMessage("error", `The extension did not answer: ${String(error)}`));

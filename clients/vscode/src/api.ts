@@ -1,0 +1,20 @@
+import type { DaemonStatus, ExplainResult, RenderedState } from "../shared/protocol";
+
+/**
+ * What `activate` returns: the extension's surface for other extensions and for the end-to-end test,
+ * which drives the real command and reads the panel's state through the real webview messages.
+ */
+export interface EccoApi {
+  /** Runs "Explain selection" on the active editor; rejects when the server fails. */
+  explainSelection(): Promise<ExplainResult | undefined>;
+  /** The current result (undefined before the first, or after its document changed). */
+  currentResult(): ExplainResult | undefined;
+  /** Asks the panel's page what it has drawn. */
+  renderedState(): Promise<RenderedState>;
+  /** Clicks or hovers a token in the panel as a user would; returns the tooltip text then shown. */
+  probeToken(index: number, action: "click" | "hover"): Promise<string>;
+  /** The status bar item's text and the daemon status behind it. */
+  status(): { text: string; daemon: DaemonStatus | undefined };
+  /** Resolves once the language server runs (or failed to start). */
+  serverReady(): Promise<boolean>;
+}

@@ -1,0 +1,75 @@
+import * as vscode from "vscode";
+import type { EccoApi } from "./api";
+import { createLogger, logError, showLog } from "./common/logger";
+import { onPythonInterpreterChanged } from "./common/python";
+import { ServerLifecycle } from "./common/server";
+import { needsRestart } from "./common/settings";
+import { StatusBar } from "./common/status";
+import { Explainer } from "./explain";
+import { EXPLAIN_VIEW_ID, ExplainViewProvider } from "./panel/explainViewProvider";
+
+let lifecycle: ServerLifecycle | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<EccoApi> {
+  const output = createLogger();
+  const status = new StatusBar();
+  let explainer: Explainer | undefined;
+  lifecycle = new ServerLifecycle({ status, output, onToken: (token) => explainer?.appendToken(token) });
+  const server = lifecycle;
+  const panel = new ExplainViewProvider(context.extensionUri, {
+    onTokenClicked: (index) => void explainer?.revealToken(index),
+    onRecompute: (resultId, view, params) => explainer!.recompute(resultId, view, params),
+  });
+  explainer = new Explainer(server, panel);
+  const activeExplainer = explainer;
+
+  context.subscriptions.push(
+    output,
+    status,
+    server,
+    panel,
+    activeExplainer,
+    vscode.window.registerWebviewViewProvider(EXPLAIN_VIEW_ID, panel, {
+      webviewOptions: { retainContextWhenHidden: true },
+    }),
+    vscode.commands.registerCommand("ecco.explainSelection", async () => {
+      try {
+        await activeExplainer.explainSelection();
+      } catch {
+        // Already shown to the user and logged by the explainer.
+      }
+    }),
+    vscode.commands.registerCommand("ecco.restartServer", () => server.restart()),
+    vscode.commands.registerCommand("ecco.showLog", () => showLog()),
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (needsRestart(event)) {
+        void server.restart();
+      }
+    }),
+    await onPythonInterpreterChanged(() => {
+      if (!vscode.workspace.getConfiguration("ecco").get<string>("pythonPath")) {
+        void server.restart();
+      }
+    }),
+  );
+
+  const started = server.restart().catch((error: unknown) => logError("starting the language server", error));
+
+  return {
+    explainSelection: () => activeExplainer.explainSelection(),
+    currentResult: () => activeExplainer.result,
+    renderedState: () => panel.renderedState(),
+    probeToken: (index, action) => panel.probeToken(index, action),
+    status: () => ({ text: status.text, daemon: status.daemonStatus }),
+    serverReady: async () => {
+      await started;
+      return (await server.running()) !== undefined;
+    },
+  };
+}
+
+export async function deactivate(): Promise<void> {
+  const stopping = lifecycle?.stop();
+  lifecycle = undefined;
+  await stopping;
+}
