@@ -45,6 +45,13 @@ function makeView(ctx: ViewContext, viewName: string, data: unknown): View {
   return view;
 }
 
+const HANDLES = new WeakMap<HTMLElement, Handle>();
+
+/** The handle of the view last rendered into `element` (e.g. one rendered by an inline script). */
+export function handleOf(element: HTMLElement | null): Handle | undefined {
+  return element ? HANDLES.get(element) : undefined;
+}
+
 export interface Handle {
   readonly view: string;
   readonly element: HTMLElement;
@@ -63,6 +70,7 @@ function sameTheme(a: Theme, b: Theme): boolean {
 /** Draws `viewName` with `data` into `element` (its content is replaced) and returns a handle. */
 export function render(element: HTMLElement, viewName: string, data: unknown, options: RenderOptions = {}): Handle {
   if (!element || typeof element.appendChild !== "function") throw new TypeError("EccoRender.render: element must be a DOM element");
+  HANDLES.get(element)?.destroy();
   const doc = element.ownerDocument;
   installStyles(doc, options.nonce);
   const themeClass = options.theme === "dark" ? " ecco-dark" : options.theme === "light" ? " ecco-light" : "";
@@ -133,9 +141,11 @@ export function render(element: HTMLElement, viewName: string, data: unknown, op
       media?.removeEventListener?.("change", retheme);
       emitter.clear();
       view = null;
+      HANDLES.delete(element);
       clear(element);
     },
   };
+  HANDLES.set(element, handle);
   return handle;
 }
 
@@ -153,4 +163,4 @@ export function renderScripts(doc: Document = document): Handle[] {
   return handles;
 }
 
-(globalThis as unknown as Record<string, unknown>).EccoRender = { render, renderScripts, views, version };
+(globalThis as unknown as Record<string, unknown>).EccoRender = { render, renderScripts, handleOf, views, version };

@@ -16,7 +16,7 @@ const MEAN = -1;
 
 export class AttentionView extends BaseView<AttentionData> {
   private layer = 0;
-  private head = 0;
+  private head: number | null = null; // index into data.heads, or MEAN; null: not chosen yet
   private mode: Mode = this.ctx.options.mode ?? "lines";
   private query: number | null = null;
   private hoveredQuery: number | null = null;
@@ -42,7 +42,7 @@ export class AttentionView extends BaseView<AttentionData> {
   /** Attention weights from query q to every key in the current layer/head selection. */
   private weights(q: number): number[] {
     const perHead = this.data.attention[this.layer];
-    if (this.head !== MEAN) return perHead[this.head][q].map((v) => (Number.isFinite(v) ? v : 0));
+    if (this.head !== MEAN) return perHead[this.head ?? 0][q].map((v) => (Number.isFinite(v) ? v : 0));
     const n = this.data.tokens.length;
     const out = new Array<number>(n).fill(0);
     for (const m of perHead) m[q].forEach((v, k) => (out[k] += (Number.isFinite(v) ? v : 0) / perHead.length));
@@ -57,7 +57,7 @@ export class AttentionView extends BaseView<AttentionData> {
     this.reset();
     const n = this.data.tokens.length;
     if (this.layer >= this.data.layers.length) this.layer = 0;
-    if (this.head >= this.data.heads.length) this.head = 0;
+    if (this.head === null || this.head >= this.data.heads.length) this.head = this.data.heads.length > 1 ? MEAN : 0;
     if (this.query === null || this.query >= n) this.query = n - 1;
     const headItems = this.data.heads.map((hd, i) => ({ value: String(i), label: `Head ${hd}` }));
     if (this.data.heads.length > 1) headItems.unshift({ value: String(MEAN), label: "Mean of heads" });

@@ -124,12 +124,12 @@ export class NmfView extends BaseView<NmfData> {
       };
       go.addEventListener("click", request);
       input.addEventListener("keydown", (event) => event.key === "Enter" && request());
-      bar.append(h("label", { class: "ecco-field" }, "Factors", input), go);
+      bar.append(h("label", { class: "ecco-field" }, "Number of factors", input), go);
       if (this.pendingK !== null) bar.append(h("span", { class: "ecco-note ecco-pending" }, `computing ${this.pendingK} factors…`));
     } else {
       bar.append(
         picker(
-          "Factors",
+          "Number of factors",
           choices.map((k) => ({ value: String(k), label: String(k) })),
           String(this.k),
           (v) => {
@@ -150,7 +150,7 @@ export class NmfView extends BaseView<NmfData> {
   }
 
   private factorList(): HTMLElement {
-    const list = h("div", { class: "ecco-factors", role: "listbox", "aria-label": "Factors" });
+    const list = h("div", { class: "ecco-factors", role: "listbox", "aria-label": "Factor list" });
     this.rows = this.factors.map((values, f) => {
       const color = factorColor(this.ctx.theme, f);
       const swatch = h("span", { class: "ecco-swatch" });

@@ -1,0 +1,32 @@
+"""Draw analysis views with the bundled EccoRender script, offline: Jupyter output cells (JupyterLab,
+the classic Notebook, VS Code notebooks) and self-contained HTML files. No CDN, no RequireJS, no iframe.
+
+The view data each view takes is specified in protocol/VIEWS.md.
+"""
+
+from .bundle import BundleMissing, bundle_path, bundle_source
+from .html import ViewSpec, render_html, write_html
+from .plain import to_plain
+
+VIEWS = (
+    "tokens",
+    "probability",
+    "saliency",
+    "layer_predictions",
+    "rankings",
+    "rankings_watch",
+    "nmf",
+    "attention",
+    "tabs",
+)
+
+__all__ = [
+    "VIEWS",
+    "BundleMissing",
+    "ViewSpec",
+    "bundle_path",
+    "bundle_source",
+    "render_html",
+    "to_plain",
+    "write_html",
+]
