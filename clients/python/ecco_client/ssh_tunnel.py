@@ -14,7 +14,8 @@ passwords on the terminal (a language server has none), it checks nothing beyond
 nothing stops it at exit. The system ``ssh`` honours the user's config, agent, ProxyJump and known_hosts
 as it is; running it in BatchMode with no TTY makes every failure an exit with a message on stderr, which
 this module turns into a distinct exception (host key, authentication, unreachable server, busy local
-port, nothing listening on the remote side). Standard library only; no torch.
+port, nothing listening on the remote side). Each is a ``DaemonUnavailable``, so a caller of
+``connect(ssh=...)`` catches one class either way. Needs only the standard library; no torch.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from .exceptions import DaemonUnavailable
 
 __all__ = [
     "RemoteTargetRefused",
@@ -61,7 +64,7 @@ STDERR_TAIL_LINES = 40
 # --------------------------------------------------------------------------------------------- errors
 
 
-class SshTunnelError(ConnectionError):
+class SshTunnelError(DaemonUnavailable, ConnectionError):
     """The tunnel could not be opened, or its ssh child died; ``stderr`` holds ssh's own words."""
 
     def __init__(self, message: str, *, stderr: str = "", returncode: int | None = None) -> None:

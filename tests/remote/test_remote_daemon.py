@@ -1,0 +1,141 @@
+"""The real daemon (tiny Llama, loopback only) reached by real clients through a real sshd and ssh -L."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+import ecco_client
+import ecco_client.aio
+import pytest
+from ecco_client.ssh_tunnel import RemoteTargetRefused, SshTunnel
+
+from tests.daemon_process import DaemonProcess
+
+from .sshd import SshServer
+from .test_ssh_tunnel import pid_running, port_is_free, wait_until
+
+PROMPT = "Transformers use attention"
+
+
+def tunnel_of(client: Any) -> SshTunnel:
+    tunnel = client.inner._tunnel  # the client owns it; the test only looks
+    assert isinstance(tunnel, SshTunnel)
+    return tunnel
+
+
+def connect_through_ssh(daemon: DaemonProcess, sshd: SshServer, tunnel_options: dict[str, Any],
+                        **kwargs: Any) -> ecco_client.Client:
+    info = daemon.info
+    return ecco_client.connect(address=info.address, key=info.key, user=info.user, ssh=sshd.ssh_target,
+                               ssh_options=tunnel_options, timeout=20, **kwargs)
+
+
+def test_streaming_generation_through_the_tunnel(daemon: DaemonProcess, sshd: SshServer,
+                                                 tunnel_options: dict[str, Any]) -> None:
+    with connect_through_ssh(daemon, sshd, tunnel_options) as client:
+        tunnel = tunnel_of(client)
+        assert client.address == tunnel.local_address != daemon.info.address
+        assert tunnel.remote_port == int(daemon.info.address.rsplit(":", 1)[1])
+        streamed: list[dict[str, Any]] = []
+        out = client.model().generate(PROMPT, generate=12, alternatives=5, on_token=streamed.append)
+        generated = out.token_ids[out.n_input_tokens:].tolist()
+        assert 1 <= len(generated) <= 12
+        assert [event["token_id"] for event in streamed] == generated
+        assert [event["position"] for event in streamed] == list(range(out.n_input_tokens, len(out.token_ids)))
+        assert out.probabilities.shape == (len(generated),)
+    # The same request straight to the daemon gives the same greedy tokens: the tunnel changes nothing.
+    with ecco_client.connect(connection_file=daemon.connection_file, timeout=20) as direct:
+        assert direct.model().generate(PROMPT, generate=12, alternatives=5).token_ids.tolist() == \
+            out.token_ids.tolist()
+    assert "Accepted publickey" in sshd.log()
+
+
+def test_large_array_result_through_the_tunnel(daemon: DaemonProcess, sshd: SshServer,
+                                               tunnel_options: dict[str, Any]) -> None:
+    """The largest result generation gives: every step with the 100 most likely alternatives, as binary."""
+    with connect_through_ssh(daemon, sshd, tunnel_options) as client:
+        lm = client.model()
+        out = lm.generate(list(range(3, 11)), generate=100, alternatives=100)
+        steps = len(out.token_ids) - out.n_input_tokens
+        assert out.alternatives["ids"].shape == (steps, 100)
+        assert out.alternatives["probs"].dtype.name == "float32"
+        # Alternatives come sorted, the chosen (greedy) token first, and each row is a piece of a distribution.
+        assert (out.alternatives["ids"][:, 0] == out.token_ids[out.n_input_tokens:]).all()
+        assert (out.alternatives["probs"][:, :-1] >= out.alternatives["probs"][:, 1:]).all()
+        assert (out.alternatives["probs"].sum(axis=1) <= 1.0 + 1e-5).all()
+
+
+async def test_async_client_streams_through_the_tunnel(daemon: DaemonProcess, sshd: SshServer,
+                                                       tunnel_options: dict[str, Any]) -> None:
+    info = daemon.info
+    client = await ecco_client.aio.connect(address=info.address, key=info.key, user=info.user,
+                                           ssh=sshd.ssh_target, ssh_options=tunnel_options, timeout=20)
+    tunnel = client._tunnel
+    try:
+        assert client.address == tunnel.local_address
+        tokens = [event async for event in ecco_client.AsyncLanguageModel(client, None).stream(PROMPT, generate=6)]
+        assert 1 <= len(tokens) <= 6
+        assert all(0.0 <= event["prob"] <= 1.0 for event in tokens)
+    finally:
+        await client.close()
+    assert not tunnel.alive
+
+
+def test_closing_the_client_closes_the_tunnel(daemon: DaemonProcess, sshd: SshServer,
+                                              tunnel_options: dict[str, Any]) -> None:
+    client = connect_through_ssh(daemon, sshd, tunnel_options)
+    tunnel = tunnel_of(client)
+    pid, port = tunnel.pid, tunnel.local_port
+    assert pid is not None and pid_running(pid)
+    assert client.ping() < 5.0
+    client.close()
+    assert not pid_running(pid)
+    assert port_is_free(port)
+
+
+def test_a_dying_tunnel_fails_the_request_instead_of_hanging(daemon: DaemonProcess, sshd: SshServer,
+                                                             tunnel_options: dict[str, Any]) -> None:
+    with connect_through_ssh(daemon, sshd, tunnel_options) as client:
+        tunnel = tunnel_of(client)
+        assert tunnel.pid is not None
+
+        def cut_the_tunnel(_event: dict[str, Any]) -> None:
+            if tunnel.alive:
+                os.kill(tunnel.pid, signal.SIGKILL)
+
+        started = time.monotonic()
+        with pytest.raises(ecco_client.DaemonUnavailable):
+            client.model().generate(PROMPT, generate=100, on_token=cut_the_tunnel)
+        assert time.monotonic() - started < 20 + 5, "the request outlived the client's timeout"
+    # The daemon itself is unharmed and still serves direct clients.
+    with ecco_client.connect(connection_file=daemon.connection_file, timeout=20) as direct:
+        assert direct.ping() < 5.0
+
+
+def test_no_daemon_behind_the_tunnel_is_a_clear_error(daemon: DaemonProcess, sshd: SshServer,
+                                                      tunnel_options: dict[str, Any]) -> None:
+    with socket.socket() as held:  # a port on the SSH host where nothing listens
+        held.bind(("127.0.0.1", 0))
+        info = daemon.info
+        with pytest.raises(RemoteTargetRefused, match="is the daemon running") as caught:
+            ecco_client.connect(address=f"tcp://127.0.0.1:{held.getsockname()[1]}", key=info.key,
+                                ssh=sshd.ssh_target, ssh_options=tunnel_options, timeout=5)
+    assert isinstance(caught.value, ecco_client.DaemonUnavailable)
+
+
+def test_tunnel_and_client_survive_many_requests(daemon: DaemonProcess, sshd: SshServer,
+                                                 tunnel_options: dict[str, Any]) -> None:
+    """Several requests in flight at once over one tunnelled connection, each answered to its own id."""
+    with connect_through_ssh(daemon, sshd, tunnel_options) as client:
+        prompts = [list(range(3 + i, 9 + i)) for i in range(6)]
+        handles = [client.request("generate", {"input_ids": p, "generate": 5, "alternatives": 3})
+                   for p in prompts]
+        for prompt, handle in zip(prompts, handles, strict=True):
+            result = handle.result()
+            assert result["token_ids"][: len(prompt)].tolist() == prompt
+        wait_until(lambda: tunnel_of(client).alive, "the tunnel to stay up")
+
