@@ -139,3 +139,12 @@ def test_tunnel_and_client_survive_many_requests(daemon: DaemonProcess, sshd: Ss
             assert result["token_ids"][: len(prompt)].tolist() == prompt
         wait_until(lambda: tunnel_of(client).alive, "the tunnel to stay up")
 
+
+
+def test_the_tunnel_does_not_replace_the_key(daemon: DaemonProcess, sshd: SshServer,
+                                             tunnel_options: dict[str, Any]) -> None:
+    """SSH gets you to the port; the daemon still refuses messages signed with the wrong key."""
+    info = daemon.info
+    with pytest.raises(ecco_client.Unauthorized):
+        ecco_client.connect(address=info.address, key="not-the-key", user=info.user, ssh=sshd.ssh_target,
+                            ssh_options=tunnel_options, timeout=10)

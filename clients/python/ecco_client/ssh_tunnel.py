@@ -374,8 +374,8 @@ class SshTunnel:
         self.target = parse_ssh_target(ssh)
         self.remote_host, self.remote_port = parse_remote_address(remote_address)
         self.remote_address = remote_address
-        self.identity_file = os.fspath(identity_file) if identity_file is not None else None
-        self.config_file = os.fspath(config_file) if config_file is not None else None
+        self.identity_file = os.path.expanduser(identity_file) if identity_file is not None else None
+        self.config_file = os.path.expanduser(config_file) if config_file is not None else None
         self.ssh_options = tuple(ssh_options)
         for option in self.ssh_options:
             if "=" not in option or option.startswith("-"):
