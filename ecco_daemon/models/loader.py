@@ -252,11 +252,11 @@ def load_model(
         parts = _load_parts(resolved, entry.path, options, trust_remote_code, progress)
     if failure is not None:
         raise failure
-    return _finish(resolved, parts, name, entry, started)
+    return _finish(resolved, parts, name, entry, options.get("device_map") == "auto", started)
 
 
 def _finish(
-    spec: ModelSpec, parts: _Parts, name: str | None, entry: CacheEntry | None, started: float
+    spec: ModelSpec, parts: _Parts, name: str | None, entry: CacheEntry | None, spread: bool, started: float
 ) -> LoadedModel:
     model = parts.model
     model.eval()
@@ -264,15 +264,17 @@ def _finish(
     extra: dict[str, Any] = {}
     if entry is not None:
         extra["cache"] = str(entry.path)
-    if getattr(model, "hf_device_map", None):
-        extra["device_map"] = {k: str(v) for k, v in model.hf_device_map.items()}
+    device = model.get_input_embeddings().weight.device
+    if spread:  # accelerate records a map only when it split the model; one device is a map too
+        placement = getattr(model, "hf_device_map", None) or {"": device}
+        extra["device_map"] = {module: str(place) for module, place in placement.items()}
     extra_tokens = spec.embedded.stop_tokens if spec.embedded is not None else ()
     loaded = LoadedModel(
         name=name or spec.default_name,
         source=spec.source,
         model=model,
         tokenizer=parts.tokenizer,
-        device=model.get_input_embeddings().weight.device,
+        device=device,
         dtype=model.dtype,
         load_seconds=time.perf_counter() - started,
         stop_token_ids=_stop_token_ids(parts.tokenizer, model, extra_tokens),
