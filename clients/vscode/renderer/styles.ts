@@ -7,10 +7,11 @@ const CSS = `
 .ecco-root {
   --ecco-fg: var(--vscode-editor-foreground, var(--jp-content-font-color1, var(--ecco-page-fg, #1f2328)));
   --ecco-bg: var(--vscode-editor-background, var(--jp-layout-color0, var(--ecco-page-bg, #ffffff)));
-  --ecco-muted: var(--vscode-descriptionForeground, var(--jp-content-font-color2, var(--ecco-page-muted, #59636e)));
-  --ecco-border: var(--vscode-panel-border, var(--jp-border-color1, var(--ecco-page-border, #c8d1da)));
   --ecco-accent: var(--vscode-focusBorder, var(--jp-brand-color1, var(--ecco-page-accent, #0969da)));
-  --ecco-surface: var(--vscode-editorWidget-background, var(--jp-layout-color1, var(--ecco-page-surface, #f6f8fa)));
+  /* secondary colors follow the host when it names them, else derive from the actual fg/bg */
+  --ecco-muted: var(--vscode-descriptionForeground, var(--jp-content-font-color2, color-mix(in srgb, var(--ecco-fg) 72%, var(--ecco-bg))));
+  --ecco-border: var(--vscode-panel-border, var(--jp-border-color1, color-mix(in srgb, var(--ecco-fg) 25%, var(--ecco-bg))));
+  --ecco-surface: var(--vscode-editorWidget-background, var(--jp-layout-color1, color-mix(in srgb, var(--ecco-fg) 5%, var(--ecco-bg))));
   --ecco-font: var(--vscode-font-family, var(--jp-ui-font-family, system-ui, -apple-system, "Segoe UI", Roboto, sans-serif));
   --ecco-mono: var(--vscode-editor-font-family, var(--jp-code-font-family, ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace));
   position: relative;
@@ -42,7 +43,8 @@ const CSS = `
 }
 .ecco-root .ecco-seg button.ecco-btn:last-child { border-right: 0; }
 .ecco-root button.ecco-btn[aria-pressed="true"], .ecco-root button.ecco-btn[aria-selected="true"] {
-  background: var(--ecco-accent); color: var(--ecco-bg);
+  background: color-mix(in srgb, var(--ecco-accent) 22%, var(--ecco-bg)); color: var(--ecco-fg);
+  box-shadow: inset 0 -2px 0 var(--ecco-accent); font-weight: 600;
 }
 .ecco-root button.ecco-btn.ecco-solo { border: 1px solid var(--ecco-border); border-radius: 4px; }
 .ecco-root button.ecco-btn:disabled { opacity: 0.5; cursor: default; }

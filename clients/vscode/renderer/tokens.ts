@@ -8,6 +8,7 @@ import type { TokenData } from "./types";
 export interface StripOptions {
   label: string;
   clickable?: (index: number) => boolean;
+  dimUnclickable?: boolean; // fade tokens that cannot be picked (e.g. positions not computed)
   onHover?: (index: number | null) => void;
   onSelect?: (index: number | null) => void;
   onActivate?: (index: number) => void;
@@ -85,7 +86,8 @@ export class TokenStrip {
     }
     if (token.special) classes.push("ecco-special");
     const clickable = this.isClickable(i);
-    classes.push(clickable ? "ecco-clickable" : "ecco-disabled");
+    if (clickable) classes.push("ecco-clickable");
+    else if (this.opts.dimUnclickable) classes.push("ecco-disabled");
     const box = h(
       "span",
       {
@@ -119,7 +121,7 @@ export class TokenStrip {
     this.boxes.forEach((box, i) => {
       const clickable = this.isClickable(i);
       box.classList.toggle("ecco-clickable", clickable);
-      box.classList.toggle("ecco-disabled", !clickable);
+      box.classList.toggle("ecco-disabled", !clickable && Boolean(this.opts.dimUnclickable));
       if (clickable) box.removeAttribute("aria-disabled");
       else box.setAttribute("aria-disabled", "true");
     });

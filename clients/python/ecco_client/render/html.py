@@ -23,10 +23,9 @@ SPEC_TYPE = "application/vnd.ecco.view+json"
 FALLBACK_TEXT = "Ecco view: it appears once its script runs (in Jupyter, trust the notebook)."
 
 _PAGE_STYLE = """
-:root { color-scheme: light dark; --ecco-page-bg: #ffffff; --ecco-page-fg: #1f2328; }
+:root { color-scheme: light dark; --ecco-page-bg: #ffffff; --ecco-page-fg: #1f2328; --ecco-page-accent: #0969da; }
 @media (prefers-color-scheme: dark) {
-  :root { --ecco-page-bg: #1e1e1e; --ecco-page-fg: #d4d4d4; --ecco-page-muted: #9da5b4;
-          --ecco-page-border: #454545; --ecco-page-accent: #3794ff; --ecco-page-surface: #252526; }
+  :root { --ecco-page-bg: #1e1e1e; --ecco-page-fg: #d4d4d4; --ecco-page-accent: #3794ff; }
 }
 body { margin: 16px; background: var(--ecco-page-bg); color: var(--ecco-page-fg);
        font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }

@@ -78,6 +78,7 @@ export class LayerPredictionsView extends BaseView<LayerPredictionsData> {
     this.strip = new TokenStrip(this.data.tokens, this.ctx.tooltip, {
       label: "Position: the model's predictions after the chosen token",
       clickable: (i) => computed.has(i) || live,
+      dimUnclickable: true,
       onSelect: (i) => {
         if (i === null) return;
         if (computed.has(i)) {
