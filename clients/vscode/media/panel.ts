@@ -52,6 +52,13 @@ window.addEventListener("message", (event: MessageEvent<unknown>) => {
     void channel.receive(event.data as Envelope<ToWebviewMessage>);
   }
 });
+/** Content-Security-Policy violations seen on this page; the end-to-end test expects none. */
+const cspViolations: string[] = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  const what = `${event.violatedDirective} blocked ${event.blockedURI || "inline"}`;
+  cspViolations.push(what);
+  channel.notify({ type: "webviewError", message: `CSP: ${what}` });
+});
 window.addEventListener("error", (event) => channel.notify({ type: "webviewError", message: String(event.message) }));
 
 async function answer(body: ToWebviewMessage): Promise<FromWebviewMessage | undefined> {
@@ -220,6 +227,7 @@ function renderedState(): RenderedState {
       (el) => el.dataset.view ?? "",
     ),
     errorMessage,
+    cspViolations: [...cspViolations],
     themeKind: document.body.dataset.vscodeThemeKind ?? "",
   };
 }

@@ -87,6 +87,7 @@ export interface RenderedState {
   highlightedIndex: number | null;
   views: string[];
   errorMessage: string | null;
+  cspViolations: string[];
   themeKind: string;
 }
 

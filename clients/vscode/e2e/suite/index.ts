@@ -127,6 +127,7 @@ export async function run(): Promise<void> {
     assert.ok(result, "the extension holds the result");
     assert.equal(state.tokenCount, result.tokens.length, "one token box per token of the result");
     assert.equal(state.resultId, result.resultId);
+    assert.deepEqual(state.cspViolations, [], "the panel runs under its Content-Security-Policy without violations");
     const covered = result.tokens
       .filter((t) => t.range)
       .map((t) => document.getText(rangeOf(result, t.index)))
