@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +13,8 @@ import pytest
 
 from .sshd import SshServer, start_sshd
 
+# Subprocesses started by these tests import the client from the source tree.
 CLIENT_SRC = Path(__file__).resolve().parents[2] / "clients" / "python"
-try:
-    import ecco_client  # noqa: F401
-except ImportError:  # the client is not installed in this environment: use the source tree
-    sys.path.insert(0, str(CLIENT_SRC))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -32,6 +28,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture(scope="session")
 def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def sshd_without_forwarding(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    server = start_sshd(tmp_path_factory.mktemp("sshd-no-forwarding"), forwarding=False)
     try:
         yield server
     finally:

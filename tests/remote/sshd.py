@@ -100,7 +100,7 @@ class SshServer:
                 self.process.wait(timeout=10)
 
 
-def write_config(folder: Path, port: int, host_key: Path, authorized_keys: Path) -> Path:
+def write_config(folder: Path, port: int, host_key: Path, authorized_keys: Path, forwarding: bool) -> Path:
     config = folder / "sshd_config"
     config.write_text(
         "\n".join(
@@ -115,7 +115,7 @@ def write_config(folder: Path, port: int, host_key: Path, authorized_keys: Path)
                 "StrictModes no",
                 "UsePAM no",
                 f"PidFile {folder / 'sshd.pid'}",
-                "AllowTcpForwarding yes",
+                f"AllowTcpForwarding {'yes' if forwarding else 'no'}",
                 "PermitRootLogin prohibit-password",
                 "LogLevel VERBOSE",
                 "",
@@ -140,8 +140,11 @@ def wait_for_banner(process: subprocess.Popen[bytes], port: int, deadline: float
     raise TimeoutError(f"sshd on port {port} did not greet within {START_TIMEOUT_S}s")
 
 
-def start_sshd(folder: Path) -> SshServer:
-    """Generate keys and config in folder and start sshd in the foreground on a free loopback port."""
+def start_sshd(folder: Path, *, forwarding: bool = True) -> SshServer:
+    """Generate keys and config in folder and start sshd in the foreground on a free loopback port.
+
+    ``forwarding=False`` gives a locked-down server (``AllowTcpForwarding no``), as some hosts are.
+    """
     ensure_openssh()
     folder.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
@@ -153,7 +156,7 @@ def start_sshd(folder: Path) -> SshServer:
     log_file = folder / "sshd.log"
     for _ in range(BIND_RETRIES):
         port = free_port()
-        config = write_config(folder, port, host_key, authorized)
+        config = write_config(folder, port, host_key, authorized, forwarding)
         with log_file.open("ab") as log:
             process = subprocess.Popen(
                 [SSHD, "-D", "-e", "-f", str(config)],

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import zmq
 from ecco_client.ssh_tunnel import (
+    ForwardingProhibited,
     RemoteTargetRefused,
     SshAuthError,
     SshConnectError,
@@ -312,6 +313,15 @@ def test_nothing_listening_on_the_remote_side(sshd: SshServer, tunnel_options: d
     with SshTunnel(sshd.ssh_target, f"tcp://127.0.0.1:{dead_port}", check_remote=False,
                    **tunnel_options) as tunnel:
         assert tunnel.alive
+
+
+def test_server_without_tcp_forwarding(sshd_without_forwarding: SshServer, echo_server: EchoServer) -> None:
+    server = sshd_without_forwarding
+    with pytest.raises(ForwardingProhibited, match="does not allow TCP forwarding") as caught:
+        SshTunnel(server.ssh_target, echo_server.address, identity_file=server.identity_file,
+                  ssh_options=server.ssh_options, config_file=os.devnull)
+    assert "administratively prohibited" in caught.value.stderr
+    assert echo_server.connections == 0
 
 
 def test_busy_local_port_is_reported(sshd: SshServer, tunnel_options: dict[str, Any],

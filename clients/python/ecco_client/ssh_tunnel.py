@@ -42,6 +42,7 @@ from typing import Any
 from .exceptions import DaemonUnavailable
 
 __all__ = [
+    "ForwardingProhibited",
     "RemoteTargetRefused",
     "SshAuthError",
     "SshConnectError",
@@ -88,6 +89,10 @@ class SshConnectError(SshTunnelError):
 
 class SshForwardError(SshTunnelError):
     """ssh could not listen on the local port it was given."""
+
+
+class ForwardingProhibited(SshTunnelError):
+    """The SSH server does not allow TCP forwarding for this user (sshd's AllowTcpForwarding)."""
 
 
 class RemoteTargetRefused(SshTunnelError):
@@ -533,6 +538,12 @@ class SshTunnel:
         while True:
             if watch.opened:
                 return
+            if any("prohibited" in line for line in watch.failures):
+                raise ForwardingProhibited(
+                    f"the SSH server {self.target} does not allow TCP forwarding (AllowTcpForwarding in its "
+                    f"sshd_config, or a restriction on your key)",
+                    stderr=watch.text(),
+                )
             if watch.failures:
                 raise RemoteTargetRefused(
                     f"SSH to {self.target} works, but nothing accepts connections at {self.remote_host}:"
