@@ -50,3 +50,10 @@ def pytest_runtest_makereport(item, call):
             process = item.funcargs.get(fixture_name) if hasattr(item, "funcargs") else None
             if isinstance(process, DaemonProcess):
                 report.sections.append((f"{fixture_name} log", process.log()[-20000:]))
+
+
+@pytest.fixture(scope="session")
+def smollm2_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    """The real SmolLM2-135M-Instruct behind a real daemon, shared by the integration tier."""
+    with DaemonProcess(tmp_path_factory.mktemp("smollm2-daemon"), ["smollm2-135m"]) as process:
+        yield process

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ecco_client.connection_file import ConnectionInfo, read_connection_file
 
-READY_TIMEOUT_S = 180.0
+READY_TIMEOUT_S = 600.0  # a cold SmolLM2 cache downloads and converts first
 
 
 class DaemonProcess:
