@@ -238,7 +238,8 @@ def _build_stack(
                 missing.append(f"MLP down projection {override['mlp_down']!r} in {layer_path}")
                 break
             shape = _linear_shape(module)
-            sizes.add(shape[0] if shape else -1)
+            if shape is not None:
+                sizes.add(shape[0])
             mlp_down.append(module)
             mlp_paths.append(f"{layer_path}.{override['mlp_down']}")
             continue
