@@ -51,6 +51,8 @@ class RequestStream:
         self.on_event = on_event
         self._queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
         self._result: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        # A caller may never ask for the outcome (fire and forget); that is not worth a warning at exit.
+        self._result.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.last_queue_position: int | None = None
 
     def _deliver(self, event: Event) -> None:
