@@ -3,6 +3,7 @@ DOM; every page must log no console error and make no request besides its own fi
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -313,3 +314,56 @@ def test_token_text_is_never_parsed_as_html(open_html, view_data):
     assert loaded.page.locator("img").count() == 0
     assert "<img" in loaded.page.locator('.ecco-token[data-position="1"]').inner_text()
     loaded.assert_clean()
+
+
+def test_live_layer_predictions_request_answered_in_its_tab(open_html, view_data):
+    full = view_data["layer_predictions"]
+    first, wanted = full["positions"][0], full["positions"][-1]
+    partial = {**full, "positions": [first], "selected": first["position"]}
+    tabs = [
+        {"title": "Tokens", "view": "tokens", "data": view_data["tokens"]},
+        {"title": "Layers", "view": "layer_predictions", "data": partial},
+    ]
+    loaded = open_html(page_html("tabs", {"tabs": tabs}, live=True))
+    page = loaded.page
+    loaded.handle_call(ROOT, "window.__req = []; handle.on('request-layer-predictions', d => __req.push(d));")
+    page.get_by_role("tab", name="Layers").click()
+    panel = page.locator('.ecco-panel[data-view="layer_predictions"]')
+    panel.locator(f'.ecco-token[data-position="{wanted["position"]}"]').click()
+    assert page.evaluate("__req") == [{"position": wanted["position"], "tab": 1, "view": "layer_predictions"}]
+    assert "Computing position" in panel.locator(".ecco-note").first.inner_text()
+    loaded.handle_call(ROOT, "handle.updateTab(1, arg)", full)
+    assert panel.is_visible()
+    assert f"position {wanted['position']}" in panel.locator(".ecco-note").first.inner_text()
+    prob = float(panel.locator("tr.ecco-layer-row td.ecco-pred").first.get_attribute("data-prob"))
+    assert prob == pytest.approx(wanted["layers"][0]["top"][0]["prob"], rel=1e-6)
+    loaded.assert_clean()
+
+
+def test_strict_webview_csp_allows_the_bundle_and_its_styles(browser, bundle, tmp_path, view_data):
+    """The VS Code webview's policy: scripts and styles only with the nonce, nothing else."""
+    (tmp_path / "ecco-render.js").write_text(bundle.read_text(encoding="utf-8"), encoding="utf-8")
+    nonce = "n0nce4test"
+    csp = f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'"
+    data = json.dumps(view_data["saliency"]).replace("<", "\\u003c")
+    page_file = tmp_path / "webview.html"
+    page_file.write_text(
+        f"""<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="{csp}"></head>
+<body><div id="root"></div><script nonce="{nonce}" src="ecco-render.js"></script>
+<script nonce="{nonce}">window.h = EccoRender.render(document.getElementById("root"), "saliency", {data},
+  {{nonce: "{nonce}", live: true}});</script></body></html>""",
+        encoding="utf-8",
+    )
+    context = browser.new_context()
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: m.type in ("error", "warning") and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(page_file.as_uri())
+    page.wait_for_selector(".ecco-token")
+    styled = page.eval_on_selector(".ecco-token", "e => getComputedStyle(e).borderTopStyle")
+    painted = page.eval_on_selector_all(".ecco-token", "els => els.filter(e => e.style.backgroundColor).length")
+    context.close()
+    assert problems == []
+    assert styled == "dashed"  # the stylesheet applied: input tokens get a dashed border
+    assert painted >= 1  # CSSOM colors applied under the policy

@@ -56,6 +56,8 @@ export interface Handle {
   readonly view: string;
   readonly element: HTMLElement;
   update(data: unknown): void;
+  /** tabs view only: new data for one tab (the `tab` of a request event), keeping the others' state. */
+  updateTab(tab: number, data: unknown): void;
   appendToken(token: StreamToken): void;
   select(position: number | null): void;
   on(event: string, listener: Listener): () => void;
@@ -123,6 +125,14 @@ export function render(element: HTMLElement, viewName: string, data: unknown, op
       if (!view) return;
       try {
         view.update(next);
+      } catch (error) {
+        fail(error);
+      }
+    },
+    updateTab(tab: number, next: unknown) {
+      if (!(view instanceof TabsView)) throw new DataError(`updateTab needs the tabs view, not ${viewName}`);
+      try {
+        view.updateTab(tab, next);
       } catch (error) {
         fail(error);
       }
