@@ -1,0 +1,203 @@
+"""The Explain panel's page alone, in headless Chromium, with a stand-in for VS Code's webview API.
+
+Faster than the full editor run and able to reach what it does not: the ready handshake replaying the last
+result, the streamed continuation, a recompute asked for by the NMF view and answered by the host, and
+the error state. The page is the panel's own (its glue, the renderer bundle, its stylesheet) under the
+same strict Content-Security-Policy the extension sets; the view data comes from a real tiny model.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+VSCODE_DIR = REPO / "clients" / "vscode"
+CHROMIUM = "/usr/bin/chromium"
+WAIT_MS = 10_000
+
+
+@pytest.fixture(scope="module")
+def panel_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The panel's page and assets, laid out as the webview serves them, with a stand-in acquireVsCodeApi."""
+    npm = shutil.which("npm")
+    assert npm, "npm is needed to build the panel"
+    if not (VSCODE_DIR / "node_modules" / ".bin" / "esbuild").exists():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=VSCODE_DIR, check=True)
+    subprocess.run(["node", "esbuild.config.mjs", "renderer", "webview"], cwd=VSCODE_DIR, check=True)
+    root = tmp_path_factory.mktemp("panel")
+    for name in ("ecco-render.js", "panel.js"):
+        shutil.copy(VSCODE_DIR / "out" / "media" / name, root / name)
+    shutil.copy(VSCODE_DIR / "media" / "panel.css", root / "panel.css")
+    nonce = secrets.token_urlsafe(18)
+    # The same policy as src/panel/html.ts, with file: standing in for the webview's resource origin.
+    csp = (f"default-src 'none'; img-src file: data:; font-src file:; style-src file: 'nonce-{nonce}'; "
+           f"script-src 'nonce-{nonce}'")
+    (root / "index.html").write_text(f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<meta name="ecco-nonce" content="{nonce}">
+<link rel="stylesheet" href="panel.css" nonce="{nonce}"><title>Ecco</title></head>
+<body class="vscode-light" data-vscode-theme-kind="vscode-light">
+<div id="ecco-message" class="ecco-panel-message" role="status">Select text.</div><div id="ecco-root"></div>
+<script nonce="{nonce}">
+  window.__posted = [];
+  window.acquireVsCodeApi = () => ({{ postMessage: (m) => window.__posted.push(JSON.parse(JSON.stringify(m))) }});
+</script>
+<script nonce="{nonce}" src="ecco-render.js"></script>
+<script nonce="{nonce}" src="panel.js"></script>
+</body></html>""")
+    return root
+
+
+@pytest.fixture(scope="module")
+def views(tiny_model_factory) -> dict[str, Any]:
+    from ecco_client.render import to_plain
+
+    from tests.renderer.view_data import all_views
+
+    return {name: to_plain(data) for name, data in all_views(tiny_model_factory("gpt2")).items()}
+
+
+def explain_result(views: dict[str, Any], tabs: bool = True) -> dict[str, Any]:
+    """An `ecco.explain` reply as the language server shapes it, over the tiny model's real data: the
+    probability and NMF views in tabs, or the probability view alone."""
+    prob = views["probability"]
+    tokens, column = [], 0
+    for i, token in enumerate(prob["tokens"]):
+        start, column = column, column + len(token["text"])
+        tokens.append({
+            "index": i, "text": token["text"], "generated": not token["is_input"],
+            "range": {"start": {"line": 0, "character": start}, "end": {"line": 0, "character": column}},
+            "probability": prob["probs"][i], "rank": (prob.get("ranks") or [None] * len(tokens))[i],
+            "alternatives": [{"token": a["text"], "probability": a["prob"]} for a in (prob["top"][i] or [])],
+        })
+    pages = [{"title": "Probability", "view": "probability", "data": prob},
+             {"title": "Factors", "view": "nmf", "data": views["nmf"]}]
+    view = {"view": "tabs", "data": {"tabs": pages}} if tabs else {"view": "probability", "data": prob}
+    return {"resultId": "result-1", "uri": "file:///sample.txt", "model": "tiny-gpt2", "tokens": tokens,
+            "range": {"start": tokens[0]["range"]["start"], "end": tokens[-1]["range"]["end"]}, "view": view}
+
+
+class StandInHost:
+    """Plays the extension host's side of shared/protocol.ts over the page's postMessage."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.next_id = 10_000
+
+    def posted(self) -> list[dict[str, Any]]:
+        return self.page.evaluate("window.__posted")
+
+    def wait_posted(self, predicate_js: str, arg: Any = None) -> dict[str, Any]:
+        """Waits for the page to post a message for which `(m, arg) => predicate` holds; returns it."""
+        found = self.page.wait_for_function(
+            f"([arg]) => window.__posted.find((m) => ({predicate_js})(m, arg)) || null", arg=[arg], timeout=WAIT_MS)
+        return found.json_value()
+
+    def send(self, body: dict[str, Any], in_reply_to: int | None = None) -> int:
+        self.next_id += 1
+        envelope: dict[str, Any] = {"messageId": self.next_id, "body": body}
+        if in_reply_to is not None:
+            envelope["inReplyTo"] = in_reply_to
+        self.page.evaluate("(m) => window.postMessage(m, '*')", envelope)
+        return self.next_id
+
+    def request(self, body: dict[str, Any]) -> dict[str, Any]:
+        sent = self.send(body)
+        reply = self.wait_posted("(m, id) => m.inReplyTo === id", sent)
+        assert "error" not in reply, reply
+        return reply["body"]
+
+    def state(self) -> dict[str, Any]:
+        return self.request({"type": "getRenderedState"})["state"]
+
+
+@pytest.fixture
+def panel(panel_files: Path) -> Iterator[tuple[Any, StandInHost, list[str]]]:
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox", "--disable-gpu", "--allow-file-access-from-files"])
+        page = browser.new_page(viewport={"width": 420, "height": 800})
+        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("request", lambda r: r.url.startswith("file:") or problems.append(f"request {r.url}"))
+        page.goto((panel_files / "index.html").as_uri())
+        yield page, StandInHost(page), problems
+        browser.close()
+
+
+def test_handshake_replays_the_result_and_tokens_link_both_ways(panel, views) -> None:
+    page, host, problems = panel
+    result = explain_result(views, tabs=False)
+    ready = host.wait_posted("(m) => m.body.type === 'ready'")
+    host.send({"type": "readyReply", "last": {"type": "showResult", "result": result}}, in_reply_to=ready["messageId"])
+
+    state = host.state()
+    assert state["phase"] == "result" and state["resultId"] == "result-1"
+    assert state["tokenCount"] == len(result["tokens"])
+    assert state["views"] == ["probability"]
+    assert state["cspViolations"] == [] and state["themeKind"] == "vscode-light"
+
+    # A click on a token's box tells the host which token, so it can select the text in the editor.
+    page.locator(".ecco-token").nth(2).click()
+    host.wait_posted("(m) => m.body.type === 'tokenClicked' && m.body.index === 2")
+
+    # The editor's cursor moved onto token 3: the panel selects and marks it, and does not echo a click back.
+    host.send({"type": "highlightToken", "index": 3})
+    assert host.state()["highlightedIndex"] == 3
+    assert page.locator(".ecco-token[data-position='3']").get_attribute("aria-selected") == "true"
+    assert "ecco-linked" in (page.locator(".ecco-token[data-position='3']").first.get_attribute("class") or "")
+    assert not [m for m in host.posted() if m["body"].get("type") == "tokenClicked" and m["body"]["index"] == 3]
+
+    tooltip = host.request({"type": "probeToken", "index": 3, "action": "hover"})["tooltip"]
+    assert "%" in tooltip, tooltip
+    assert problems == []
+
+
+def test_streamed_tokens_recompute_and_errors(panel, views) -> None:
+    page, host, problems = panel
+    result = explain_result(views)
+    ready = host.wait_posted("(m) => m.body.type === 'ready'")
+    host.send({"type": "readyReply", "last": None}, in_reply_to=ready["messageId"])
+    assert host.state()["phase"] == "empty"
+    host.send({"type": "showLoading", "text": "Explaining 40 characters"})
+    assert host.state()["phase"] == "loading"
+    assert page.locator("body[aria-busy='true'] #ecco-message").inner_text() == "Explaining 40 characters"
+
+    host.send({"type": "showResult", "result": result})
+    assert {"tabs", "probability", "nmf"} <= set(host.state()["views"])
+    before = host.state()["tokenCount"]
+    streamed = {"index": before, "text": " Rome", "range": None, "probability": 0.25, "rank": 2,
+                "alternatives": [{"token": " Paris", "probability": 0.5}], "generated": True}
+    host.send({"type": "appendToken", "resultId": "result-1", "token": streamed})
+    after = host.state()
+    assert after["tokenCount"] == before + 1 and after["tokenTexts"][-1] == "Rome"
+
+    # The NMF tab asks for another factor count; the host's reply is drawn in that tab.
+    page.get_by_role("tab", name="Factors").click()
+    page.get_by_label("Number of factors").fill("5")
+    page.get_by_role("button", name="Recompute").click()
+    asked = host.wait_posted("(m) => m.body.type === 'recompute'")
+    assert asked["body"]["resultId"] == "result-1" and asked["body"]["view"] == "nmf"
+    assert asked["body"]["params"]["k"] == 5
+    host.send({"type": "recomputeReply", "data": views["nmf_k5"]}, in_reply_to=asked["messageId"])
+    page.wait_for_function("document.querySelectorAll('.ecco-panel:not([hidden]) .ecco-factor').length === 5",
+                           timeout=WAIT_MS)
+
+    host.send({"type": "showError", "message": "daemon unreachable at tcp://127.0.0.1:5555"})
+    state = host.state()
+    assert state["phase"] == "error" and "unreachable" in state["errorMessage"]
+    assert page.locator("#ecco-message.ecco-panel-error").is_visible()
+    assert json.dumps(state["cspViolations"]) == "[]"
+    assert problems == []
