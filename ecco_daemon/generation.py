@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,10 +96,10 @@ def generate(
                 check_cancelled()
             if encoder_decoder:
                 out = model(encoder_outputs=encoder_outputs, decoder_input_ids=step_input,
-                            past_key_values=past, use_cache=True)
+                            cache=past, use_cache=True)
             else:
-                out = model(input_ids=step_input, past_key_values=past, use_cache=True)
-            past = out.past_key_values
+                out = model(input_ids=step_input, cache=past, use_cache=True)
+            past = out.cache
             logits = out.logits[0, -1].float()  # (V,)
             probs = torch.softmax(logits, dim=-1)
             token_id = choose_token(logits, sampling, generator)
@@ -119,3 +120,210 @@ def generate(
                 break
             step_input = torch.tensor([[token_id]], device=device)
     return output
+
+
+# -- batched decoding ------------------------------------------------------------------------------------
+
+
+def can_batch(lm: LoadedModel) -> bool:
+    """Decoder-only models with a plain growing key/value cache; others decode one request at a time."""
+    config = lm.model.config
+    if getattr(config, "is_encoder_decoder", False) or lm.family != "causal":
+        return False
+    layer_types = getattr(config, "layer_types", None) or []
+    return all(kind == "full_attention" for kind in layer_types) and not getattr(config, "sliding_window", None)
+
+
+@dataclass(eq=False)
+class DecodeRow:
+    """One request's decoding state inside a batch: its own sampling, stop rule, stream and outcome."""
+
+    input_ids: list[int]
+    max_new_tokens: int
+    sampling: SamplingParams
+    alternatives: int = 5
+    on_step: Callable[[int, Step], None] | None = None
+    tag: object = None  # the caller's handle (a job)
+    output: GenerationOutput = field(init=False)
+    generator: torch.Generator | None = field(init=False, default=None)
+    done: bool = field(init=False, default=False)
+    error: BaseException | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.output = GenerationOutput(input_ids=list(self.input_ids))
+        self.done = self.max_new_tokens <= 0
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done = True
+
+
+def _seeded_generator(sampling: SamplingParams, device: torch.device) -> torch.Generator | None:
+    if not sampling.do_sample:
+        return None
+    generator = torch.Generator(device=device)
+    if sampling.seed is not None:
+        generator.manual_seed(sampling.seed)
+    else:
+        generator.seed()
+    return generator
+
+
+def _left_pad(tensor: torch.Tensor, length: int, dim: int) -> torch.Tensor:
+    missing = length - tensor.shape[dim]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+class BatchDecoder:
+    """Decodes many requests in one forward pass per step; requests join and leave between steps.
+
+    Rows are left-padded to a common cache length; the attention mask hides the padding and explicit
+    position ids give every row the positions it would have alone, so each row's tokens are those of
+    solo decoding. Finished, cancelled or failed rows leave at once and the padding they needed goes.
+    """
+
+    def __init__(self, lm: LoadedModel) -> None:
+        if not can_batch(lm):
+            raise ValueError(f"{lm.name} cannot decode in batches")
+        self.lm = lm
+        self.rows: list[DecodeRow] = []
+        self._cache: Any = None  # DynamicCache over self.rows, (B, H, L, D) per layer
+        self._mask: torch.Tensor | None = None  # (B, L) 1 for real tokens, 0 for padding
+        self._positions: torch.Tensor | None = None  # (B,) position id of each row's next token
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, rows: list[DecodeRow]) -> None:
+        """Prefill new rows together and choose their first tokens; a row that fails alone fails alone."""
+        rows = [r for r in rows if not r.done]
+        if not rows:
+            return
+        for row in rows:
+            row.generator = _seeded_generator(row.sampling, self.lm.device)
+        try:
+            self._prefill(rows)
+        except Exception:
+            if len(rows) == 1:
+                raise
+            # One row (a huge prompt, say) may be what failed: retry each alone so only it gets the error.
+            for row in rows:
+                try:
+                    self._prefill([row])
+                except Exception as exc:  # answered to that row's request only
+                    row.fail(exc)
+
+    def step(self) -> list[DecodeRow]:
+        """One decoding step for every row; returns the rows that finished (done, failed or stopped)."""
+        if not self.rows:
+            return []
+        assert self._mask is not None and self._positions is not None
+        last = torch.tensor([[r.output.generated_ids[-1]] for r in self.rows], device=self.lm.device)  # (B, 1)
+        mask = torch.cat([self._mask, self._mask.new_ones(len(self.rows), 1)], dim=1)  # (B, L+1)
+        with torch.inference_mode():
+            out = self.lm.model(input_ids=last, attention_mask=mask, position_ids=self._positions[:, None],
+                                cache=self._cache, use_cache=True)
+        self._cache, self._mask = out.cache, mask
+        self._positions = self._positions + 1
+        logits = out.logits[:, -1].float()  # (B, V)
+        for index, row in enumerate(self.rows):
+            self._advance(row, logits[index])
+        return self.drop_finished()
+
+    def drop_finished(self, extra: list[DecodeRow] | None = None) -> list[DecodeRow]:
+        """Take finished rows (and ``extra`` ones, e.g. cancelled) out of the batch; returns them."""
+        leaving = [r for r in self.rows if r.done or (extra is not None and r in extra)]
+        if not leaving:
+            return []
+        keep = [i for i, r in enumerate(self.rows) if r not in leaving]
+        self.rows = [self.rows[i] for i in keep]
+        if not keep:
+            self._cache = self._mask = self._positions = None
+            return leaving
+        index = torch.tensor(keep, device=self.lm.device)
+        assert self._mask is not None and self._positions is not None
+        self._mask, self._positions = self._mask[index], self._positions[index]
+        # Columns that are padding in every remaining row are dead weight.
+        start = int(self._mask.any(dim=0).nonzero()[0])
+        self._mask = self._mask[:, start:]
+        for layer in self._cache.layers:
+            layer.keys = layer.keys[index, :, start:]
+            layer.values = layer.values[index, :, start:]
+        return leaving
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _prefill(self, rows: list[DecodeRow]) -> None:
+        from transformers import DynamicCache
+
+        device = self.lm.device
+        length = max(len(r.input_ids) for r in rows)
+        ids = torch.zeros(len(rows), length, dtype=torch.long, device=device)  # (b, T), left-padded
+        mask = torch.zeros(len(rows), length, dtype=torch.long, device=device)  # (b, T)
+        for i, row in enumerate(rows):
+            ids[i, length - len(row.input_ids):] = torch.tensor(row.input_ids, device=device)
+            mask[i, length - len(row.input_ids):] = 1
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)  # (b, T)
+        with torch.inference_mode():
+            out = self.lm.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                cache=DynamicCache(), use_cache=True)
+        logits = out.logits[:, -1].float()  # (b, V)
+        self._merge(rows, out.cache, mask, positions[:, -1] + 1)
+        for i, row in enumerate(rows):
+            self._advance(row, logits[i])
+
+    def _merge(self, rows: list[DecodeRow], cache: Any, mask: torch.Tensor, positions: torch.Tensor) -> None:
+        if self._cache is None:
+            self.rows, self._cache, self._mask, self._positions = list(rows), cache, mask, positions
+            return
+        assert self._mask is not None and self._positions is not None
+        length = max(self._mask.shape[1], mask.shape[1])
+        for old, new in zip(self._cache.layers, cache.layers, strict=True):
+            old.keys = torch.cat([_left_pad(old.keys, length, 2), _left_pad(new.keys, length, 2)])
+            old.values = torch.cat([_left_pad(old.values, length, 2), _left_pad(new.values, length, 2)])
+        self._mask = torch.cat([_left_pad(self._mask, length, 1), _left_pad(mask, length, 1)])
+        self._positions = torch.cat([self._positions, positions])
+        self.rows += rows
+
+    def _advance(self, row: DecodeRow, logits: torch.Tensor) -> None:
+        """Score and choose the row's next token from its logits (V,); streams it; marks the row done."""
+        if row.done:
+            return
+        probs = torch.softmax(logits, dim=-1)
+        token_id = choose_token(logits, row.sampling, row.generator)
+        k = min(row.alternatives, probs.shape[-1])
+        top = torch.topk(probs, k) if k > 0 else None
+        step = Step(
+            token_id=token_id,
+            prob=float(probs[token_id]),
+            top_ids=top.indices.cpu().numpy().astype(np.int64) if top is not None else np.zeros(0, np.int64),
+            top_probs=top.values.cpu().numpy().astype(np.float32) if top is not None else np.zeros(0, np.float32),
+        )
+        output = row.output
+        output.generated_ids.append(token_id)
+        output.steps.append(step)
+        if row.on_step is not None:
+            try:
+                row.on_step(len(output.steps) - 1, step)
+            except Exception as exc:  # a broken stream ends that row, not the batch
+                row.fail(exc)
+                return
+        if token_id in self.lm.stop_token_ids:
+            output.stop_reason = "stop_token"
+            row.done = True
+        elif len(output.generated_ids) >= row.max_new_tokens:
+            row.done = True
+
+
+def generate_batch(lm: LoadedModel, rows: list[DecodeRow]) -> list[DecodeRow]:
+    """Decode all rows together until each is done (no joining): the in-process batched path."""
+    decoder = BatchDecoder(lm)
+    decoder.add(rows)
+    decoder.drop_finished()
+    while len(decoder):
+        decoder.step()
+    return rows

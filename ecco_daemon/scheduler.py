@@ -15,8 +15,12 @@ PositionListener = Callable[[Job, int, int], None]
 
 
 class Scheduler:
-    def __init__(self, max_queued_per_user: int = 64, on_position: PositionListener | None = None) -> None:
+    def __init__(self, max_queued_per_user: int = 64, on_position: PositionListener | None = None, *,
+                 max_job_cost: int | None = None, max_queued_cost_per_user: int | None = None) -> None:
         self.max_queued_per_user = max_queued_per_user
+        # Request size limits in work units (Job.cost: tokens, times attribution steps where there are some).
+        self.max_job_cost = max_job_cost
+        self.max_queued_cost_per_user = max_queued_cost_per_user
         self._queues: OrderedDict[str, deque[Job]] = OrderedDict()
         self._cond = threading.Condition()
         self._closed = False
@@ -27,13 +31,27 @@ class Scheduler:
         with self._cond:
             if self._closed:
                 raise OperationError(ErrorCode.SHUTTING_DOWN, "the daemon is shutting down")
-            queue = self._queues.setdefault(job.user.name, deque())
+            if self.max_job_cost is not None and job.cost > self.max_job_cost:
+                raise OperationError(
+                    ErrorCode.TOO_LARGE,
+                    f"this request costs {job.cost} work units (tokens x steps); the limit is {self.max_job_cost}",
+                    {"cost": job.cost, "limit": self.max_job_cost},
+                )
+            queue = self._queues.get(job.user.name, deque())
             if len(queue) >= self.max_queued_per_user:
                 raise OperationError(
                     ErrorCode.QUOTA_EXCEEDED,
                     f"user {job.user.name!r} already has {len(queue)} jobs queued (limit {self.max_queued_per_user})",
                 )
+            queued_cost = sum(j.cost for j in queue) + job.cost
+            if self.max_queued_cost_per_user is not None and queued_cost > self.max_queued_cost_per_user:
+                raise OperationError(
+                    ErrorCode.QUOTA_EXCEEDED,
+                    f"user {job.user.name!r} would have {queued_cost} work units queued "
+                    f"(limit {self.max_queued_cost_per_user})",
+                )
             queue.append(job)
+            self._queues[job.user.name] = queue
             self._cond.notify()
         self._announce_positions()
 
@@ -48,11 +66,36 @@ class Scheduler:
             batch = [first]
             if max_size > 1 and first.batch_key is not None:
                 batch += self._take_compatible(first.batch_key, max_size - 1)
-            for job in batch:
-                job.state = JobState.RUNNING
-                self._last_position.pop(job.key, None)
+            self._mark_running(batch)
         self._announce_positions()
         return batch
+
+    def join_batch(self, batch_key: tuple[object, ...], limit: int) -> list[Job]:
+        """Queued jobs that may join a batch already running (at most ``limit``).
+
+        Only while the next job in round-robin order shares the key: otherwise the batch drains and that
+        job gets its turn, so a batch that keeps growing never starves other kinds of work.
+        """
+        with self._cond:
+            if limit <= 0 or not self._has_work():
+                return []
+            first = next(iter(self._queues.values()))[0]
+            if first.batch_key != batch_key:
+                return []
+            batch = self._take_compatible(batch_key, limit)
+            for job in batch:
+                # Like a served user, a user whose job joined goes to the back of the rotation.
+                if job.user.name in self._queues:
+                    self._queues.move_to_end(job.user.name)
+            self._mark_running(batch)
+        if batch:
+            self._announce_positions()
+        return batch
+
+    def _mark_running(self, batch: list[Job]) -> None:
+        for job in batch:
+            job.state = JobState.RUNNING
+            self._last_position.pop(job.key, None)
 
     def remove(self, job: Job) -> bool:
         """Take a queued job out (cancel); False when it already left the queue."""

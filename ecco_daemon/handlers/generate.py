@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from ecco_client.wire.errors import ErrorCode
 
-from ..generation import GenerationOutput, SamplingParams, Step, generate
+from ..generation import GenerationOutput, SamplingParams, Step, can_batch, generate
 from ..params import ParamReader
 from ..server.errors import OperationError
 from ..server.job import Job
@@ -81,7 +81,8 @@ class GenerateRequest:
                                  f"{config.max_input_tokens}")
         self.resolved_ids = ids
         job.cost = len(ids) + self.max_new_tokens
-        job.batch_key = ("generate", lm.name)
+        # Requests on one model decode together (handlers/generate_batch.py) when the model allows it.
+        job.batch_key = ("generate", lm.name) if can_batch(lm) else None
 
 
 def step_event(tokenizer: Any, position: int, step: Step) -> dict[str, Any]:
@@ -130,6 +131,12 @@ def generate_op(job: Job, request: GenerateRequest) -> dict[str, Any]:
 
     out = generate(lm, request.resolved_ids, request.max_new_tokens, request.sampling, request.alternatives,
                    on_step=on_step, check_cancelled=job.check_cancelled)
+    return complete_generation(job, request, out)
+
+
+def complete_generation(job: Job, request: GenerateRequest, out: GenerationOutput) -> dict[str, Any]:
+    """The result of a finished generation; the solo and the batched paths both end here."""
+    lm = job.services.models.get(request.model)
     result = generation_result(lm.tokenizer, out, request.array_dtype)
     result["model"] = lm.name
     result["result_id"] = job.services.store.put(job.user.name, "generation", out,

@@ -1,0 +1,121 @@
+"""Cross-user batching: how jobs that share a batch key run together on one worker.
+
+A job's ``batch_key`` (set by its request's ``prepare``) is ``(kind, model, ...)``. When a factory is
+registered for ``kind``, the worker hands every compatible queued job to one ``JobBatch`` instead of
+running them one by one. Two shapes of batched work fit this:
+
+- stepped work (generation): ``admit`` prefills new jobs, ``step`` advances all of them one token, and
+  jobs that arrive meanwhile join between steps;
+- one-pass work (teacher-forced analyses): use ``OneShotBatch`` with a function that takes the jobs and
+  returns one result (or exception) per job; it runs them in one forward pass where the shapes allow.
+
+Either way the batch answers each job itself (through ``worker.finish_job``), so one job's failure is
+that job's error only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .server.job import Job
+    from .services import Services
+
+
+class JobBatch(Protocol):
+    def admit(self, jobs: list[Job]) -> None:
+        """Take these (already started) jobs in; answer at once any that cannot run."""
+
+    def step(self) -> None:
+        """Advance every job a step; answer the ones that finish."""
+
+    def active(self) -> int:
+        """How many jobs are still in the batch (0 ends it)."""
+
+    def abort(self, error: Exception) -> None:
+        """Answer every job still in the batch with this error (daemon shutdown)."""
+
+
+BatchFactory = Callable[["Services", tuple[Any, ...]], JobBatch]
+_FACTORIES: dict[str, BatchFactory] = {}
+
+
+def register_batch(kind: str) -> Callable[[BatchFactory], BatchFactory]:
+    """Register the batch runner for jobs whose batch key starts with ``kind``; duplicates are refused."""
+
+    def decorator(factory: BatchFactory) -> BatchFactory:
+        if kind in _FACTORIES:
+            raise ValueError(f"a batch runner for {kind!r} is registered twice")
+        _FACTORIES[kind] = factory
+        return factory
+
+    return decorator
+
+
+def batch_factory(batch_key: tuple[Any, ...] | None) -> BatchFactory | None:
+    if not batch_key:
+        return None
+    return _FACTORIES.get(str(batch_key[0]))
+
+
+OneShot = Callable[["Services", Sequence["Job"]], Sequence["dict[str, Any] | BaseException"]]
+
+
+class OneShotBatch:
+    """Adapter for work done in one pass: ``run(services, jobs)`` returns a result or exception per job."""
+
+    def __init__(self, services: Services, run: OneShot) -> None:
+        self.services = services
+        self.run = run
+        self._jobs: list[Job] = []
+
+    def admit(self, jobs: list[Job]) -> None:
+        self._jobs += jobs
+
+    def step(self) -> None:
+        from .worker import finish_job
+
+        jobs, self._jobs = self._jobs, []
+        try:
+            outcomes = self._run_checked(jobs)
+        except Exception as exc:
+            # The joint pass failed (one huge input, say): run each alone so only the culprit gets an error.
+            outcomes = [exc] if len(jobs) == 1 else [self._run_alone(job) for job in jobs]
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                finish_job(job, error=outcome)
+            else:
+                finish_job(job, result=outcome)
+
+    def _run_checked(self, jobs: list[Job]) -> list[dict[str, Any] | BaseException]:
+        outcomes = list(self.run(self.services, jobs))
+        if len(outcomes) != len(jobs):
+            raise RuntimeError(f"batch runner answered {len(outcomes)} of {len(jobs)} jobs")
+        return outcomes
+
+    def _run_alone(self, job: Job) -> dict[str, Any] | BaseException:
+        try:
+            return self._run_checked([job])[0]
+        except Exception as exc:
+            return exc
+
+    def active(self) -> int:
+        return len(self._jobs)
+
+    def abort(self, error: Exception) -> None:
+        from .worker import finish_job
+
+        jobs, self._jobs = self._jobs, []
+        for job in jobs:
+            finish_job(job, error=error)
+
+
+def one_shot(kind: str) -> Callable[[OneShot], OneShot]:
+    """Register a one-pass batch function: ``@one_shot("analyze")`` over ``fn(services, jobs) -> outcomes``."""
+
+    def decorator(run: OneShot) -> OneShot:
+        register_batch(kind)(lambda services, key: OneShotBatch(services, run))
+        return run
+
+    return decorator
