@@ -150,9 +150,8 @@ async function recompute(
     const tab = typeof detail.tab === "number" ? detail.tab : null;
     const spec = shown.view;
     if (tab !== null && spec.view === "tabs") {
-      const tabs = (spec.data as { tabs: { data: unknown }[] }).tabs;
-      tabs[tab].data = reply.data;
-      asking.update(spec.data);
+      (spec.data as { tabs: { data: unknown }[] }).tabs[tab].data = reply.data;
+      asking.updateTab(tab, reply.data);
     } else {
       spec.data = reply.data;
       asking.update(reply.data);
