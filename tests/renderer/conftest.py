@@ -52,10 +52,14 @@ def bundle() -> Path:
 
 @pytest.fixture(scope="session")
 def view_data(tiny_model_factory) -> dict[str, dict[str, Any]]:
-    """Plain view data for every view, from the tiny GPT-2's real forward pass and attributions."""
-    from tests.renderer.view_data import all_views
+    """Plain view data for every view, from the daemon's analyses on the tiny GPT-2."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    views = all_views(tiny_model_factory("gpt2"))
+    from tests.renderer.view_data import ViewBuilder
+
+    model_dir = tiny_model_factory("gpt2")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    views = ViewBuilder(model, AutoTokenizer.from_pretrained(model_dir)).all_views()
     return {name: to_plain(data) for name, data in views.items()}
 
 

@@ -1,24 +1,22 @@
-"""View data for the renderer tests, computed from a real (tiny, random) model's forward pass.
+"""View data for the renderer tests, produced by the daemon's own analyses on a real model.
 
-Why: the renderer must be checked on what the daemon's analyses produce, not on invented numbers. The
-attributions come from ecco_daemon.analysis.attribution; the other views come from one teacher-forced
-forward pass through the same architecture inspection (logit lens = final norm + unembedding per layer,
-MLP activations captured with scoped hooks). The dicts follow protocol/VIEWS.md.
+Why: the renderer must be checked on what the analyses produce, not on invented numbers. One
+``run_analysis`` (teacher-forced pass: scores, logit-lens states, rankings, MLP activations,
+attention) plus ``attribute`` for the generated tokens give everything; the functions below turn
+those numpy results into the JSON of protocol/VIEWS.md, as the client's Output objects do.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from sklearn.decomposition import NMF
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from ecco_daemon.analysis.architecture import capture_io, inspect_architecture
+from ecco_daemon.analysis import logit_lens
+from ecco_daemon.analysis.architecture import inspect_architecture
 from ecco_daemon.analysis.attribution import AttributionOptions, attribute
+from ecco_daemon.analysis.run import AnalysisRun, RunOptions, run_analysis
 from ecco_daemon.analysis.sequence import causal_sequence
 
 PROMPT = "The capital of France is"
@@ -26,198 +24,173 @@ CONTINUATION = " Paris. The capital of Germany is Berlin."
 TOP_K = 5
 
 
-@dataclass
-class RunData:
-    """Everything one forward pass gives, as numpy arrays."""
-
-    ids: np.ndarray  # (T,)
-    n_input: int
-    tokens: list[dict[str, Any]]
-    probs: np.ndarray  # (T, V) softmax of the row that predicts each next token
-    layer_logits: np.ndarray  # (L, T, V) logit lens per layer
-    attentions: np.ndarray  # (L, H, T, T)
-    mlp: np.ndarray  # (L, T, I) MLP activations
-    vocab_size: int
-
-
 def token_dicts(tokenizer, ids: np.ndarray, n_input: int) -> list[dict[str, Any]]:
+    """Tokens with their decoded text, input flag and word starts (from the tokenizer's own pieces)."""
     pieces = tokenizer.convert_ids_to_tokens([int(i) for i in ids])
     specials = set(tokenizer.all_special_ids)
     out = []
     for i, (token_id, piece) in enumerate(zip(ids, pieces, strict=True)):
+        special = int(token_id) in specials
         text = tokenizer.decode([int(token_id)])
+        starts = piece.startswith(("Ġ", "Ċ", "▁")) or text[:1].isspace()
         out.append(
             {
                 "text": text,
                 "id": int(token_id),
                 "is_input": i < n_input,
-                "word_start": i == 0 or piece.startswith("Ġ") or piece.startswith("Ċ") or int(token_id) in specials,
-                "special": int(token_id) in specials,
+                "word_start": i == 0 or special or starts or bool(out and out[-1]["special"]),
+                "special": special,
             }
         )
     return out
 
 
-def forward(model_dir: Path) -> tuple[RunData, Any, Any, Any]:
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
-    arch = inspect_architecture(model)
-    prompt_ids = tokenizer(PROMPT)["input_ids"]
-    ids = np.array(prompt_ids + tokenizer(CONTINUATION)["input_ids"], dtype=np.int64)
-    n_input = len(prompt_ids)
-    modules_out = dict(zip(arch.decoder.layer_paths, arch.decoder.layers, strict=True))
-    modules_mlp = dict(zip(arch.decoder.mlp_down_paths, arch.decoder.mlp_down, strict=True))
-    with torch.no_grad(), capture_io(modules_out, inputs=False) as states, capture_io(modules_mlp, inputs=True) as acts:
-        out = model(torch.tensor(ids)[None], output_attentions=True)
-        layer_logits = torch.stack([arch.lens_logits(states[p][0]) for p in arch.decoder.layer_paths])  # (L, T, V)
-    run = RunData(
-        ids=ids,
-        n_input=n_input,
-        tokens=token_dicts(tokenizer, ids, n_input),
-        probs=torch.softmax(out.logits[0], -1).numpy(),
-        layer_logits=layer_logits.numpy(),
-        attentions=torch.stack([a[0] for a in out.attentions]).numpy(),
-        mlp=torch.stack([acts[p][0] for p in arch.decoder.mlp_down_paths]).numpy(),
-        vocab_size=int(out.logits.shape[-1]),
-    )
-    return run, model, arch, tokenizer
+class ViewBuilder:
+    """Runs the analyses once for prompt + continuation and builds each view's data from the run."""
 
+    def __init__(self, model, tokenizer, prompt: str = PROMPT, continuation: str = CONTINUATION):
+        self.model, self.tokenizer = model, tokenizer
+        self.arch = inspect_architecture(model)
+        prompt_ids = tokenizer(prompt)["input_ids"]
+        continuation_ids = tokenizer(continuation, add_special_tokens=False)["input_ids"]
+        self.ids = np.array(prompt_ids + continuation_ids, dtype=np.int64)
+        self.n_input = len(prompt_ids)
+        self.tokens = token_dicts(tokenizer, self.ids, self.n_input)
+        attention = getattr(model.config, "_attn_implementation", None) == "eager"
+        self.run: AnalysisRun = run_analysis(
+            model, self.arch, tokenizer, causal_sequence(self.ids, 1), RunOptions(topk=TOP_K, attention=attention)
+        )
 
-def probability_view(run: RunData, tokenizer) -> dict[str, Any]:
-    T = len(run.ids)
-    probs: list[float | None] = [None]
-    top: list[list[dict[str, Any]] | None] = [None]
-    ranks: list[int | None] = [None]
-    entropy: list[float | None] = [None]
-    for i in range(1, T):
-        dist = run.probs[i - 1]  # (V,)
-        p = float(dist[run.ids[i]])
-        probs.append(p)
-        order = np.argsort(-dist)
-        top.append([{"text": tokenizer.decode([int(j)]), "id": int(j), "prob": float(dist[j])} for j in order[:TOP_K]])
-        ranks.append(int(np.flatnonzero(order == run.ids[i])[0]) + 1)
-        entropy.append(float(-(dist * np.log(np.clip(dist, 1e-30, None))).sum()))
-    return {"tokens": run.tokens, "probs": probs, "top": top, "ranks": ranks, "entropy": entropy}
+    def _decode(self, token_id: int) -> str:
+        return self.tokenizer.decode([int(token_id)])
 
+    def probability(self) -> dict[str, Any]:
+        s = self.run.scores
+        T = len(self.ids)
+        probs: list[float | None] = [None] * T
+        top: list[list[dict[str, Any]] | None] = [None] * T
+        ranks: list[int | None] = [None] * T
+        entropy: list[float | None] = [None] * T
+        for n, pos in enumerate(s.positions):
+            probs[pos] = float(s.probs[n])
+            ranks[pos] = int(s.ranks[n])
+            entropy[pos] = float(s.entropy[n])
+            top[pos] = [
+                {"text": self._decode(i), "id": int(i), "prob": float(p)}
+                for i, p in zip(s.topk_ids[n], s.topk_probs[n], strict=True)
+            ]
+        return {"tokens": self.tokens, "probs": probs, "top": top, "ranks": ranks, "entropy": entropy}
 
-def _ranks(logits: np.ndarray, token_id: int) -> int:
-    return int((logits > logits[token_id]).sum()) + 1
-
-
-def layer_predictions_view(run: RunData, tokenizer) -> dict[str, Any]:
-    L, T, _ = run.layer_logits.shape
-    lens_probs = torch.softmax(torch.from_numpy(run.layer_logits), -1).numpy()  # (L, T, V)
-    positions = []
-    for pos in range(run.n_input - 1, T - 1):  # the prompt's last token and every generated one but the last
-        layers = []
-        for layer in range(L):
-            dist = lens_probs[layer, pos]
-            order = np.argsort(-dist)[:TOP_K]
-            nxt = int(run.ids[pos + 1])
-            layers.append(
-                {
+    def layer_predictions(self) -> dict[str, Any]:
+        T = len(self.ids)
+        positions = []
+        for pos in range(self.n_input, T + 1):  # every generated token, and the next one after the text
+            lp = self.run.layer_predictions(pos, topk=TOP_K)
+            row = self.run.seq.prediction_row(pos)
+            lens_probs = torch.softmax(logit_lens.lens_logits(self.arch, self.run.hidden[:, row]), -1)  # (L, V)
+            layers = []
+            for li in range(len(lp.layers)):
+                entry: dict[str, Any] = {
                     "top": [
-                        {"text": tokenizer.decode([int(j)]), "id": int(j), "prob": float(dist[j]), "rank": r + 1}
-                        for r, j in enumerate(order)
-                    ],
-                    "target": {
-                        "text": tokenizer.decode([nxt]),
-                        "id": nxt,
-                        "prob": float(dist[nxt]),
-                        "rank": _ranks(run.layer_logits[layer, pos], nxt),
-                    },
+                        {"text": self._decode(i), "id": int(i), "prob": float(p), "rank": r + 1}
+                        for r, (i, p) in enumerate(zip(lp.token_ids[li], lp.probs[li], strict=True))
+                    ]
                 }
-            )
-        positions.append({"position": pos, "layers": layers})
-    return {
-        "tokens": run.tokens,
-        "layer_labels": [f"Layer {i + 1}" for i in range(L)],
-        "positions": positions,
-        "selected": run.n_input - 1,
-    }
-
-
-def rankings_view(run: RunData) -> dict[str, Any]:
-    L = run.layer_logits.shape[0]
-    targets = list(range(run.n_input, len(run.ids)))
-    ranks = [[_ranks(run.layer_logits[layer, t - 1], int(run.ids[t])) for t in targets] for layer in range(L)]
-    lens_probs = torch.softmax(torch.from_numpy(run.layer_logits), -1).numpy()
-    probs = [[float(lens_probs[layer, t - 1, run.ids[t]]) for t in targets] for layer in range(L)]
-    return {"tokens": run.tokens, "targets": targets, "ranks": ranks, "probs": probs, "vocab_size": run.vocab_size}
-
-
-def rankings_watch_view(run: RunData, tokenizer) -> dict[str, Any]:
-    position = run.n_input - 1
-    watch_ids = [tokenizer(w)["input_ids"][-1] for w in (" Paris", " Berlin", " the", " Rome")]
-    L = run.layer_logits.shape[0]
-    ranks = [[_ranks(run.layer_logits[layer, position], w) for w in watch_ids] for layer in range(L)]
-    return {
-        "tokens": run.tokens,
-        "position": position,
-        "watch": [{"text": tokenizer.decode([w]), "id": int(w)} for w in watch_ids],
-        "ranks": ranks,
-        "vocab_size": run.vocab_size,
-    }
-
-
-def saliency_view(run: RunData, model, arch, tokenizer) -> dict[str, Any]:
-    seq = causal_sequence(run.ids, first_target=run.n_input)
-    methods = []
-    for name, label, options in (
-        ("integrated_gradients", "Integrated gradients", AttributionOptions(steps=8)),
-        ("grad_x_input", "Gradient × input", AttributionOptions()),
-    ):
-        result = attribute(model, arch, seq, name, options)
-        methods.append({"name": name, "label": label, "targets": result.target_positions, "values": result.values})
-    foil = tokenizer(" Berlin")["input_ids"][-1]
-    contrast = attribute(model, arch, seq, "contrastive", AttributionOptions(foil_ids=foil))
-    methods.append(
-        {
-            "name": "contrastive",
-            "targets": contrast.target_positions,
-            "values": contrast.values,
-            "foils": [{"text": tokenizer.decode([int(f)]), "id": int(f)} for f in contrast.foil_ids],
+                if pos < T:
+                    actual = int(self.ids[pos])
+                    rank = int(self.run.rankings[li, list(self.run.seq.target_positions).index(pos)])
+                    entry["target"] = {
+                        "text": self._decode(actual),
+                        "id": actual,
+                        "prob": float(lens_probs[li, actual]),
+                        "rank": rank,
+                    }
+                layers.append(entry)
+            positions.append({"position": pos, "layers": layers})
+        return {
+            "tokens": self.tokens,
+            "layer_labels": [f"Layer {i}" for i in range(self.arch.n_layers)],
+            "positions": positions,
+            "selected": self.n_input,
         }
-    )
-    return {"tokens": run.tokens, "methods": methods}
 
+    def rankings(self) -> dict[str, Any]:
+        targets = list(self.run.seq.target_positions)
+        columns = [n for n, pos in enumerate(targets) if pos >= self.n_input]
+        return {
+            "tokens": self.tokens,
+            "targets": [int(targets[n]) for n in columns],
+            "ranks": self.run.rankings[:, columns],
+            "vocab_size": self.arch.vocab_size,
+        }
 
-def nmf_view(run: RunData, k: int = 3, alternatives: tuple[int, ...] = (2, 4)) -> dict[str, Any]:
-    acts = np.maximum(run.mlp, 0)  # (L, T, I); NMF needs non-negative input, as in Ecco
-    matrix = acts.transpose(1, 0, 2).reshape(acts.shape[1], -1)  # (T, L*I)
+    def rankings_watch(self, words: tuple[str, ...] = (" Paris", " Berlin", " the", " Rome")) -> dict[str, Any]:
+        watch_ids = [self.tokenizer(w, add_special_tokens=False)["input_ids"][-1] for w in words]
+        position = self.n_input
+        return {
+            "tokens": self.tokens,
+            "position": position,
+            "watch": [{"text": self._decode(w), "id": int(w)} for w in watch_ids],
+            "ranks": self.run.rankings_watch(watch_ids, position),
+            "vocab_size": self.arch.vocab_size,
+        }
 
-    def factors(n: int) -> np.ndarray:
-        model = NMF(n_components=n, init="nndsvda", max_iter=400, random_state=0)
-        return model.fit_transform(matrix).T  # (n, T)
+    def saliency(self) -> dict[str, Any]:
+        seq = causal_sequence(self.ids, first_target=self.n_input)
+        methods = []
+        for name, label, options in (
+            ("integrated_gradients", "Integrated gradients", AttributionOptions(steps=8)),
+            ("grad_x_input", "Gradient × input", AttributionOptions()),
+        ):
+            result = attribute(self.model, self.arch, seq, name, options)
+            methods.append({"name": name, "label": label, "targets": result.target_positions, "values": result.values})
+        foil = self.tokenizer(" Berlin", add_special_tokens=False)["input_ids"][-1]
+        contrast = attribute(self.model, self.arch, seq, "contrastive", AttributionOptions(foil_ids=foil))
+        methods.append(
+            {
+                "name": "contrastive",
+                "targets": contrast.target_positions,
+                "values": contrast.values,
+                "foils": [{"text": self._decode(f), "id": int(f)} for f in contrast.foil_ids],
+            }
+        )
+        return {"tokens": self.tokens, "methods": methods}
 
-    return {
-        "tokens": run.tokens,
-        "k": k,
-        "factors": factors(k),
-        "from_layer": 0,
-        "to_layer": acts.shape[0] - 1,
-        "alternatives": [{"k": n, "factors": factors(n)} for n in alternatives],
-        "k_range": [1, 8],
-    }
+    def nmf(self, k: int = 3, alternatives: tuple[int, ...] = (2, 4)) -> dict[str, Any]:
+        result = self.run.nmf(k)
+        return {
+            "tokens": self.tokens,
+            "k": result.n_components,
+            "factors": result.factors,
+            "from_layer": int(result.layers[0]),
+            "to_layer": int(result.layers[-1]),
+            "alternatives": [{"k": n, "factors": self.run.nmf(n).factors} for n in alternatives],
+            "k_range": [1, 8],
+        }
 
+    def attention(self) -> dict[str, Any]:
+        assert self.run.attention is not None, "load the model with attn_implementation='eager'"
+        weights = self.run.attention["self"]  # (L, H, T, T)
+        return {
+            "tokens": self.tokens,
+            "layers": list(range(weights.shape[0])),
+            "heads": list(range(weights.shape[1])),
+            "attention": weights,
+        }
 
-def attention_view(run: RunData) -> dict[str, Any]:
-    L, H = run.attentions.shape[:2]
-    return {"tokens": run.tokens, "layers": list(range(L)), "heads": list(range(H)), "attention": run.attentions}
-
-
-def all_views(model_dir: Path) -> dict[str, dict[str, Any]]:
-    """Every view's data for one run of the tiny model on the fixed text, plus "nmf_k5": the NMF with
-    another factor count, as a live host would answer a request-nmf event."""
-    run, model, arch, tokenizer = forward(model_dir)
-    return {
-        "tokens": {"tokens": run.tokens},
-        "probability": probability_view(run, tokenizer),
-        "saliency": saliency_view(run, model, arch, tokenizer),
-        "layer_predictions": layer_predictions_view(run, tokenizer),
-        "rankings": rankings_view(run),
-        "rankings_watch": rankings_watch_view(run, tokenizer),
-        "nmf": nmf_view(run),
-        "attention": attention_view(run),
-        "nmf_k5": nmf_view(run, k=5, alternatives=()),
-    }
+    def all_views(self) -> dict[str, dict[str, Any]]:
+        """Every view's data, plus "nmf_k5": the NMF with another factor count, as a live host would
+        answer a request-nmf event."""
+        views = {
+            "tokens": {"tokens": self.tokens},
+            "probability": self.probability(),
+            "saliency": self.saliency(),
+            "layer_predictions": self.layer_predictions(),
+            "rankings": self.rankings(),
+            "rankings_watch": self.rankings_watch(),
+            "nmf": self.nmf(),
+            "nmf_k5": self.nmf(5, alternatives=()),
+        }
+        if self.run.attention is not None:
+            views["attention"] = self.attention()
+        return views

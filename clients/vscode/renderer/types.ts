@@ -54,8 +54,8 @@ export interface Prediction {
 }
 
 export interface LayerPredictionsAtPosition {
-  position: number; // the hidden state read; predictions are for the token at position + 1
-  layers: { top: Prediction[]; target?: Prediction | null }[]; // one entry per layer, first layer first
+  position: number; // the position predicted (1..len(tokens)); len(tokens) = the token after the text
+  layers: { top: Prediction[]; target?: Prediction | null }[]; // per layer, first first; target = actual token
 }
 
 export interface LayerPredictionsData {
@@ -76,7 +76,7 @@ export interface RankingsData {
 
 export interface RankingsWatchData {
   tokens: TokenData[];
-  position: number; // the hidden state read; the watched tokens are candidates for position + 1
+  position: number; // the position predicted (1..len(tokens)); the watched tokens are candidates there
   watch: TokenRef[];
   ranks: number[][]; // (layers, len(watch)), 1-based
   probs?: number[][];

@@ -50,3 +50,10 @@ export function position(value: unknown, where: string, count: number): number {
   if (!Number.isInteger(p) || p < 0 || p >= count) throw new DataError(`${where} = ${p} is not a token position (0..${count - 1})`);
   return p;
 }
+
+/** A predicted position: 1..count, where count means the token after the text. */
+export function predicted(value: unknown, where: string, count: number): number {
+  const p = finite(value, where);
+  if (!Number.isInteger(p) || p < 1 || p > count) throw new DataError(`${where} = ${p} is not a predicted position (1..${count})`);
+  return p;
+}

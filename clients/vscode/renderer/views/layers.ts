@@ -6,7 +6,7 @@ import { css, mix, paint, textOn } from "../theme";
 import { quoted, TokenStrip } from "../tokens";
 import { tip } from "../tooltip";
 import type { LayerPredictionsAtPosition, LayerPredictionsData, Prediction, TokenData } from "../types";
-import { arr, checkTokens, DataError, finite, obj, position, str } from "../validate";
+import { arr, checkTokens, DataError, finite, obj, predicted, str } from "../validate";
 import { BaseView, roving } from "../view";
 
 export function layerLabel(labels: readonly string[] | undefined, layer: number): string {
@@ -30,7 +30,7 @@ export class LayerPredictionsView extends BaseView<LayerPredictionsData> {
     let layerCount: number | null = null;
     positions.forEach((p, k) => {
       const at = obj(p, `positions[${k}]`);
-      position(at.position, `positions[${k}].position`, n);
+      predicted(at.position, `positions[${k}].position`, n);
       const layers = arr(at.layers, `positions[${k}].layers`);
       if (layerCount !== null && layers.length !== layerCount) throw new DataError(`positions[${k}].layers has ${layers.length} layers, expected ${layerCount}`);
       layerCount = layers.length;
@@ -45,7 +45,7 @@ export class LayerPredictionsView extends BaseView<LayerPredictionsData> {
         });
       });
     });
-    if (d.selected !== undefined && d.selected !== null) position(d.selected, "selected", n);
+    if (d.selected !== undefined && d.selected !== null) predicted(d.selected, "selected", n);
     return {
       tokens: d.tokens as TokenData[],
       layer_labels: d.layer_labels as string[] | undefined,
@@ -75,9 +75,13 @@ export class LayerPredictionsView extends BaseView<LayerPredictionsData> {
       this.position = fallback !== null && computed.has(fallback) ? fallback : null;
     }
     const live = Boolean(this.ctx.options.live);
-    this.strip = new TokenStrip(this.data.tokens, this.ctx.tooltip, {
-      label: "Position: the model's predictions after the chosen token",
-      clickable: (i) => computed.has(i) || live,
+    const n = this.data.tokens.length;
+    const pickable = (i: number) => i >= 1 && (computed.has(i) || live);
+    // A last box stands for the token after the text, when it can be shown.
+    const boxes: TokenData[] = pickable(n) ? [...this.data.tokens, { text: "…next", special: true, is_input: false }] : this.data.tokens;
+    this.strip = new TokenStrip(boxes, this.ctx.tooltip, {
+      label: "Position: the token whose prediction to show",
+      clickable: pickable,
       dimUnclickable: true,
       onSelect: (i) => {
         if (i === null) return;
@@ -85,25 +89,30 @@ export class LayerPredictionsView extends BaseView<LayerPredictionsData> {
           this.position = i;
           this.pending = null;
           this.draw();
-          this.ctx.emit("select-token", { position: i, token: this.data.tokens[i] });
-        } else if (live) {
+          this.ctx.emit("select-token", { position: i, token: boxes[i] });
+        } else if (live && i >= 1) {
           this.pending = i;
           this.ctx.emit("request-layer-predictions", { position: i });
           this.draw();
         }
       },
-      onActivate: (i) => this.ctx.emit("reveal-token", { position: i, token: this.data.tokens[i] }),
-      tooltip: (i) => tip(quoted(this.data.tokens[i].text), computed.has(i) ? "predictions for the next token are shown below" : live ? "click to compute" : "not computed for this position"),
+      onActivate: (i) => i < n && this.ctx.emit("reveal-token", { position: i, token: this.data.tokens[i] }),
+      tooltip: (i) =>
+        tip(
+          i < n ? quoted(this.data.tokens[i].text) : "the token after the text",
+          computed.has(i) ? "each layer's prediction for this position is shown below" : pickable(i) ? "click to compute" : i === 0 ? "nothing predicts the first token" : "not computed for this position",
+        ),
     });
     if (this.position !== null) this.strip.select(this.position, false);
     const header = h("div", { class: "ecco-note" });
     if (this.pending !== null) header.append(`Computing position ${this.pending}…`);
     else if (this.position === null) header.append("No position computed.");
     else {
-      const next = this.data.tokens[this.position + 1];
+      const p = this.position;
+      const actual = this.data.tokens[p];
       header.append(
-        `Predictions after ${quoted(this.data.tokens[this.position].text)} (position ${this.position})`,
-        next ? `; the actual next token is ${quoted(next.text)}.` : ".",
+        `Predictions for position ${p}, after ${quoted(this.data.tokens[p - 1].text)}`,
+        actual ? `; the actual token there is ${quoted(actual.text)}.` : " (the token after the text).",
         computed.size > 1 || live ? " Pick another position above." : "",
       );
     }
@@ -117,7 +126,7 @@ export class LayerPredictionsView extends BaseView<LayerPredictionsData> {
           { at: 0.5, label: "50%" },
           { at: 1, label: "100%" },
         ]),
-        h("span", { class: "ecco-legend-item" }, "outlined: the actual next token"),
+        h("span", { class: "ecco-legend-item" }, "outlined: the actual token"),
       ),
     );
   }
@@ -148,7 +157,7 @@ export class LayerPredictionsView extends BaseView<LayerPredictionsData> {
     const hasTarget = at.layers.some((l) => l.target);
     const head = h("tr", {}, h("th", {}, "layer"));
     for (let i = 0; i < k; i++) head.appendChild(h("th", {}, `top ${i + 1}`));
-    if (hasTarget) head.appendChild(h("th", {}, "next token"));
+    if (hasTarget) head.appendChild(h("th", {}, "actual token"));
     const table = h("table", { class: "ecco-layers", "aria-label": "Top predictions per layer" }, h("thead", {}, head));
     const body = h("tbody");
     const rows: HTMLElement[] = [];

@@ -4,7 +4,7 @@
 // for with a "request-nmf" event that the host answers with handle.update(newData).
 import { h, num, percent, svg } from "../dom";
 import { gradientLegend, legendRow, swatchLegend } from "../legend";
-import { css, factorColor, mix, paint } from "../theme";
+import { css, factorColor, mix, paint, type RGB } from "../theme";
 import { TokenStrip } from "../tokens";
 import type { NmfData, TokenData } from "../types";
 import { arr, checkTokens, DataError, finite, matrix, obj } from "../validate";
@@ -89,7 +89,7 @@ export class NmfView extends BaseView<NmfData> {
       this.strip.el,
       legendRow(
         swatchLegend(this.ctx.theme, this.factors.map((_, f) => ({ label: `${f + 1}`, color: factorColor(this.ctx.theme, f) }))),
-        gradientLegend("activation (of the factor's max)", (t) => mix(this.ctx.theme, factorColor(this.ctx.theme, this.focused() ?? 0), t), [
+        gradientLegend("activation (of the factor's max)", (t) => this.legendColor(t), [
           { at: 0, label: "0" },
           { at: 1, label: "max" },
         ]),
@@ -246,12 +246,19 @@ export class NmfView extends BaseView<NmfData> {
     this.refreshLegend();
   }
 
+  /** The focused factor's hue, or a neutral ramp when each token shows its own dominant factor. */
+  private legendColor(t: number): RGB {
+    const { theme } = this.ctx;
+    const f = this.focused();
+    return mix(theme, f === null ? theme.fg : factorColor(theme, f), f === null ? t * 0.6 : t);
+  }
+
   private refreshLegend(): void {
     const gradient = this.ctx.body.querySelector(".ecco-legend-gradient");
     if (!gradient) return;
     const fresh = gradientLegend(
       this.focused() === null ? "activation (of each factor's max)" : `factor ${(this.focused() ?? 0) + 1} activation`,
-      (t) => mix(this.ctx.theme, factorColor(this.ctx.theme, this.focused() ?? 0), t),
+      (t) => this.legendColor(t),
       [
         { at: 0, label: "0" },
         { at: 1, label: "max" },

@@ -7,7 +7,7 @@ import { mix, paint } from "../theme";
 import { displayText, quoted } from "../tokens";
 import { tip } from "../tooltip";
 import type { RankingsData, RankingsWatchData, TokenData, TokenRef } from "../types";
-import { arr, checkTokens, DataError, finite, matrix, obj, position, str } from "../validate";
+import { arr, checkTokens, DataError, finite, matrix, obj, position, predicted, str } from "../validate";
 import { BaseView, type ViewContext } from "../view";
 import { layerLabel } from "./layers";
 
@@ -152,7 +152,7 @@ export class RankingsWatchView extends BaseView<RankingsWatchData> {
   protected check(data: unknown): RankingsWatchData {
     const d = obj(data, "data");
     const n = checkTokens(d);
-    position(d.position, "position", n);
+    predicted(d.position, "position", n);
     const watch = arr(d.watch, "watch");
     if (watch.length === 0) throw new DataError("watch must list at least one token");
     watch.forEach((w, i) => str(obj(w, `watch[${i}]`).text, `watch[${i}].text`));
@@ -166,13 +166,13 @@ export class RankingsWatchView extends BaseView<RankingsWatchData> {
     this.reset();
     const tokens: TokenData[] = this.data.tokens;
     const p = this.data.position;
-    const next = tokens[p + 1];
+    const actual = tokens[p];
     this.ctx.body.append(
       h(
         "div",
         { class: "ecco-note" },
-        `Rank of each watched token as the next token after ${quoted(tokens[p].text)} (position ${p})`,
-        next ? `; the actual next token is ${quoted(next.text)}.` : ".",
+        `Rank of each watched token at position ${p}, after ${quoted(tokens[p - 1].text)}`,
+        actual ? `; the actual token there is ${quoted(actual.text)}.` : " (the token after the text).",
       ),
       ...heatmap(
         this.ctx,
@@ -182,7 +182,7 @@ export class RankingsWatchView extends BaseView<RankingsWatchData> {
           probs: this.data.probs,
           vocab: this.data.vocab_size ?? maxRank(this.data.ranks),
           layerLabels: this.data.layer_labels,
-          describe: () => `after position ${p}`,
+          describe: () => `at position ${p}`,
         },
         (c) => this.ctx.emit("select-token", { position: p, token: tokens[p], watched: c.token }),
       ),
