@@ -1,4 +1,4 @@
-"""`ecco-daemon serve | status | pull`: the daemon's command line."""
+"""`ecco-daemon serve | status | pull | user`: the daemon's command line."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ DEFAULT_MODEL = "smollm2-135m"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecco-daemon", description=__doc__)
     parser.add_argument("--state-dir", type=Path, default=None,
-                        help="users, keys and connection files (default: $ECCO_DAEMON_HOME or ~/.local/share/ecco-daemon)")
+                        help="users, keys and connection files "
+                             "(default: $ECCO_DAEMON_HOME or ~/.local/share/ecco-daemon)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -33,6 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-new-tokens", type=int, default=1024)
     serve.add_argument("--result-ttl", type=float, default=3600.0, help="seconds a stored result is kept")
     serve.add_argument("--result-store-mb", type=int, default=2048, help="memory cap of the result store")
+    serve.add_argument("--curve", action="store_true",
+                       help="encrypt with ZeroMQ CURVE (a server keypair kept in the state dir); "
+                            "required to bind beyond loopback")
+    serve.add_argument("--trust-remote-code", action="append", default=[], metavar="MODEL",
+                       help="let this model (as named in --model or models.load) run its own code (repeatable)")
+    serve.add_argument("--max-input-tokens", type=int, default=4096, help="input + new tokens of one request")
+    serve.add_argument("--max-job-cost", type=int, default=1_000_000,
+                       help="work units (tokens x attribution steps) of one request; larger is TOO_LARGE")
+    serve.add_argument("--max-queued", type=int, default=64, help="jobs one user may have queued")
+    serve.add_argument("--job-time-limit", type=float, default=600.0,
+                       help="seconds a job may run; past it the job ends with TIMEOUT")
+    serve.add_argument("--max-batch-size", type=int, default=16,
+                       help="generation requests on one model decoded together")
 
     status = sub.add_parser("status", help="ask a running daemon for its state")
     status.add_argument("--connection-file", type=Path, default=None)
@@ -41,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     pull = sub.add_parser("pull", help="fetch and cache a model ahead of time")
     pull.add_argument("model", nargs="?", default=DEFAULT_MODEL)
+
+    user = sub.add_parser("user", help="add, list or remove users (a running daemon sees changes at once)")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = user_sub.add_parser("add", help="create a user and write their connection file")
+    add.add_argument("name")
+    add.add_argument("--role", choices=["user", "admin"], default="user")
+    add.add_argument("--address", default=None,
+                     help="address to put in the connection file (default: the running daemon's)")
+    user_sub.add_parser("list", help="list users and roles")
+    remove = user_sub.add_parser("remove", help="remove a user; their key stops working at once")
+    remove.add_argument("name")
     return parser
 
 
@@ -53,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args, state_dir)
     if args.command == "status":
         return status(args, state_dir)
+    if args.command == "user":
+        from .user_cli import run_user_command
+
+        return run_user_command(args, state_dir)
     if args.command == "pull":
         from .models.loader import pull_model
 
@@ -67,8 +96,12 @@ def serve(args: argparse.Namespace, state_dir: Path) -> int:
     models = [] if args.no_model else (args.model or [DEFAULT_MODEL])
     config = DaemonConfig(address=args.address, models=models, device=args.device, dtype=args.dtype,
                           state_dir=state_dir, max_new_tokens=args.max_new_tokens, result_ttl_s=args.result_ttl,
-                          result_store_bytes=args.result_store_mb * 2**20)
+                          result_store_bytes=args.result_store_mb * 2**20, curve=args.curve,
+                          trust_remote_code_models=args.trust_remote_code, max_input_tokens=args.max_input_tokens,
+                          max_job_cost=args.max_job_cost, max_queued_per_user=args.max_queued,
+                          job_time_limit_s=args.job_time_limit, max_batch_size=args.max_batch_size)
     daemon = Daemon(config)
+    daemon.refuse_unsafe_bind()
     daemon.load_models()
     daemon.bind()
     daemon.serve()

@@ -23,6 +23,14 @@ class DaemonConfig:
     max_input_tokens: int = 4096
     max_queued_per_user: int = 64
     job_time_limit_s: float = 600.0
+    # Work units (tokens, times attribution steps) of one request, and queued per user (None: no limit).
+    max_job_cost: int | None = 1_000_000
+    max_queued_cost_per_user: int | None = None
+    # Generation requests on one model decoded together, at most this many rows.
+    max_batch_size: int = 16
+    # Security: CURVE encryption (required beyond loopback), and the models allowed to run their own code.
+    curve: bool = False
+    trust_remote_code_models: list[str] = field(default_factory=list)
     # The per-user result store.
     result_ttl_s: float = 3600.0
     result_store_bytes: int = 2 * 1024**3

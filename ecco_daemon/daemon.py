@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from types import FrameType
 
 import zmq
-from ecco_client.connection_file import ConnectionInfo, write_connection_file
 from ecco_client.wire.errors import ErrorCode
 
 from . import handlers  # noqa: F401  (registers the operations)
 from .config import DaemonConfig
+from .curve import load_or_create_server_keys, make_curve_server
 from .model_registry import ModelRegistry
 from .scheduler import Scheduler
 from .server.engine import ProtocolEngine
@@ -23,10 +24,11 @@ from .server.outbox import Outbox
 from .server.registry import OPERATIONS
 from .services import Services
 from .store import ResultStore
-from .users import UserStore
+from .users import UserStore, write_user_connection_file
 from .worker import Worker
 
 log = logging.getLogger(__name__)
+security_log = logging.getLogger("ecco_daemon.security")
 
 POLL_INTERVAL_MS = 100
 
@@ -42,6 +44,19 @@ def is_loopback(address: str) -> bool:
     return host in {"127.0.0.1", "localhost", "::1"} or host.startswith("127.")
 
 
+def client_address(bound: str) -> str:
+    """The address clients should dial: a wildcard bind is reached through this host's name."""
+    scheme, _, rest = bound.partition("://")
+    host, _, port = rest.rpartition(":")
+    if host.strip("[]") in {"0.0.0.0", "*", "::"}:
+        return f"{scheme}://{socket.getfqdn()}:{port}"
+    return bound
+
+
+class BindRefused(SystemExit):
+    """Binding beyond loopback without encryption: the daemon does not start."""
+
+
 class Daemon:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
@@ -49,7 +64,9 @@ class Daemon:
             config=config,
             models=ModelRegistry(device=config.device, dtype=config.dtype),
             store=ResultStore(config.result_ttl_s, config.result_store_bytes),
-            scheduler=Scheduler(config.max_queued_per_user, on_position=announce_position),
+            scheduler=Scheduler(config.max_queued_per_user, on_position=announce_position,
+                                max_job_cost=config.max_job_cost,
+                                max_queued_cost_per_user=config.max_queued_cost_per_user),
             users=UserStore(config.users_file),
         )
         self.context = zmq.Context()
@@ -59,26 +76,40 @@ class Daemon:
         self.bound_address: str | None = None
 
     def bind(self) -> str:
-        if not is_loopback(self.config.address):
-            raise SystemExit(
-                f"refusing to bind {self.config.address}: binding beyond loopback requires CURVE encryption"
-            )
+        self.refuse_unsafe_bind()
         router = self.context.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 1000)
         router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        server_public_key = None
+        if self.config.curve:
+            keys = load_or_create_server_keys(self.config.state_dir)
+            make_curve_server(router, keys)
+            server_public_key = keys.public_key
         router.bind(self.config.address)
         self.router = router
         self.bound_address = router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.services.config.address = self.bound_address
         self.outbox = Outbox(self.context, router)
-        admin = self.services.users.ensure_admin()
-        write_connection_file(self.config.connection_file,
-                              ConnectionInfo(address=self.bound_address, user=admin.name, key=admin.key))
+        self.services.users.ensure_admin()
+        # Every user's connection file names this run's address (and key to the encryption, if any).
+        address = client_address(self.bound_address)
+        for user in self.services.users.all():
+            write_user_connection_file(self.config.state_dir, user, address, server_public_key)
         return self.bound_address
 
+    def refuse_unsafe_bind(self) -> None:
+        """Beyond loopback, traffic must be encrypted: no CURVE, no start (checked before models load)."""
+        if not is_loopback(self.config.address) and not self.config.curve:
+            security_log.error("refused to bind %s without CURVE", self.config.address)
+            raise BindRefused(
+                f"refusing to bind {self.config.address}: binding beyond loopback requires CURVE encryption "
+                f"(serve --curve)"
+            )
+
     def load_models(self) -> None:
+        trusted = set(self.config.trust_remote_code_models)
         for spec in self.config.models:
-            self.services.models.load(spec)
+            self.services.models.load(spec, trust_remote_code=spec in trusted)
 
     def serve(self) -> None:
         """Run until SIGINT/SIGTERM or a shutdown request; then answer everything still pending."""
@@ -94,7 +125,7 @@ class Daemon:
             signal.signal(signal.SIGTERM, on_signal)
         engine = ProtocolEngine(self.services, OPERATIONS, self.outbox)
         self.engine = engine
-        self.workers = [Worker(self.services)]
+        self.workers = [Worker(self.services, max_batch=self.config.max_batch_size)]
         for worker in self.workers:
             worker.start()
         poller = zmq.Poller()
@@ -137,6 +168,9 @@ class Daemon:
         for job in self.services.inflight.all():
             job.fail(error)
         self.outbox.forward_pending()
+        if getattr(self, "engine", None) is not None and self.engine.refusals:
+            refused = ", ".join(f"{code} {n}" for code, n in sorted(self.engine.refusals.items()))
+            security_log.info("refused during this run: %s", refused)
         self.outbox.close()
         self.router.close(linger=1000)
         self.context.destroy(linger=0)

@@ -1,4 +1,9 @@
-"""Users, roles and keys: the daemon's record of who may send it messages."""
+"""Users, roles and keys: the daemon's record of who may send it messages.
+
+The file is the source of truth: ``ecco-daemon user add/remove`` edits it while a daemon runs, and the
+daemon's store notices the change (a cheap stat per lookup), so a new user can connect at once and a
+removed one is refused at once.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,10 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ecco_client.connection_file import ConnectionInfo, write_connection_file
+
 ROLES = ("admin", "user")
+ADMIN = "admin"
 
 
 @dataclass(frozen=True)
@@ -24,6 +32,13 @@ class User:
         return self.role == "admin"
 
 
+def check_name(name: str) -> None:
+    if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ValueError("a user name is 1 to 64 letters, digits, '-', '_' or '.'")
+    if name.startswith("."):
+        raise ValueError("a user name may not start with '.'")
+
+
 class UserStore:
     """A JSON file of users, owner-readable only, rewritten atomically on every change."""
 
@@ -31,30 +46,55 @@ class UserStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._users: dict[str, User] = {}
+        self._stamp: tuple[int, int, int] | None = None
         self.reload()
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def reload(self) -> None:
         with self._lock:
-            if self.path.exists():
-                data = json.loads(self.path.read_text())
-                self._users = {name: User(name=name, **entry) for name, entry in data.get("users", {}).items()}
-            else:
-                self._users = {}
+            self._reload_locked()
+
+    def _reload_locked(self) -> None:
+        stamp = self._file_stamp()
+        if stamp is None:
+            self._users = {}
+        else:
+            data = json.loads(self.path.read_text())
+            self._users = {name: User(name=name, **entry) for name, entry in data.get("users", {}).items()}
+        self._stamp = stamp
+
+    def _refresh_locked(self) -> None:
+        """Re-read the file when another process (the CLI) changed it."""
+        if self._file_stamp() != self._stamp:
+            self._reload_locked()
 
     def get(self, name: str) -> User | None:
         with self._lock:
+            self._refresh_locked()
             return self._users.get(name)
 
     def names(self) -> list[str]:
         with self._lock:
+            self._refresh_locked()
             return sorted(self._users)
+
+    def all(self) -> list[User]:
+        with self._lock:
+            self._refresh_locked()
+            return [self._users[name] for name in sorted(self._users)]
 
     def add(self, name: str, role: str = "user") -> User:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
-        if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-            raise ValueError("a user name is letters, digits, '-', '_' or '.'")
+        check_name(name)
         with self._lock:
+            self._refresh_locked()
             if name in self._users:
                 raise ValueError(f"user {name!r} exists already")
             user = User(name=name, key=secrets.token_hex(32), role=role)
@@ -62,7 +102,15 @@ class UserStore:
             self._save()
         return user
 
-    def ensure_admin(self, name: str = "admin") -> User:
+    def remove(self, name: str) -> bool:
+        with self._lock:
+            self._refresh_locked()
+            if self._users.pop(name, None) is None:
+                return False
+            self._save()
+            return True
+
+    def ensure_admin(self, name: str = ADMIN) -> User:
         existing = self.get(name)
         return existing if existing is not None else self.add(name, role="admin")
 
@@ -78,3 +126,19 @@ class UserStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        self._stamp = self._file_stamp()
+
+
+def connection_file_for(state_dir: Path, user: str) -> Path:
+    """The admin's file is the daemon's default connection file; every other user's is named after them."""
+    state_dir = Path(state_dir)
+    return state_dir / "connection.json" if user == ADMIN else state_dir / "connections" / f"{user}.json"
+
+
+def write_user_connection_file(state_dir: Path, user: User, address: str,
+                               server_public_key: str | None) -> Path:
+    path = connection_file_for(state_dir, user.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    return write_connection_file(path, ConnectionInfo(address=address, user=user.name, key=user.key,
+                                                      server_public_key=server_public_key))

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ecco_client.wire.errors import ErrorCode
+
 from ..params import ParamReader
+from ..server.errors import OperationError
 from ..server.job import Job
 from ..server.registry import OPERATIONS
 
@@ -39,6 +42,11 @@ class LoadRequest:
 
 @OPERATIONS.job("models.load", parse=LoadRequest.parse, admin_only=True)
 def load_model(job: Job, request: LoadRequest) -> dict[str, Any]:
+    if request.trust_remote_code and request.spec not in job.services.config.trust_remote_code_models:
+        # Remote code runs with the daemon's rights: only for models the admin named at start.
+        raise OperationError(ErrorCode.FORBIDDEN,
+                             f"trust_remote_code is off for {request.spec!r}; start the daemon with "
+                             f"--trust-remote-code {request.spec} to allow it")
     job.progress("loading", model=request.spec)
     options: dict[str, Any] = {"trust_remote_code": request.trust_remote_code}
     for key in ("dtype", "device", "attn_implementation"):

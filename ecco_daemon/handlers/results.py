@@ -1,0 +1,28 @@
+"""The caller's stored results: what a result id holds, and freeing it early.
+
+Results live in a per-user store, so another user's result id answers NOT_FOUND exactly as an id
+that never existed: nothing tells one user what another has.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..params import ParamReader
+from ..server.job import Job
+from ..server.registry import OPERATIONS
+
+
+@OPERATIONS.control("results.info")
+def result_info(job: Job, params: dict[str, Any]) -> dict[str, Any]:
+    result_id = ParamReader(params, ["result_id"]).str("result_id", max_length=128)
+    entry = job.services.store.get(job.user.name, result_id)
+    return {"result_id": result_id, "kind": entry.kind, "bytes": entry.nbytes,
+            "expires_in_s": max(0.0, entry.expires - time.monotonic())}
+
+
+@OPERATIONS.control("results.release")
+def release_result(job: Job, params: dict[str, Any]) -> dict[str, Any]:
+    result_id = ParamReader(params, ["result_id"]).str("result_id", max_length=128)
+    return {"result_id": result_id, "released": job.services.store.release(job.user.name, result_id)}
