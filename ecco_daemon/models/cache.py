@@ -181,7 +181,9 @@ class ModelCache:
         """The verified folder for ``key``, built with ``build`` first when missing or damaged."""
         return self.prepare(key, build, progress=progress, verify_hashes=verify_hashes).path
 
-    def prepare(self, key: str, build: Builder, *, progress: bool = True, verify_hashes: bool = True) -> CacheEntry:
+    def prepare(
+        self, key: str, build: Builder, *, progress: bool = True, verify_hashes: bool = True
+    ) -> CacheEntry:
         """Like ``ensure``, and says whether the folder was just built (so needs no second check).
 
         With ``verify_hashes=False`` an existing folder is checked for its manifest and file sizes only;

@@ -87,9 +87,15 @@ def flip_one_byte(path: Path) -> None:
 
 
 DAMAGES = {
-    "flipped byte": (lambda folder: flip_one_byte(folder / "model.bin"), "model.bin does not match its sha256"),
+    "flipped byte": (
+        lambda folder: flip_one_byte(folder / "model.bin"),
+        "model.bin does not match its sha256",
+    ),
     "truncated": (lambda folder: (folder / "model.bin").write_bytes(b"weights"), "model.bin has 7 bytes"),
-    "deleted file": (lambda folder: (folder / "sub" / "tokenizer.json").unlink(), "sub/tokenizer.json is missing"),
+    "deleted file": (
+        lambda folder: (folder / "sub" / "tokenizer.json").unlink(),
+        "sub/tokenizer.json is missing",
+    ),
     "no manifest": (lambda folder: (folder / MANIFEST).unlink(), f"{MANIFEST} is missing"),
     "garbled manifest": (lambda folder: (folder / MANIFEST).write_text("{not json"), "is unreadable"),
     "other format": (
@@ -111,7 +117,9 @@ def test_damage_is_named_by_verify(tmp_path: Path, damage: str):
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
-def test_damaged_entry_is_rebuilt_with_a_log_line(tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture):
+def test_damaged_entry_is_rebuilt_with_a_log_line(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+):
     cache, build = ModelCache(tmp_path), CountingBuilder()
     folder = cache.ensure("entry", build, progress=False)
     corrupt, reason = DAMAGES[damage]

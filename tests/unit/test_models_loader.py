@@ -156,3 +156,10 @@ def test_unreachable_hub_gives_a_helpful_error(monkeypatch: pytest.MonkeyPatch, 
 def test_pull_of_a_folder_returns_it(tiny_model_factory, tmp_path: Path):
     folder = tiny_model_factory("gpt2")
     assert pull_model(str(folder), progress=False, cache=ModelCache(tmp_path)) == folder.resolve()
+
+
+def test_pull_of_an_unreachable_hub_id_gives_a_helpful_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ModelLoadError, match="could not download 'ecco-test/does-not-exist' .*local folder"):
+        pull_model("ecco-test/does-not-exist", progress=False, cache=ModelCache(tmp_path))

@@ -119,7 +119,9 @@ def test_file_that_is_not_gguf_is_refused(tmp_path: Path):
         resolve_spec(str(other))
 
 
-@pytest.mark.parametrize("missing", ["./nowhere", "/no/such/dir", "missing-file.gguf", "~/no-such-model-here"])
+@pytest.mark.parametrize(
+    "missing", ["./nowhere", "/no/such/dir", "missing-file.gguf", "~/no-such-model-here"]
+)
 def test_missing_paths_are_reported_as_missing_not_as_hub_ids(missing: str):
     with pytest.raises(ModelLoadError, match="no such model file or folder"):
         resolve_spec(missing)
