@@ -58,6 +58,8 @@ class Services:
     inflight: InflightRequests = field(default_factory=InflightRequests)
     started: float = field(default_factory=time.time)
     shutdown_requested: threading.Event = field(default_factory=threading.Event)
+    # Messages refused before reaching a handler, by error code (UNAUTHORIZED, BAD_FRAME, TOO_LARGE...).
+    refusals: dict[str, int] = field(default_factory=dict)
 
     def release_device_memory(self) -> None:
         import torch

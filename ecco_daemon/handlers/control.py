@@ -31,7 +31,7 @@ def status(job: Job, params: dict[str, Any]) -> dict[str, Any]:
         for j in services.inflight.all()
         if j.state is JobState.RUNNING and (scope is None or j.user.name == scope)
     ]
-    return {
+    state = {
         "daemon": {"version": __version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
                    "uptime_s": time.time() - services.started, "address": services.config.address},
         "user": {"name": job.user.name, "role": job.user.role},
@@ -41,6 +41,9 @@ def status(job: Job, params: dict[str, Any]) -> dict[str, Any]:
                   "queued": services.scheduler.snapshot(scope)},
         "store": services.store.usage(scope),
     }
+    if job.user.is_admin:
+        state["security"] = {"refusals": dict(services.refusals)}
+    return state
 
 
 @OPERATIONS.control("cancel")

@@ -33,7 +33,7 @@ class ProtocolEngine:
         self.registry = registry
         self.outbox = outbox
         self.replay_guard = ReplayGuard()
-        self.refusals: dict[str, int] = {}
+        self.refusals: dict[str, int] = services.refusals
 
     def handle(self, identity: bytes, frames: Sequence[Buffer]) -> None:
         request_id: str | None = None
@@ -108,6 +108,7 @@ class ProtocolEngine:
             result = job.operation.handler(job, job.params)
             job.emit("result", result or {})
         except OperationError as exc:
+            self._count(exc)
             job.fail(exc)
 
     def _submit(self, job: Job) -> None:
@@ -118,20 +119,25 @@ class ProtocolEngine:
             if not self.services.inflight.add(job):
                 raise OperationError(ErrorCode.BAD_REQUEST, f"request id {job.request_id!r} is already in flight")
         except OperationError as exc:
+            self._count(exc)
             job.fail(exc)
             return
         job.emit("accepted", {"op": job.operation.name})
         try:
             self.services.scheduler.submit(job)
         except OperationError as exc:
+            self._count(exc)
             self.services.inflight.remove(job)
             job.fail(exc)
+
+    def _count(self, error: OperationError) -> None:
+        self.refusals[error.code.value] = self.refusals.get(error.code.value, 0) + 1
 
     def _refuse(self, identity: bytes, request_id: str | None, error: OperationError | _Signed) -> None:
         signer = None
         if isinstance(error, _Signed):
             signer, error = error.signer, error.error
-        self.refusals[error.code.value] = self.refusals.get(error.code.value, 0) + 1
+        self._count(error)
         if error.code is ErrorCode.UNAUTHORIZED:
             security_log.warning("refused a message (request %s): %s", request_id, error.message)
         header = new_event_header(request_id, "error", 0)

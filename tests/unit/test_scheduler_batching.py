@@ -1,0 +1,162 @@
+"""Batched decoding gives each row the tokens it gets alone; the scheduler's batching, limits and deadlines."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from ecco_daemon.generation import BatchDecoder, DecodeRow, SamplingParams, can_batch, generate, generate_batch
+from ecco_daemon.models.loaded import LoadedModel
+from ecco_daemon.scheduler import Scheduler
+from ecco_daemon.server.errors import OperationError
+from ecco_daemon.server.job import Job
+from ecco_daemon.users import User
+from ecco_daemon.worker import Deadlines
+from tests.tiny_models import load_tiny_model
+
+PROMPTS = [
+    "The capital of France is",
+    "Hello",
+    "A language model predicts the next token from the tokens before it",
+    "the cat sat",
+]
+
+
+def tiny_lm(family: str, attn: str = "sdpa", stop_ids: frozenset[int] = frozenset()) -> LoadedModel:
+    model, tokenizer = load_tiny_model(family, attn)
+    return LoadedModel(family, family, model, tokenizer, torch.device("cpu"), torch.float32, 0.0, stop_ids)
+
+
+@pytest.fixture(scope="module", params=["llama", "gpt2", "gpt_neox"])
+def lm(request) -> LoadedModel:
+    return tiny_lm(request.param)
+
+
+def encode(lm: LoadedModel, text: str) -> list[int]:
+    return lm.tokenizer(text)["input_ids"]
+
+
+def test_batched_greedy_decoding_gives_the_solo_tokens_and_probabilities(lm):
+    assert can_batch(lm)
+    lengths = [12, 3, 9, 1]  # rows finish at different steps
+    solo = [generate(lm, encode(lm, p), n, SamplingParams(), alternatives=4)
+            for p, n in zip(PROMPTS, lengths, strict=True)]
+    rows = [DecodeRow(encode(lm, p), n, SamplingParams(), alternatives=4)
+            for p, n in zip(PROMPTS, lengths, strict=True)]
+    generate_batch(lm, rows)
+    for alone, row in zip(solo, rows, strict=True):
+        assert row.output.generated_ids == alone.generated_ids
+        assert [s.prob for s in row.output.steps] == pytest.approx([s.prob for s in alone.steps], abs=1e-5)
+        assert [s.top_ids.tolist() for s in row.output.steps] == [s.top_ids.tolist() for s in alone.steps]
+
+
+def test_rows_joining_and_leaving_mid_batch_keep_their_solo_tokens(lm):
+    solo = [generate(lm, encode(lm, p), 10, SamplingParams()) for p in PROMPTS]
+    rows = [DecodeRow(encode(lm, p), 10, SamplingParams()) for p in PROMPTS]
+    decoder = BatchDecoder(lm)
+    decoder.add(rows[:2])
+    decoder.step()
+    decoder.step()
+    decoder.add(rows[2:])  # longer prompts join a batch already 3 tokens in
+    decoder.step()
+    cancelled = decoder.drop_finished([rows[0]])  # a cancel takes one row out
+    assert cancelled == [rows[0]] and len(decoder) == 3
+    while len(decoder):
+        decoder.step()
+    assert rows[0].output.generated_ids == solo[0].generated_ids[:4]
+    for alone, row in zip(solo[1:], rows[1:], strict=True):
+        assert row.output.generated_ids == alone.generated_ids
+
+
+def test_per_row_sampling_follows_each_rows_seed_and_stop_tokens_end_only_that_row():
+    lm = tiny_lm("llama")
+    ids = encode(lm, PROMPTS[0])
+    greedy = generate(lm, ids, 8, SamplingParams()).generated_ids
+    stop_lm = tiny_lm("llama", stop_ids=frozenset({greedy[2]}))
+    sampled = SamplingParams(do_sample=True, temperature=1.3, top_k=20, seed=11)
+    alone = generate(stop_lm, encode(lm, PROMPTS[1]), 8, sampled).generated_ids
+    rows = [DecodeRow(ids, 8, SamplingParams()), DecodeRow(encode(lm, PROMPTS[1]), 8, sampled)]
+    generate_batch(stop_lm, rows)
+    expected = greedy[: greedy.index(greedy[2]) + 1]
+    assert rows[0].output.generated_ids == expected and rows[0].output.stop_reason == "stop_token"
+    assert rows[1].output.generated_ids == alone
+
+
+def test_a_failing_stream_ends_only_its_own_row():
+    lm = tiny_lm("llama")
+
+    def broken(index: int, step: object) -> None:
+        if index == 2:
+            raise ConnectionError("requester gone")
+
+    rows = [DecodeRow(encode(lm, p), 6, SamplingParams()) for p in PROMPTS[:3]]
+    rows[1].on_step = broken
+    generate_batch(lm, rows)
+    assert isinstance(rows[1].error, ConnectionError) and len(rows[1].output.generated_ids) == 3
+    assert rows[0].error is None and len(rows[0].output.generated_ids) == 6
+    assert rows[2].error is None and len(rows[2].output.generated_ids) == 6
+
+
+def test_encoder_decoder_models_do_not_batch():
+    model, tokenizer = load_tiny_model("t5", None)
+    t5 = LoadedModel("t5", "t5", model, tokenizer, torch.device("cpu"), torch.float32, 0.0, frozenset(),
+                     family="encoder-decoder")
+    assert not can_batch(t5)
+
+
+def make_job(user: str, request_id: str, batch_key=None, cost: int = 1) -> Job:
+    job = Job(request_id, b"id", User(user, "k"), SimpleNamespace(name="generate"), None, None, None, None)
+    job.batch_key = batch_key
+    job.cost = cost
+    return job
+
+
+def test_jobs_join_a_running_batch_only_while_the_round_robin_head_is_compatible():
+    scheduler = Scheduler()
+    gen = ("generate", "m")
+    scheduler.submit(make_job("alice", "a1", gen))
+    assert [j.request_id for j in scheduler.next_batch(max_size=8)] == ["a1"]
+    scheduler.submit(make_job("bob", "b1", gen))
+    scheduler.submit(make_job("carol", "c1", gen))
+    assert [j.request_id for j in scheduler.join_batch(gen, 1)] == ["b1"]  # room for one
+    scheduler.submit(make_job("dave", "d1", ("analyze", "m")))
+    scheduler.submit(make_job("erin", "e1", gen))
+    # carol's generate is next in turn: it joins, and so does erin's behind dave's analysis
+    assert [j.request_id for j in scheduler.join_batch(gen, 8)] == ["c1", "e1"]
+    scheduler.submit(make_job("alice", "a2", gen))
+    # dave's analysis is next in turn now: nothing joins, the batch drains and dave runs
+    assert scheduler.join_batch(gen, 8) == []
+    assert [j.request_id for j in scheduler.next_batch(max_size=8)] == ["d1"]
+
+
+def test_request_size_and_queued_work_limits():
+    scheduler = Scheduler(max_job_cost=100, max_queued_cost_per_user=150)
+    with pytest.raises(OperationError) as info:
+        scheduler.submit(make_job("alice", "huge", cost=101))
+    assert info.value.code.value == "TOO_LARGE"
+    scheduler.submit(make_job("alice", "a1", cost=100))
+    with pytest.raises(OperationError) as info:
+        scheduler.submit(make_job("alice", "a2", cost=60))
+    assert info.value.code.value == "QUOTA_EXCEEDED"
+    scheduler.submit(make_job("bob", "b1", cost=100))  # bob's own quota is untouched
+    assert len(scheduler) == 2
+
+
+def test_deadline_raises_the_cancel_flag_with_timeout():
+    watcher = Deadlines()
+    watcher.start()
+    try:
+        slow, quick = make_job("alice", "slow"), make_job("alice", "quick")
+        watcher.watch(slow, 0.05)
+        watcher.watch(quick, 30.0)
+        deadline = time.monotonic() + 5
+        while not slow.cancelled and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        assert slow.cancelled and slow.cancel_code == "TIMEOUT"
+        assert not quick.cancelled
+    finally:
+        watcher.stop()
