@@ -17,4 +17,8 @@ export interface EccoApi {
   status(): { text: string; daemon: DaemonStatus | undefined };
   /** Resolves once the language server runs (or failed to start). */
   serverReady(): Promise<boolean>;
+  /** Restarts the language server (coalesced with restarts already running or queued). */
+  restartServer(): Promise<void>;
+  /** How many server processes were started so far. */
+  serverStarts(): number;
 }

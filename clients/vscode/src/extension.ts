@@ -61,6 +61,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<EccoAp
     renderedState: () => panel.renderedState(),
     probeToken: (index, action) => panel.probeToken(index, action),
     status: () => ({ text: status.text, daemon: status.daemonStatus }),
+    restartServer: () => server.restart(),
+    serverStarts: () => server.starts,
     serverReady: async () => {
       await started;
       return (await server.running()) !== undefined;

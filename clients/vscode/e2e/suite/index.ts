@@ -195,6 +195,31 @@ export async function run(): Promise<void> {
       step(`${diagnostics.length} diagnostics`);
     }
 
+    // Restarts asked for while one runs are coalesced: three at once start at most two servers.
+    const startsBefore = api.serverStarts();
+    await Promise.all([api.restartServer(), api.restartServer(), api.restartServer()]);
+    const started = api.serverStarts() - startsBefore;
+    assert.ok(started >= 1 && started <= 2, `three concurrent restarts started ${started} servers`);
+    assert.equal(await api.serverReady(), true, "the server runs again after the restarts");
+    await poll(
+      "the daemon status after the restart",
+      () => api.status(),
+      (s) => s.daemon?.connected === true,
+      60_000,
+    );
+    // The new server has no results: explaining again works, and brings the hover back for the screenshot.
+    editor.selection = selection;
+    await vscode.commands.executeCommand("ecco.explainSelection");
+    const again = await poll(
+      "the panel to draw the second result",
+      () => api.renderedState(),
+      (s) => (s.phase === "result" && api.currentResult() !== result) || s.phase === "error",
+      120_000,
+    );
+    assert.equal(again.phase, "result", `the second explain shows a result, not: ${again.errorMessage}`);
+    seen.restarts = { asked: 3, started, secondResultTokens: again.tokenCount };
+    step(`3 concurrent restarts started ${started} server(s)`);
+
     // Show the editor hover on the probed token, and have the harness take the screenshot now: once run()
     // returns, the extension host stops and the panel and status bar item go with it.
     editor.selection = new vscode.Selection(hoverAt, hoverAt);

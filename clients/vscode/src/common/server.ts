@@ -30,6 +30,8 @@ export class ServerLifecycle implements vscode.Disposable {
   private client: LanguageClient | undefined;
   private inFlight: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
+  /** How many times a server process was started; restarts that were coalesced don't count. */
+  starts = 0;
 
   constructor(private readonly hooks: ServerHooks) {}
 
@@ -74,6 +76,7 @@ export class ServerLifecycle implements vscode.Disposable {
 
   private async stopThenStart(): Promise<void> {
     await this.stop();
+    this.starts++;
     const settings = readSettings();
     const python = await resolveInterpreter(settings.pythonPath, vscode.workspace.workspaceFolders?.[0]?.uri);
     this.hooks.status.setServerState("starting");
