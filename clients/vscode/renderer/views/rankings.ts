@@ -25,14 +25,19 @@ interface HeatInput {
   describe: (column: Column) => string;
 }
 
+function compact(n: number): string {
+  return n >= 1000 ? `${Number((n / 1000).toPrecision(2))}k` : String(n);
+}
+
+/** Ticks at 1, 10, 100, ... and the vocabulary size, spaced so that their labels never overlap. */
 function logTicks(vocab: number): { at: number; label: string }[] {
   const ticks = [{ at: 0, label: "1" }];
   const top = Math.log(vocab);
   for (let p = 10; p < vocab; p *= 10) {
     const at = Math.log(p) / top;
-    if (at > 0.12 && at < 0.88) ticks.push({ at, label: p >= 1000 ? `${p / 1000}k` : String(p) });
+    if (at - ticks[ticks.length - 1].at >= 0.14 && 1 - at >= 0.14) ticks.push({ at, label: compact(p) });
   }
-  ticks.push({ at: 1, label: String(vocab) });
+  ticks.push({ at: 1, label: compact(vocab) });
   return ticks;
 }
 
