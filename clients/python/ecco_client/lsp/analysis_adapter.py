@@ -1,0 +1,215 @@
+"""Reads the daemon's teacher-forced analysis into per-token facts and the renderer's view data.
+
+Why one module: the analysis reply's layout is the daemon's (ecco_daemon/analysis/run.py summary); this
+is the only place that knows it. Everything else in the server works on ``Analysis``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from lsprotocol import types
+
+from ..render.plain import to_plain
+from .errors import BadArguments, CommandFailed
+from .results import Alternative, ExplainedToken
+from .token_spans import token_spans
+
+ALTERNATIVES = 5  # alternatives kept per token (hover shows five)
+TOPK = 10
+
+
+@dataclass
+class Analysis:
+    model: str
+    result_id: str | None  # the daemon's stored run, for recompute
+    tokens: list[str]  # (T,) the text each token adds
+    token_ids: list[int]  # (T,)
+    special: list[bool]  # (T,)
+    probabilities: list[float | None]  # (T,) None where not scored (the first token)
+    ranks: list[int | None]
+    entropy: list[float | None]
+    alternatives: list[list[Alternative]]  # (T,) the model's top choices at each position
+    alternative_ids: list[list[int]]
+    n_layers: int = 0
+    rankings: np.ndarray | None = None  # (L, N) rank of each scored token at every layer
+    target_positions: list[int] = field(default_factory=list)  # (N,)
+    attributions: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (N, T)
+    views: dict[str, Any] = field(default_factory=dict)  # view data the daemon sent ready-made
+    layer_predictions: dict[str, Any] | None = None  # the layer_predictions view data so far
+
+
+def analyze_params(text: str, model: str, attribution: Sequence[str]) -> dict[str, Any]:
+    return {"model": model, "text": text, "attribution": list(attribution), "topk": TOPK}
+
+
+def _array(value: Any) -> np.ndarray:
+    return np.asarray(value) if value is not None else np.zeros(0)
+
+
+def read_analysis(raw: Mapping[str, Any], model: str) -> Analysis:
+    """The analysis reply as per-token facts (indexes are token positions)."""
+    tokens = [str(t) for t in raw.get("tokens", [])]
+    if not tokens:
+        raise CommandFailed("Ecco: the daemon's analysis holds no tokens")
+    count = len(tokens)
+    token_ids = [int(i) for i in _array(raw.get("token_ids")).tolist()] or [-1] * count
+    special_raw = raw.get("special")
+    special = [bool(s) for s in special_raw] if isinstance(special_raw, Sequence) else [False] * count
+    scores = raw.get("scores") or {}
+    positions = [int(p) for p in _array(scores.get("positions")).tolist()]
+    probs = _array(scores.get("probs")).astype(float).tolist()
+    ranks = _array(scores.get("ranks")).astype(int).tolist()
+    entropy = _array(scores.get("entropy")).astype(float).tolist()
+    topk_ids = _array(scores.get("topk_ids")).astype(int).tolist()
+    topk_probs = _array(scores.get("topk_probs")).astype(float).tolist()
+    topk_tokens = scores.get("topk_tokens") or raw.get("topk_tokens") or []
+
+    analysis = Analysis(
+        model=str(raw.get("model") or model), result_id=raw.get("result_id"), tokens=tokens,
+        token_ids=token_ids, special=special, probabilities=[None] * count, ranks=[None] * count,
+        entropy=[None] * count, alternatives=[[] for _ in range(count)], alternative_ids=[[] for _ in range(count)],
+        n_layers=int(raw.get("n_layers") or 0), target_positions=positions,
+    )
+    for n, position in enumerate(positions):
+        if not 0 <= position < count:
+            continue
+        analysis.probabilities[position] = probs[n] if n < len(probs) else None
+        analysis.ranks[position] = ranks[n] if n < len(ranks) else None
+        analysis.entropy[position] = entropy[n] if n < len(entropy) else None
+        ids = topk_ids[n] if n < len(topk_ids) else []
+        texts = topk_tokens[n] if n < len(topk_tokens) else [f"#{i}" for i in ids]
+        chances = topk_probs[n] if n < len(topk_probs) else []
+        analysis.alternative_ids[position] = list(ids)
+        analysis.alternatives[position] = [Alternative(str(t), float(p)) for t, p in zip(texts, chances, strict=False)]
+    if raw.get("rankings") is not None:
+        analysis.rankings = _array(raw.get("rankings"))
+    for name, entry in (raw.get("attributions") or {}).items():
+        values = entry.get("values") if isinstance(entry, Mapping) else entry
+        if values is not None:
+            analysis.attributions[str(name)] = _array(values)
+    if isinstance(raw.get("views"), Mapping):
+        analysis.views = dict(raw["views"])
+    return analysis
+
+
+# ------------------------------------------------------------------------------------------- tokens
+
+
+def explained_tokens(analysis: Analysis, text: str,
+                     position_at: Callable[[int], types.Position]) -> list[ExplainedToken]:
+    """The tokens with their document ranges; ``position_at`` maps an offset in ``text`` to a position."""
+    spans = token_spans(text, analysis.tokens, analysis.special)
+    found = []
+    for index, token_text in enumerate(analysis.tokens):
+        span = spans[index]
+        found.append(ExplainedToken(
+            index=index, text=token_text,
+            range=types.Range(start=position_at(span[0]), end=position_at(span[1])) if span else None,
+            probability=analysis.probabilities[index], rank=analysis.ranks[index],
+            alternatives=analysis.alternatives[index][:ALTERNATIVES],
+        ))
+    return found
+
+
+def streamed_token(event: Mapping[str, Any], index: int) -> ExplainedToken:
+    """A generation `token` event as a continuation token (no range: it is not in the document)."""
+    text = str(event.get("token", ""))
+    alternatives = [Alternative(str(a.get("token", "")), float(a.get("prob", 0.0)))
+                    for a in event.get("alternatives", []) or []]
+    chosen = event.get("token_id")
+    ids = [a.get("id") for a in event.get("alternatives", []) or []]
+    rank = ids.index(chosen) + 1 if chosen is not None and chosen in ids else None
+    probability = event.get("prob")
+    return ExplainedToken(index=index, text=text, range=None,
+                          probability=float(probability) if probability is not None else None,
+                          rank=rank, alternatives=alternatives[:ALTERNATIVES], generated=True)
+
+
+# -------------------------------------------------------------------------------------------- views
+
+
+def token_data(analysis: Analysis) -> list[dict[str, Any]]:
+    return [{"text": t, "id": i, "is_input": True, "special": s}
+            for t, i, s in zip(analysis.tokens, analysis.token_ids, analysis.special, strict=True)]
+
+
+def probability_view(analysis: Analysis) -> dict[str, Any]:
+    top = [[{"text": a.token, "id": i, "prob": a.probability} for a, i in zip(alts, ids, strict=False)] or None
+           for alts, ids in zip(analysis.alternatives, analysis.alternative_ids, strict=True)]
+    return {"tokens": token_data(analysis), "probs": analysis.probabilities, "top": top,
+            "ranks": analysis.ranks, "entropy": analysis.entropy}
+
+
+def saliency_view(analysis: Analysis) -> dict[str, Any] | None:
+    methods = []
+    for name, values in analysis.attributions.items():
+        if values.ndim == 2 and values.shape[0] == len(analysis.target_positions):
+            methods.append({"name": name, "targets": analysis.target_positions, "values": values})
+    return {"tokens": token_data(analysis), "methods": methods} if methods else None
+
+
+def rankings_view(analysis: Analysis) -> dict[str, Any] | None:
+    if analysis.rankings is None or analysis.rankings.ndim != 2 or analysis.rankings.shape[1] == 0:
+        return None
+    return {"tokens": token_data(analysis), "targets": analysis.target_positions, "ranks": analysis.rankings,
+            "layer_labels": [f"Layer {i}" for i in range(analysis.rankings.shape[0])]}
+
+
+def render_spec(analysis: Analysis) -> dict[str, Any]:
+    """The RenderSpec the panel draws: tabs of every view this analysis can fill."""
+    tabs: list[dict[str, Any]] = [{"title": "Probability", "view": "probability", "data": probability_view(analysis)}]
+    saliency = saliency_view(analysis)
+    if saliency is not None:
+        tabs.append({"title": "Saliency", "view": "saliency", "data": saliency})
+    ready = dict(analysis.views)
+    if "layer_predictions" in ready:
+        analysis.layer_predictions = ready["layer_predictions"]
+        tabs.append({"title": "Layer predictions", "view": "layer_predictions", "data": ready.pop("layer_predictions"),
+                     "options": {"live": True}})
+    rankings = rankings_view(analysis)
+    if rankings is not None:
+        tabs.append({"title": "Rankings", "view": "rankings", "data": rankings})
+    for name, data in ready.items():
+        tabs.append({"title": name.replace("_", " ").capitalize(), "view": name, "data": data,
+                     "options": {"live": True}})
+    return {"view": "tabs", "data": to_plain({"tabs": tabs}), "options": {"live": True}}
+
+
+# ---------------------------------------------------------------------------------------- recompute
+
+
+def recompute_request(analysis: Analysis, view: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The daemon operation that computes ``view`` anew from the stored run."""
+    if analysis.result_id is None:
+        raise CommandFailed("Ecco: the daemon kept no result for this analysis; explain the selection again")
+    if view == "layer-predictions":
+        return "analysis.layer_predictions", {"result_id": analysis.result_id, "position": int(params["position"]),
+                                              "topk": TOPK}
+    if view == "nmf":
+        op_params = {"result_id": analysis.result_id, "n_components": int(params.get("k", 3))}
+        for name in ("from_layer", "to_layer"):
+            if params.get(name) is not None:
+                op_params[name] = int(params[name])
+        return "analysis.nmf", op_params
+    if view in ("rankings-watch", "rankings_watch"):
+        return "analysis.rankings_watch", {"result_id": analysis.result_id, "position": int(params["position"]),
+                                           "watch": list(params.get("watch", []))}
+    raise BadArguments(f"ecco.recompute: no view {view!r}; known: layer-predictions, nmf, rankings-watch")
+
+
+def recompute_view_data(analysis: Analysis, view: str, params: Mapping[str, Any], answer: Mapping[str, Any]) -> Any:
+    """The renderer's complete data for the view after the daemon's answer."""
+    data = answer.get("view", answer)
+    if view == "layer-predictions" and analysis.layer_predictions is not None and isinstance(data, Mapping):
+        merged = dict(analysis.layer_predictions)
+        new_positions = {p["position"]: p for p in data.get("positions", [])}
+        kept = [p for p in merged.get("positions", []) if p["position"] not in new_positions]
+        merged["positions"] = sorted(kept + list(new_positions.values()), key=lambda p: p["position"])
+        merged["selected"] = int(params["position"])
+        analysis.layer_predictions = merged
+        data = merged
+    return to_plain(data)

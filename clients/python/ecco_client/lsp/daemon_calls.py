@@ -1,0 +1,70 @@
+"""One daemon request as a command waits on it: progress reported, queue position shown in the status,
+the daemon job cancelled when the command is, and a lost daemon reported to the link."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..aio.client import Event
+from ..exceptions import DaemonUnavailable, EccoError
+from .daemon_link import DaemonLink
+from .errors import command_failure
+from .progress import WorkProgress
+
+log = logging.getLogger(__name__)
+CANCEL_TIMEOUT_S = 5.0
+
+
+async def run_job(link: DaemonLink, op: str, params: dict[str, Any], progress: WorkProgress | None = None,
+                  on_event: Callable[[Event], None] | None = None) -> dict[str, Any]:
+    """Sends ``op`` and waits for its result; raises CommandFailed with a sentence for the user."""
+    try:
+        client = await link.client()
+    except EccoError as exc:
+        raise command_failure(exc) from exc
+
+    def observe(event: Event) -> None:
+        if event.name == "queued":
+            link.set_queue_position(event.content.get("position"))
+        elif event.name in ("progress", "token", "result", "error"):
+            link.set_queue_position(None)
+        if progress is not None:
+            progress.event(event)
+        if on_event is not None:
+            on_event(event)
+
+    stream = None
+    try:
+        stream = await client.request(op, params, on_event=observe)
+        return await stream.result()
+    except asyncio.CancelledError:
+        if stream is not None and not stream.done:
+            await _cancel_quietly(stream)
+        raise
+    except DaemonUnavailable as exc:
+        link.lost(exc)
+        raise command_failure(exc) from exc
+    except EccoError as exc:
+        raise command_failure(exc) from exc
+    finally:
+        link.set_queue_position(None)
+
+
+async def _cancel_quietly(stream: Any) -> None:
+    """Asks the daemon to drop the job; the command is already cancelled, so failures only get logged."""
+    try:
+        await asyncio.wait_for(asyncio.shield(stream.cancel()), timeout=CANCEL_TIMEOUT_S)
+        log.info("cancelled daemon request %s", stream.request_id)
+    except (EccoError, asyncio.TimeoutError) as exc:
+        log.warning("could not cancel daemon request %s: %s", stream.request_id, exc)
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(stream.result(), timeout=CANCEL_TIMEOUT_S)
+
+
+async def call(link: DaemonLink, op: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A control operation (models.list, status…): one answer, no progress."""
+    return await run_job(link, op, params or {})
