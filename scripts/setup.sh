@@ -20,8 +20,14 @@ if ! $PY -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13
 fi
 EXTRAS=""
 [[ $WITH_TEST == 1 ]] && EXTRAS="[test]"
-say "installing ecco-client and ecco-daemon$EXTRAS"
-$PY -m pip install -q -e clients/python -e ".$EXTRAS" 2>&1 | grep -v "^WARNING: Location" || true
+# Skip pip when nothing it reads has changed since the last install (a warm run takes seconds).
+STAMP=".venv/.ecco-installed$EXTRAS"
+WANT=$(cat pyproject.toml clients/python/pyproject.toml | sha256sum | cut -c1-16)
+if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
+  say "installing ecco-client and ecco-daemon$EXTRAS"
+  $PY -m pip install -q -e clients/python -e ".$EXTRAS"
+  echo "$WANT" > "$STAMP"
+fi
 $PY -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 
 if [[ $WITH_TEST == 1 ]]; then
