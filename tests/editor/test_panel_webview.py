@@ -59,11 +59,16 @@ def panel_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def views(tiny_model_factory) -> dict[str, Any]:
+    """Every view's data from the daemon's analyses on the tiny GPT-2 (the renderer tier's builder)."""
     from ecco_client.render import to_plain
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tests.renderer.view_data import all_views
+    from tests.renderer.view_data import ViewBuilder
 
-    return {name: to_plain(data) for name, data in all_views(tiny_model_factory("gpt2")).items()}
+    model_dir = tiny_model_factory("gpt2")
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    views = ViewBuilder(model, AutoTokenizer.from_pretrained(model_dir)).all_views()
+    return {name: to_plain(data) for name, data in views.items()}
 
 
 def explain_result(views: dict[str, Any], tabs: bool = True) -> dict[str, Any]:
