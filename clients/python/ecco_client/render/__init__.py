@@ -1,5 +1,6 @@
 """Draw analysis views with the bundled EccoRender script, offline: Jupyter output cells (JupyterLab,
 the classic Notebook, VS Code notebooks) and self-contained HTML files. No CDN, no RequireJS, no iframe.
+The terminal gets the probability and saliency views as rich text (terminal_view).
 
 The view data each view takes is specified in protocol/VIEWS.md.
 """
@@ -7,6 +8,7 @@ The view data each view takes is specified in protocol/VIEWS.md.
 from .bundle import BundleMissing, bundle_path, bundle_source
 from .html import ViewSpec, render_html, write_html
 from .plain import to_plain
+from .terminal import probability_text, saliency_text, terminal_view
 
 VIEWS = (
     "tokens",
@@ -26,7 +28,10 @@ __all__ = [
     "ViewSpec",
     "bundle_path",
     "bundle_source",
+    "probability_text",
     "render_html",
+    "saliency_text",
+    "terminal_view",
     "to_plain",
     "write_html",
 ]
