@@ -9,7 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ecco_client.wire.errors import ErrorCode
+
 from ..params import ParamReader
+from ..server.errors import OperationError
 from ..server.job import Job
 from ..server.registry import OPERATIONS
 
@@ -25,4 +28,6 @@ def result_info(job: Job, params: dict[str, Any]) -> dict[str, Any]:
 @OPERATIONS.control("results.release")
 def release_result(job: Job, params: dict[str, Any]) -> dict[str, Any]:
     result_id = ParamReader(params, ["result_id"]).str("result_id", max_length=128)
-    return {"result_id": result_id, "released": job.services.store.release(job.user.name, result_id)}
+    if not job.services.store.release(job.user.name, result_id):
+        raise OperationError(ErrorCode.NOT_FOUND, f"no result {result_id} for this user")
+    return {"result_id": result_id, "released": True}
