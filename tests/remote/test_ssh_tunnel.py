@@ -54,7 +54,10 @@ def pid_running(pid: int) -> bool:
 
 
 def port_is_free(port: int) -> bool:
+    """Nothing listens there any more. SO_REUSEADDR, as ssh and ZeroMQ set it, looks past TIME_WAIT
+    leftovers of connections that ssh closed first."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
