@@ -206,7 +206,9 @@ async function main() {
         .map((a) => (typeof a === "string" ? a : JSON.stringify(a)))
         .join(" ");
       hostLog.write(`${type}: ${line}\n`);
-      if (type === "error" || /ecco/i.test(line)) log(`host ${type}: ${line}`);
+      // The workbench's own errors (gallery, auth, telemetry lookups) are noise offline: one line each.
+      if (/ecco/i.test(line)) log(`host ${type}: ${line}`);
+      else if (type === "error") log(`host ${type}: ${line.split("\n")[0]}`);
       const asked = line.match(/\[ecco e2e\] screenshot-request (.+)$/);
       if (asked) shooting = takeScreenshot(page, asked[1].trim(), summary);
     });

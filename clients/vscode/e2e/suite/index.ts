@@ -233,6 +233,10 @@ export async function run(): Promise<void> {
   } catch (error) {
     seen.ok = false;
     seen.error = error instanceof Error ? `${error.message}\n${error.stack ?? ""}` : String(error);
+    if (spec.screenshot) {
+      // Keep the window as the failure left it, while the panel and the status bar still exist.
+      await requestScreenshot(spec.screenshot).catch(() => undefined);
+    }
     throw error;
   } finally {
     seen.seconds = (Date.now() - t0) / 1000;
