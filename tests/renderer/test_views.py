@@ -219,6 +219,15 @@ def test_nmf_factor_hover_recolors_and_factor_count_switches(open_html, view_dat
     page.mouse.move(0, 0)
     assert backgrounds(page, ".ecco-token") == before
 
+    rows.first.focus()
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.dataset.factor") == "1"
+    assert set(page.eval_on_selector_all(".ecco-token", "els => els.map(e => e.dataset.factor)")) == {"1"}
+    page.keyboard.press("Enter")  # pins factor 2
+    page.locator(".ecco-title").click()
+    assert set(page.eval_on_selector_all(".ecco-token", "els => els.map(e => e.dataset.factor)")) == {"1"}
+    assert page.locator(".ecco-factor.ecco-active").get_attribute("data-factor") == "1"
+
     page.get_by_label("Number of factors").select_option("4")
     assert page.locator(".ecco-factor").count() == 4
     assert "live daemon" in page.locator(".ecco-toolbar").inner_text()

@@ -106,6 +106,12 @@ export function render(element: HTMLElement, viewName: string, data: unknown, op
   }
 
   const retheme = () => {
+    if (!root.isConnected) {
+      // the output was removed (a re-run notebook cell): stop following the theme
+      observer.disconnect();
+      media?.removeEventListener?.("change", retheme);
+      return;
+    }
     const next = readTheme(root);
     if (sameTheme(next, ctx.theme)) return;
     ctx.theme = next;
