@@ -127,6 +127,22 @@ async function main() {
     fs.mkdirSync(dir, { recursive: true });
     return dir;
   };
+  // Machine settings of the server: nothing reaches for the network or opens panels the test doesn't use.
+  const machineSettings = path.join(dataDir, "user", "Machine", "settings.json");
+  fs.mkdirSync(path.dirname(machineSettings), { recursive: true });
+  fs.writeFileSync(
+    machineSettings,
+    JSON.stringify({
+      "extensions.autoCheckUpdates": false,
+      "extensions.autoUpdate": false,
+      "extensions.ignoreRecommendations": true,
+      "telemetry.telemetryLevel": "off",
+      "workbench.enableExperiments": false,
+      "workbench.startupEditor": "none",
+      "chat.disableAIFeatures": true,
+      "update.mode": "none",
+    }),
+  );
   const env = {
     ...process.env,
     XDG_CONFIG_HOME: xdg("config"),
