@@ -46,11 +46,13 @@ class Session:
         self.client = client
         self.statuses: list[dict[str, Any]] = []
         self.tokens: list[dict[str, Any]] = []
+        self.model = ""
         client.feature("ecco/status")(lambda params: self.statuses.append(plain(params)))
         client.feature("ecco/token")(lambda params: self.tokens.append(plain(params)))
 
     async def initialize(self, settings: dict[str, Any], root: Path) -> None:
         self.client.set_configuration(settings, section="ecco")
+        self.model = str(settings.get("model", ""))
         await self.client.initialize_session(types.InitializeParams(
             capabilities=client_capabilities("visual-studio-code"),
             root_uri=root.as_uri(),

@@ -30,9 +30,10 @@ def _match_at(text: str, token: str, cursor: int, window: int) -> Span | None:
     if text.startswith(stripped, start):
         return start, start + len(stripped)
     if window > 0:
-        found = text.find(stripped, cursor, cursor + window + len(stripped))
-        if found >= 0:
-            return found, found + len(stripped)
+        for piece in (token, stripped):
+            found = text.find(piece, cursor, cursor + window + len(piece))
+            if found >= 0:
+                return found, found + len(piece)
     return None
 
 
