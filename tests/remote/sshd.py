@@ -87,6 +87,21 @@ class SshServer:
             "StrictHostKeyChecking=yes",
         )
 
+    def write_client_config(self, path: Path, alias: str) -> Path:
+        """An ssh_config where ``alias`` logs in here: what a user puts in ~/.ssh/config for a GPU host."""
+        path.write_text(
+            f"Host {alias}\n"
+            f"    HostName {self.host}\n"
+            f"    Port {self.port}\n"
+            f"    User {self.user}\n"
+            f"    IdentityFile {self.identity_file}\n"
+            f"    IdentitiesOnly yes\n"
+            f"    UserKnownHostsFile {self.known_hosts_file}\n"
+            f"    GlobalKnownHostsFile /dev/null\n"
+            f"    StrictHostKeyChecking yes\n"
+        )
+        return path
+
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 

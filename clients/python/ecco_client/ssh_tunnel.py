@@ -59,6 +59,8 @@ __all__ = [
 DEFAULT_TIMEOUT_S = 20.0
 STOP_GRACE_S = 5.0
 LOCAL_PORT_ATTEMPTS = 3
+# An ssh config file (-F) for every tunnel that names none: for editors, whose settings hold only user@host.
+SSH_CONFIG_ENV = "ECCO_SSH_CONFIG"
 STDERR_TAIL_LINES = 40
 
 
@@ -359,8 +361,9 @@ class SshTunnel:
 
     ``ssh`` is ``[user@]host[:port]`` (a ``~/.ssh/config`` alias works too). ``ssh_options`` are
     ``Key=Value`` strings passed as ``-o``; they win over this class's defaults (keep-alives, connect
-    timeout) but not over what it needs (BatchMode, ExitOnForwardFailure, LogLevel). ``check_remote``
-    makes one connection through the new tunnel and requires the remote end to accept it.
+    timeout) but not over what it needs (BatchMode, ExitOnForwardFailure, LogLevel). ``config_file``
+    defaults to ``$ECCO_SSH_CONFIG`` when set, else ssh's own. ``check_remote`` makes one connection
+    through the new tunnel and requires the remote end to accept it.
     """
 
     def __init__(
@@ -380,6 +383,8 @@ class SshTunnel:
         self.remote_host, self.remote_port = parse_remote_address(remote_address)
         self.remote_address = remote_address
         self.identity_file = os.path.expanduser(identity_file) if identity_file is not None else None
+        if config_file is None:
+            config_file = os.environ.get(SSH_CONFIG_ENV) or None
         self.config_file = os.path.expanduser(config_file) if config_file is not None else None
         self.ssh_options = tuple(ssh_options)
         for option in self.ssh_options:
