@@ -38,7 +38,6 @@ class Analysis:
     rankings: np.ndarray | None = None  # (L, N) rank of each scored token at every layer
     target_positions: list[int] = field(default_factory=list)  # (N,)
     attributions: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (N, T)
-    views: dict[str, Any] = field(default_factory=dict)  # view data the daemon sent ready-made
     layer_predictions: dict[str, Any] | None = None  # the layer_predictions view data so far
 
 
@@ -91,8 +90,6 @@ def read_analysis(raw: Mapping[str, Any], model: str) -> Analysis:
         values = entry.get("values") if isinstance(entry, Mapping) else entry
         if values is not None:
             analysis.attributions[str(name)] = _array(values)
-    if isinstance(raw.get("views"), Mapping):
-        analysis.views = dict(raw["views"])
     return analysis
 
 
@@ -159,57 +156,105 @@ def rankings_view(analysis: Analysis) -> dict[str, Any] | None:
             "layer_labels": [f"Layer {i}" for i in range(analysis.rankings.shape[0])]}
 
 
-def render_spec(analysis: Analysis) -> dict[str, Any]:
-    """The RenderSpec the panel draws: tabs of every view this analysis can fill."""
+def render_spec(analysis: Analysis, nmf: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The RenderSpec the panel draws: tabs of every view this analysis filled."""
     tabs: list[dict[str, Any]] = [{"title": "Probability", "view": "probability", "data": probability_view(analysis)}]
     saliency = saliency_view(analysis)
     if saliency is not None:
         tabs.append({"title": "Saliency", "view": "saliency", "data": saliency})
-    ready = dict(analysis.views)
-    if "layer_predictions" in ready:
-        analysis.layer_predictions = ready["layer_predictions"]
-        tabs.append({"title": "Layer predictions", "view": "layer_predictions", "data": ready.pop("layer_predictions"),
+    if analysis.layer_predictions is not None:
+        tabs.append({"title": "Layer predictions", "view": "layer_predictions", "data": analysis.layer_predictions,
                      "options": {"live": True}})
     rankings = rankings_view(analysis)
     if rankings is not None:
         tabs.append({"title": "Rankings", "view": "rankings", "data": rankings})
-    for name, data in ready.items():
-        tabs.append({"title": name.replace("_", " ").capitalize(), "view": name, "data": data,
-                     "options": {"live": True}})
+    if nmf is not None:
+        tabs.append({"title": "Neuron factors", "view": "nmf", "data": nmf, "options": {"live": True}})
     return {"view": "tabs", "data": to_plain({"tabs": tabs}), "options": {"live": True}}
 
 
 # ---------------------------------------------------------------------------------------- recompute
 
+NMF_K_RANGE = (1, 20)
+NMF_DEFAULT_K = 3
 
-def recompute_request(analysis: Analysis, view: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The daemon operation that computes ``view`` anew from the stored run."""
+
+def view_request(analysis: Analysis, name: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The daemon request for one view of the stored run."""
     if analysis.result_id is None:
         raise CommandFailed("Ecco: the daemon kept no result for this analysis; explain the selection again")
-    if view == "layer-predictions":
-        return "analysis.layer_predictions", {"result_id": analysis.result_id, "position": int(params["position"]),
-                                              "topk": TOPK}
-    if view == "nmf":
-        op_params = {"result_id": analysis.result_id, "n_components": int(params.get("k", 3))}
-        for name in ("from_layer", "to_layer"):
-            if params.get(name) is not None:
-                op_params[name] = int(params[name])
-        return "analysis.nmf", op_params
-    if view in ("rankings-watch", "rankings_watch"):
-        return "analysis.rankings_watch", {"result_id": analysis.result_id, "position": int(params["position"]),
-                                           "watch": list(params.get("watch", []))}
+    return "view", {"result_id": analysis.result_id, "view": name, "params": dict(params)}
+
+
+def recompute_request(analysis: Analysis, view: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The daemon request that computes the renderer's ``view`` anew from the stored run."""
+    try:
+        if view == "layer-predictions":
+            return view_request(analysis, "layer_predictions", {"position": int(params["position"]), "topk": TOPK})
+        if view == "nmf":
+            k = int(params.get("k", NMF_DEFAULT_K))
+            layers = {n: int(params[n]) for n in ("from_layer", "to_layer") if params.get(n) is not None}
+            return view_request(analysis, "nmf", {"n_components": k, **layers})
+        if view in ("rankings-watch", "rankings_watch"):
+            watch = [w if isinstance(w, (int, str)) else str(w) for w in params.get("watch", [])]
+            return view_request(analysis, "rankings_watch", {"position": int(params["position"]), "watch": watch})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadArguments(f"ecco.recompute: bad parameters for {view}: {exc}") from exc
     raise BadArguments(f"ecco.recompute: no view {view!r}; known: layer-predictions, nmf, rankings-watch")
+
+
+def _labels(count: int) -> list[str]:
+    return [f"Layer {i}" for i in range(count)]
+
+
+def layer_predictions_entry(analysis: Analysis, reply: Mapping[str, Any]) -> dict[str, Any]:
+    """One predicted position of the layer_predictions view from the daemon's (L, k) top lists."""
+    position = int(reply["position"])
+    ids = _array(reply.get("token_ids")).astype(int).tolist()
+    texts = reply.get("tokens") or [[f"#{i}" for i in row] for row in ids]
+    probs = _array(reply.get("probs")).astype(float).tolist()
+    actual = analysis.token_ids[position] if position < len(analysis.token_ids) else None
+    layers = []
+    for row_ids, row_texts, row_probs in zip(ids, texts, probs, strict=False):
+        top = [{"text": str(t), "id": int(i), "prob": float(p), "rank": r + 1}
+               for r, (i, t, p) in enumerate(zip(row_ids, row_texts, row_probs, strict=False))]
+        entry: dict[str, Any] = {"top": top}
+        if actual is not None:
+            entry["target"] = next((c for c in top if c["id"] == actual), None)
+        layers.append(entry)
+    return {"position": position, "layers": layers}
+
+
+def layer_predictions_view(analysis: Analysis, entries: list[dict[str, Any]], selected: int) -> dict[str, Any]:
+    layers = len(entries[0]["layers"]) if entries else analysis.n_layers
+    return {"tokens": token_data(analysis), "layer_labels": _labels(layers),
+            "positions": sorted(entries, key=lambda e: e["position"]), "selected": selected}
+
+
+def nmf_view(analysis: Analysis, reply: Mapping[str, Any]) -> dict[str, Any]:
+    factors = _array(reply.get("factors"))
+    layers = _array(reply.get("layers")).astype(int).tolist() or [0]
+    return {"tokens": token_data(analysis), "k": int(reply.get("n_components", factors.shape[0])),
+            "factors": factors, "from_layer": min(layers), "to_layer": max(layers), "k_range": list(NMF_K_RANGE)}
+
+
+def rankings_watch_view(analysis: Analysis, reply: Mapping[str, Any]) -> dict[str, Any]:
+    ids = _array(reply.get("watch_ids")).astype(int).tolist()
+    texts = reply.get("watch_tokens") or [f"#{i}" for i in ids]
+    ranks = _array(reply.get("rankings"))
+    return {"tokens": token_data(analysis), "position": int(reply["position"]),
+            "watch": [{"text": str(t), "id": int(i)} for t, i in zip(texts, ids, strict=False)],
+            "ranks": ranks, "layer_labels": _labels(ranks.shape[0] if ranks.ndim == 2 else 0)}
 
 
 def recompute_view_data(analysis: Analysis, view: str, params: Mapping[str, Any], answer: Mapping[str, Any]) -> Any:
     """The renderer's complete data for the view after the daemon's answer."""
-    data = answer.get("view", answer)
-    if view == "layer-predictions" and analysis.layer_predictions is not None and isinstance(data, Mapping):
-        merged = dict(analysis.layer_predictions)
-        new_positions = {p["position"]: p for p in data.get("positions", [])}
-        kept = [p for p in merged.get("positions", []) if p["position"] not in new_positions]
-        merged["positions"] = sorted(kept + list(new_positions.values()), key=lambda p: p["position"])
-        merged["selected"] = int(params["position"])
-        analysis.layer_predictions = merged
-        data = merged
-    return to_plain(data)
+    if view == "layer-predictions":
+        entry = layer_predictions_entry(analysis, answer)
+        kept = [e for e in (analysis.layer_predictions or {}).get("positions", [])
+                if e["position"] != entry["position"]]
+        analysis.layer_predictions = layer_predictions_view(analysis, [*kept, entry], entry["position"])
+        return to_plain(analysis.layer_predictions)
+    if view == "nmf":
+        return to_plain(nmf_view(analysis, answer))
+    return to_plain(rankings_watch_view(analysis, answer))

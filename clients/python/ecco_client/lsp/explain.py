@@ -68,18 +68,36 @@ class Explainer:
         model = await self.ensure_model(model)
         async with WorkProgress(ls, f"Ecco: analyzing {len(text)} characters with {model}") as progress:
             raw = await run_job(ls.link, "analyze", adapter.analyze_params(text, model, methods), progress)
-        analysis = adapter.read_analysis(raw, model)
+            analysis = adapter.read_analysis(raw, model)
+            nmf = await self.first_views(analysis)
         tokens = adapter.explained_tokens(analysis, text, lambda offset: document.client_position_at_offset(
             start + offset))
         explanation = Explanation(
             result_id=f"ecco-{uuid.uuid4().hex[:12]}", uri=uri, range=selected, model=analysis.model,
-            tokens=tokens, view=adapter.render_spec(analysis), daemon_result_id=analysis.result_id,
+            tokens=tokens, view=adapter.render_spec(analysis, nmf), daemon_result_id=analysis.result_id,
             extra={"analysis": analysis})
         self.forget(ls.results.add(explanation))
         ls.publish_diagnostics(uri)
         if generate > 0:
             self._start_continuation(explanation, analysis.token_ids, generate)
         return explanation.to_json()
+
+    async def first_views(self, analysis: adapter.Analysis) -> dict[str, Any] | None:
+        """Layer predictions for the token after the text, and NMF factors, from the stored run.
+        Optional extras: a failure leaves their tab out and is logged, the explanation stands."""
+        next_position = len(analysis.tokens)
+        lens_request = adapter.recompute_request(analysis, "layer-predictions", {"position": next_position})
+        nmf_request = adapter.recompute_request(analysis, "nmf", {"k": adapter.NMF_DEFAULT_K})
+        lens, nmf = await asyncio.gather(run_job(self.ls.link, *lens_request), run_job(self.ls.link, *nmf_request),
+                                         return_exceptions=True)
+        if isinstance(lens, BaseException):
+            self.ls.log_to_client(f"Ecco: no layer predictions: {lens}", types.MessageType.Warning)
+        else:
+            adapter.recompute_view_data(analysis, "layer-predictions", {"position": next_position}, lens)
+        if isinstance(nmf, BaseException):
+            self.ls.log_to_client(f"Ecco: no neuron factors: {nmf}", types.MessageType.Warning)
+            return None
+        return adapter.nmf_view(analysis, nmf)
 
     async def ensure_model(self, wanted: str) -> str:
         """The daemon's name for the model, loading it first (with progress) when it is not loaded."""
