@@ -212,8 +212,13 @@ def _config_layers(config: Any, which: str) -> int | None:
 
 
 def _build_stack(
-    model: nn.Module, stack_root_path: str, n_expected: int | None, hidden: int,
-    override: Mapping[str, str], missing: list[str], label: str,
+    model: nn.Module,
+    stack_root_path: str,
+    n_expected: int | None,
+    hidden: int,
+    override: Mapping[str, str],
+    missing: list[str],
+    label: str,
 ) -> Stack | None:
     stack_root = _get(model, stack_root_path)
     if "layers" in override and label == "decoder":
@@ -258,8 +263,13 @@ def _build_stack(
         else:
             attention.append(_find_attention(layer))
     return Stack(
-        path=layers_path, layers=layers, layer_paths=layer_paths, mlp_down=mlp_down,
-        mlp_down_paths=mlp_paths, attention=attention, intermediate_size=max(sizes) if sizes else 0,
+        path=layers_path,
+        layers=layers,
+        layer_paths=layer_paths,
+        mlp_down=mlp_down,
+        mlp_down_paths=mlp_paths,
+        attention=attention,
+        intermediate_size=max(sizes) if sizes else 0,
     )
 
 
@@ -347,7 +357,7 @@ def inspect_architecture(
             final_norm = _get(model, final_norm_path)
     elif decoder is not None:
         root = _get(model, decoder_root)
-        layers_rel = decoder.path[len(decoder_root) + 1:] if decoder_root else decoder.path
+        layers_rel = decoder.path[len(decoder_root) + 1 :] if decoder_root else decoder.path
         hit = _find_final_norm(root, layers_rel)
         if hit is not None:
             final_norm_path = f"{decoder_root}.{hit[0]}" if decoder_root else hit[0]
@@ -359,9 +369,17 @@ def inspect_architecture(
     assert unembed is not None and decoder is not None and input_embedding is not None
     vocab = int(getattr(config, "vocab_size", 0) or 0)
     arch = Architecture(
-        model_type=model_type, family=family, input_embedding=input_embedding, final_norm=final_norm,
-        final_norm_path=final_norm_path, unembedding=unembed[1], unembedding_path=unembed[0],
-        decoder=decoder, encoder=encoder, hidden_size=hidden, vocab_size=vocab,
+        model_type=model_type,
+        family=family,
+        input_embedding=input_embedding,
+        final_norm=final_norm,
+        final_norm_path=final_norm_path,
+        unembedding=unembed[1],
+        unembedding_path=unembed[0],
+        decoder=decoder,
+        encoder=encoder,
+        hidden_size=hidden,
+        vocab_size=vocab,
         decoder_start_token_id=getattr(config, "decoder_start_token_id", None),
         overrides_used={k: v for k, v in override.items()},
     )
@@ -386,16 +404,19 @@ def capture_io(modules: Mapping[str, nn.Module], *, inputs: bool) -> Iterator[di
 
     def make_hook(key: str):
         if inputs:
+
             def pre_hook(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
                 if threading.get_ident() == owner:
                     value = args[0] if args else next(iter(kwargs.values()))
                     captured[key] = value.detach()
+
             return pre_hook
 
         def hook(_module: nn.Module, _args: Any, output: Any) -> None:
             if threading.get_ident() == owner:
                 value = output[0] if isinstance(output, tuple | list) else output
                 captured[key] = value.detach()
+
         return hook
 
     try:
@@ -424,8 +445,10 @@ def _calibrate(model: nn.Module, arch: Architecture, name: str) -> None:
     """Measure any constant scale between final norm and unembedding; check the lens reproduces logits."""
     watch = {"last_layer": arch.decoder.layers[-1]}
     with torch.no_grad():
-        with capture_io({"unembed_in": arch.unembedding}, inputs=True) as ins, \
-                capture_io(watch, inputs=False) as outs:
+        with (
+            capture_io({"unembed_in": arch.unembedding}, inputs=True) as ins,
+            capture_io(watch, inputs=False) as outs,
+        ):
             logits = model(**_probe_inputs(model, arch), use_cache=False).logits
         if "unembed_in" not in ins or "last_layer" not in outs:
             raise UnsupportedModel(name, ["a forward path through the found layers and unembedding"])
@@ -445,6 +468,7 @@ def _check_lens(
     tol = 1e-3 if logits.dtype == torch.float32 else 3e-2 * (1.0 + float(logits.float().abs().max()))
     if lens.shape != logits.shape or not torch.allclose(lens, logits.float(), atol=tol, rtol=tol):
         raise UnsupportedModel(
-            name, ["a final norm and unembedding that reproduce the model's logits"],
+            name,
+            ["a final norm and unembedding that reproduce the model's logits"],
             f"found final norm {arch.final_norm_path or '(none)'} and unembedding {arch.unembedding_path}",
         )

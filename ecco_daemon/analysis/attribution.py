@@ -43,6 +43,8 @@ class AttributionOptions:
     chunk_size: int | None = None  # targets per batched backward; None: from free memory
     step_batch: int | None = None  # IG steps / occluded copies per forward; None: from free memory
     batched: bool = True  # False: one backward per target (the fallback), for checks
+    # Called between chunks: raise there to cancel (the daemon's job.check_cancelled).
+    check_cancelled: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -62,8 +64,14 @@ class Attribution:
 
     @property
     def nbytes(self) -> int:
-        arrays = [self.target_positions, self.target_ids, self.values, self.raw, self.foil_ids,
-                  self.convergence_delta]
+        arrays = [
+            self.target_positions,
+            self.target_ids,
+            self.values,
+            self.raw,
+            self.foil_ids,
+            self.convergence_delta,
+        ]
         return int(sum(a.nbytes for a in arrays if a is not None))
 
 
@@ -77,8 +85,12 @@ class AttributionMethod:
 
 
 ATTRIBUTION_METHODS: dict[str, AttributionMethod] = {}
-ALIASES = {"ig": "integrated_gradients", "saliency": "gradient", "input_x_gradient": "grad_x_input",
-           "gradient_x_input": "grad_x_input"}
+ALIASES = {
+    "ig": "integrated_gradients",
+    "saliency": "gradient",
+    "input_x_gradient": "grad_x_input",
+    "gradient_x_input": "grad_x_input",
+}
 
 
 def register_attribution_method(
@@ -110,7 +122,10 @@ def available_methods() -> list[str]:
 
 
 def attribute(
-    model: nn.Module, arch: Architecture, seq: TokenSequence, method: str,
+    model: nn.Module,
+    arch: Architecture,
+    seq: TokenSequence,
+    method: str,
     options: AttributionOptions | None = None,
 ) -> Attribution:
     """Attribute every output token of ``seq`` with ``method``; see the module docstring."""
@@ -165,6 +180,11 @@ def target_scores(
     return log_probs if score == "log_prob" else log_probs.exp()
 
 
+def _checkpoint(options: AttributionOptions) -> None:
+    if options.check_cancelled is not None:
+        options.check_cancelled()
+
+
 def _normalize(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Rows scaled to sum to 1 over the allowed source tokens: raw (N, S) >= 0 -> (N, S)."""
     values = np.where(mask, raw, 0.0)
@@ -173,21 +193,37 @@ def _normalize(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _result(
-    method: str, seq: TokenSequence, score: str, raw: np.ndarray, foils: np.ndarray | None,
-    positive: np.ndarray | None = None, **kwargs: Any,
+    method: str,
+    seq: TokenSequence,
+    score: str,
+    raw: np.ndarray,
+    foils: np.ndarray | None,
+    positive: np.ndarray | None = None,
+    **kwargs: Any,
 ) -> Attribution:
     mask = seq.source_mask()
     raw = np.where(mask, raw, 0.0).astype(np.float32)
     values = _normalize(np.abs(raw) if positive is None else positive, mask)
     return Attribution(
-        method=method, score=score, target_positions=seq.target_positions.copy(),
-        target_ids=seq.target_ids.copy(), values=values, raw=raw, foil_ids=foils, **kwargs,
+        method=method,
+        score=score,
+        target_positions=seq.target_positions.copy(),
+        target_ids=seq.target_ids.copy(),
+        values=values,
+        raw=raw,
+        foil_ids=foils,
+        **kwargs,
     )
 
 
 def _gradient_norms(
-    model: nn.Module, arch: Architecture, seq: TokenSequence, options: AttributionOptions, score: str,
-    foils: np.ndarray | None, times_input: bool,
+    model: nn.Module,
+    arch: Architecture,
+    seq: TokenSequence,
+    options: AttributionOptions,
+    score: str,
+    foils: np.ndarray | None,
+    times_input: bool,
 ) -> tuple[np.ndarray, bool]:
     """L2 norm per token of grad (or grad * input) for every target: (N, S)."""
     device = model_device(model)
@@ -198,10 +234,11 @@ def _gradient_norms(
     backward = BatchedGrad(options.batched)
     norms = torch.empty(seq.n_targets, seq.n_tokens, device=device)
     for start, grads in backward.chunks(outputs, embeds, chunk):  # grads (C, 1, S, H)
+        _checkpoint(options)
         grads = grads[:, 0].float()
         if times_input:
             grads = grads * embeds[0].detach().float()
-        norms[start:start + grads.shape[0]] = grads.norm(dim=-1)
+        norms[start : start + grads.shape[0]] = grads.norm(dim=-1)
     return norms.cpu().numpy(), backward.used_vmap
 
 
@@ -254,13 +291,15 @@ def integrated_gradients(model, arch, seq, options, score, foils) -> Attribution
     total = torch.zeros(seq.n_targets, *embeds.shape, dtype=torch.float32, device=device)  # (N, S, H)
     backward = BatchedGrad(options.batched)
     for first in range(0, len(alphas), step_batch):
-        alpha = torch.as_tensor(alphas[first:first + step_batch], dtype=embeds.dtype, device=device)
-        weight = torch.as_tensor(weights[first:first + step_batch], dtype=torch.float32, device=device)
+        _checkpoint(options)
+        alpha = torch.as_tensor(alphas[first : first + step_batch], dtype=embeds.dtype, device=device)
+        weight = torch.as_tensor(weights[first : first + step_batch], dtype=torch.float32, device=device)
         path = (baseline + alpha[:, None, None] * (embeds - baseline)).requires_grad_(True)  # (M, S, H)
         outputs = target_scores(forward_logits(model, seq, path), seq, score, foils)  # (M, N)
         chunk = chunk_size(seq.n_targets, len(alpha) * per_sequence, device, options.chunk_size)
         for start, grads in backward.chunks(outputs, path, chunk):  # grads (C, M, S, H)
-            total[start:start + grads.shape[0]] += torch.einsum("m,cmsh->csh", weight, grads.float())
+            _checkpoint(options)
+            total[start : start + grads.shape[0]] += torch.einsum("m,cmsh->csh", weight, grads.float())
         del outputs, path
     attributions = total * (embeds - baseline).float()  # (N, S, H)
     with torch.no_grad():
@@ -268,13 +307,20 @@ def integrated_gradients(model, arch, seq, options, score, foils) -> Attribution
     delta = attributions.sum(dim=(1, 2)) - (ends[1] - ends[0])  # (N,)
     raw = attributions.norm(dim=-1).cpu().numpy()
     return _result(
-        "integrated_gradients", seq, score, raw, foils, convergence_delta=delta.cpu().numpy(),
-        used_vmap=backward.used_vmap, extra={"steps": options.steps, "ig_method": options.ig_method},
+        "integrated_gradients",
+        seq,
+        score,
+        raw,
+        foils,
+        convergence_delta=delta.cpu().numpy(),
+        used_vmap=backward.used_vmap,
+        extra={"steps": options.steps, "ig_method": options.ig_method},
     )
 
 
 @register_attribution_method(
-    "occlusion", default_score="log_prob",
+    "occlusion",
+    default_score="log_prob",
     description="change of the target's log-probability when a token's embedding is zeroed",
 )
 def occlusion(model, arch, seq, options, score, foils) -> Attribution:
@@ -286,6 +332,7 @@ def occlusion(model, arch, seq, options, score, foils) -> Attribution:
     with torch.no_grad():
         original = target_scores(forward_logits(model, seq, embeds.unsqueeze(0)), seq, score, foils)[0]
         for first in range(0, seq.n_tokens, batch):
+            _checkpoint(options)
             positions = torch.arange(first, min(seq.n_tokens, first + batch), device=device)
             copies = embeds.unsqueeze(0).repeat(len(positions), 1, 1)  # (M, S, H)
             copies[torch.arange(len(positions), device=device), positions] = 0

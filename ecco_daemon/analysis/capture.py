@@ -46,7 +46,9 @@ def resolve_layers(arch: Architecture, layers: Sequence[int] | None) -> list[int
 def _activation_modules(arch: Architecture, layers: list[int]) -> dict[str, nn.Module]:
     modules = {f"dec{i}": arch.decoder.mlp_down[i] for i in layers}
     if arch.encoder is not None:
-        modules.update({f"enc{i}": arch.encoder.mlp_down[i] for i in layers if i < len(arch.encoder.mlp_down)})
+        modules.update(
+            {f"enc{i}": arch.encoder.mlp_down[i] for i in layers if i < len(arch.encoder.mlp_down)}
+        )
     return modules
 
 
@@ -59,8 +61,13 @@ def _stack_attention(attentions: tuple[torch.Tensor, ...] | None, what: str) -> 
 
 
 def capture_forward(
-    model: nn.Module, arch: Architecture, seq: TokenSequence, *,
-    activation_layers: Sequence[int] | None = None, activations: bool = True, attention: bool = False,
+    model: nn.Module,
+    arch: Architecture,
+    seq: TokenSequence,
+    *,
+    activation_layers: Sequence[int] | None = None,
+    activations: bool = True,
+    attention: bool = False,
 ) -> Captured:
     """Run ``seq`` once, without gradients, recording states, activations and attention."""
     device = model_device(model)
@@ -69,8 +76,11 @@ def capture_forward(
     kwargs = model_kwargs(seq, embed_tokens(arch, seq, device).unsqueeze(0))
     if attention:
         kwargs["output_attentions"] = True
-    with torch.no_grad(), capture_io(layer_modules, inputs=False) as states, \
-            capture_io(_activation_modules(arch, layers), inputs=True) as acts:
+    with (
+        torch.no_grad(),
+        capture_io(layer_modules, inputs=False) as states,
+        capture_io(_activation_modules(arch, layers), inputs=True) as acts,
+    ):
         output = model(**kwargs)
     hidden = torch.stack([states[str(i)][0] for i in range(arch.n_layers)]).float().cpu().numpy()
     activation_array = None
@@ -93,6 +103,9 @@ def capture_forward(
         else:
             attention_arrays = {"self": _stack_attention(output.attentions, "attention")}
     return Captured(
-        logits=output.logits[0], hidden=hidden, activations=activation_array,
-        activation_layers=np.asarray(layers, dtype=np.int64), attention=attention_arrays,
+        logits=output.logits[0],
+        hidden=hidden,
+        activations=activation_array,
+        activation_layers=np.asarray(layers, dtype=np.int64),
+        attention=attention_arrays,
     )

@@ -1,4 +1,4 @@
-"""Errors raised by the analyses; each carries a stable ``code`` the daemon maps to a protocol error.
+"""Errors raised by the analyses; each carries ``code``, the name of the protocol error code it maps to.
 
 Why: a caller must tell a bad request (unknown method, position out of range) apart from a model the
 analyses cannot read, and every message names what was wrong and what would be valid.
@@ -12,19 +12,19 @@ from collections.abc import Iterable
 class AnalysisError(Exception):
     """Base class for analysis failures."""
 
-    code = "analysis_error"
+    code = "BAD_REQUEST"
 
 
 class InvalidArgument(AnalysisError, ValueError):
     """A request's arguments do not fit the run (position out of range, unknown layer, missing foil)."""
 
-    code = "invalid_argument"
+    code = "BAD_REQUEST"
 
 
 class UnsupportedModel(AnalysisError):
     """Architecture inspection could not find a part the analyses need; ``missing`` names the parts."""
 
-    code = "unsupported_model"
+    code = "UNSUPPORTED_MODEL"
 
     def __init__(self, model_name: str, missing: Iterable[str], hint: str = "") -> None:
         self.model_name = model_name
@@ -38,7 +38,7 @@ class UnsupportedModel(AnalysisError):
 class UnknownName(AnalysisError, KeyError):
     """A name looked up in a registry is not there; the message lists the valid names."""
 
-    code = "unknown_name"
+    code = "BAD_REQUEST"
 
     def __init__(self, kind: str, name: str, valid: Iterable[str]) -> None:
         self.kind = kind
@@ -53,4 +53,4 @@ class UnknownName(AnalysisError, KeyError):
 class NotCaptured(AnalysisError):
     """A view asked for data the run did not record (e.g. attention without eager attention)."""
 
-    code = "not_captured"
+    code = "BAD_REQUEST"

@@ -41,7 +41,11 @@ def lens_logits(arch: Architecture, states: np.ndarray) -> torch.Tensor:
 
 
 def layer_predictions(
-    arch: Architecture, hidden: np.ndarray, row: int, position: int, topk: int = 10,
+    arch: Architecture,
+    hidden: np.ndarray,
+    row: int,
+    position: int,
+    topk: int = 10,
     layers: list[int] | None = None,
 ) -> LayerPredictions:
     """Top-k of every (or the chosen) layer at logits row ``row``: hidden (L, R, H)."""
@@ -49,8 +53,10 @@ def layer_predictions(
     logits = lens_logits(arch, hidden[chosen, row])  # (L, V)
     top = torch.softmax(logits, dim=-1).topk(min(topk, logits.shape[-1]), dim=-1)
     return LayerPredictions(
-        position=position, layers=np.asarray(chosen, dtype=np.int64),
-        token_ids=top.indices.cpu().numpy(), probs=top.values.cpu().numpy(),
+        position=position,
+        layers=np.asarray(chosen, dtype=np.int64),
+        token_ids=top.indices.cpu().numpy(),
+        probs=top.values.cpu().numpy(),
     )
 
 
@@ -70,5 +76,7 @@ def rankings(arch: Architecture, hidden: np.ndarray, rows: np.ndarray, token_ids
 def rankings_watch(arch: Architecture, hidden: np.ndarray, row: int, watch: np.ndarray) -> np.ndarray:
     """1-based rank of every watched token at one row, in every layer: -> (L, W) int32."""
     logits = lens_logits(arch, hidden[:, row])  # (L, V)
-    index = torch.as_tensor(watch, dtype=torch.long, device=logits.device)[None, :].expand(logits.shape[0], -1)
+    index = torch.as_tensor(watch, dtype=torch.long, device=logits.device)[None, :].expand(
+        logits.shape[0], -1
+    )
     return rank_of(logits, index).cpu().numpy()

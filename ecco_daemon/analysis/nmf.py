@@ -32,9 +32,7 @@ class NMFResult:
         return int(self.factors.nbytes + self.components.nbytes + self.layers.nbytes)
 
 
-def select_layers(
-    activation_layers: np.ndarray, from_layer: int | None, to_layer: int | None
-) -> list[int]:
+def select_layers(activation_layers: np.ndarray, from_layer: int | None, to_layer: int | None) -> list[int]:
     """Rows of the stored activations for layers from_layer..to_layer-1 (Ecco's slice semantics)."""
     recorded = [int(x) for x in activation_layers]
     if from_layer is None and to_layer is None:
@@ -51,8 +49,12 @@ def select_layers(
 
 
 def run_nmf(
-    activations: np.ndarray, activation_layers: np.ndarray, n_components: int = 10,
-    from_layer: int | None = None, to_layer: int | None = None, max_iter: int = 500,
+    activations: np.ndarray,
+    activation_layers: np.ndarray,
+    n_components: int = 10,
+    from_layer: int | None = None,
+    to_layer: int | None = None,
+    max_iter: int = 500,
 ) -> NMFResult:
     """Decompose activations (La, S, I) of the chosen layers into ``n_components`` factors."""
     if n_components < 1:
@@ -68,8 +70,10 @@ def run_nmf(
         warnings.simplefilter("ignore", ConvergenceWarning)
         weights = model.fit_transform(merged)  # (S, K)
     return NMFResult(
-        factors=weights.T.astype(np.float32), components=model.components_.astype(np.float32),
+        factors=weights.T.astype(np.float32),
+        components=model.components_.astype(np.float32),
         layers=np.asarray(activation_layers)[rows].astype(np.int64),
-        n_neurons_per_layer=int(chosen.shape[2]), n_components=k,
+        n_neurons_per_layer=int(chosen.shape[2]),
+        n_components=k,
         reconstruction_error=float(model.reconstruction_err_),
     )

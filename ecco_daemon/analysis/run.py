@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..tokens import token_texts
 from . import logit_lens
 from .architecture import Architecture
 from .attribution import Attribution, AttributionOptions, attribute, get_attribution_method
@@ -78,7 +79,9 @@ class AnalysisRun:
             raise InvalidArgument(f"watch needs token ids in 0..{vocab - 1}")
         return logit_lens.rankings_watch(self.arch, self.hidden, self.seq.prediction_row(position), ids)
 
-    def nmf(self, n_components: int = 10, from_layer: int | None = None, to_layer: int | None = None) -> NMFResult:
+    def nmf(
+        self, n_components: int = 10, from_layer: int | None = None, to_layer: int | None = None
+    ) -> NMFResult:
         if self.activations is None:
             raise NotCaptured("this run recorded no neuron activations (run it with activations=True)")
         return run_nmf(self.activations, self.activation_layers, n_components, from_layer, to_layer)
@@ -104,7 +107,9 @@ class AnalysisRun:
             raise InvalidArgument(f"head {head} out of range 0..{weights.shape[1] - 1}")
         return weights[layer, head]
 
-    def layer_similarity(self, method: str, layer_a: int, layer_b: int, source: str = "hidden", **kwargs: int) -> float:
+    def layer_similarity(
+        self, method: str, layer_a: int, layer_b: int, source: str = "hidden", **kwargs: int
+    ) -> float:
         """cca / svcca / pwcca / cka between two layers' (neurons, positions) representations."""
         if method not in SIMILARITY_METHODS:
             raise UnknownName("similarity method", method, SIMILARITY_METHODS)
@@ -151,8 +156,12 @@ class AnalysisRun:
             "rankings": self.rankings,
             "attributions": {
                 name: {
-                    "method": a.method, "score": a.score, "values": cast(a.values), "raw": cast(a.raw),
-                    "convergence_delta": a.convergence_delta, "foil_ids": a.foil_ids,
+                    "method": a.method,
+                    "score": a.score,
+                    "values": cast(a.values),
+                    "raw": cast(a.raw),
+                    "convergence_delta": a.convergence_delta,
+                    "foil_ids": a.foil_ids,
                 }
                 for name, a in self.attributions.items()
             },
@@ -164,6 +173,7 @@ def _wire_cast(float16: bool):
         if float16 and array.dtype == np.float32 and array.size >= 64:
             return array.astype(np.float16)
         return array
+
     return cast
 
 
@@ -176,7 +186,11 @@ def as_wire_array(array: np.ndarray, float16: bool = False) -> np.ndarray:
 
 
 def text_sequence(
-    arch: Architecture, tokenizer: Any, text: str, *, target: str | None = None,
+    arch: Architecture,
+    tokenizer: Any,
+    text: str,
+    *,
+    target: str | None = None,
     target_ids: Sequence[int] | None = None,
 ) -> TokenSequence:
     """The sequence to analyse for ``text``: causal scores every token after the first; masked scores
@@ -213,18 +227,27 @@ def _resolve_predicted(seq: TokenSequence, logits: torch.Tensor) -> TokenSequenc
 
 
 def decode_tokens(tokenizer: Any, token_ids: np.ndarray) -> list[str]:
-    return [tokenizer.decode([int(i)]) for i in token_ids]
+    """Each token as the text it adds (the daemon's one way of showing tokens)."""
+    return token_texts(tokenizer, [int(i) for i in token_ids])
 
 
 def run_analysis(
-    model: nn.Module, arch: Architecture, tokenizer: Any, seq: TokenSequence, options: RunOptions | None = None
+    model: nn.Module,
+    arch: Architecture,
+    tokenizer: Any,
+    seq: TokenSequence,
+    options: RunOptions | None = None,
 ) -> AnalysisRun:
     """One captured forward, then scores, rankings and the requested attributions."""
     options = options or RunOptions()
     for name in options.attributions:
         get_attribution_method(name)  # fail early on an unknown name
     captured = capture_forward(
-        model, arch, seq, activation_layers=options.activation_layers, activations=options.activations,
+        model,
+        arch,
+        seq,
+        activation_layers=options.activation_layers,
+        activations=options.activations,
         attention=options.attention,
     )
     seq = _resolve_predicted(seq, captured.logits)
@@ -235,7 +258,14 @@ def run_analysis(
         method = get_attribution_method(name).name
         attributions[method] = attribute(model, arch, seq, method, options.attribution)
     return AnalysisRun(
-        arch=arch, seq=seq, tokens=decode_tokens(tokenizer, seq.token_ids), scores=scores, rankings=ranks,
-        hidden=captured.hidden, activations=captured.activations,
-        activation_layers=captured.activation_layers, attention=captured.attention, attributions=attributions,
+        arch=arch,
+        seq=seq,
+        tokens=decode_tokens(tokenizer, seq.token_ids),
+        scores=scores,
+        rankings=ranks,
+        hidden=captured.hidden,
+        activations=captured.activations,
+        activation_layers=captured.activation_layers,
+        attention=captured.attention,
+        attributions=attributions,
     )

@@ -138,7 +138,7 @@ def model_kwargs(seq: TokenSequence, embeds: torch.Tensor) -> dict[str, Any]:
     """Keyword arguments for the model from embeddings of every token: embeds (B, S, H)."""
     batch = embeds.shape[0]
     if seq.family == "encoder_decoder":
-        enc, dec = embeds[:, : seq.n_encoder], embeds[:, seq.n_encoder:]
+        enc, dec = embeds[:, : seq.n_encoder], embeds[:, seq.n_encoder :]
         return {
             "inputs_embeds": enc,
             "attention_mask": torch.ones(batch, seq.n_encoder, dtype=torch.long, device=embeds.device),

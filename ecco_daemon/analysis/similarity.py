@@ -31,7 +31,9 @@ class CanonicalCorrelations:
 def _inverse_sqrt(matrix: np.ndarray) -> np.ndarray:
     """Inverse square root of a symmetric positive semi-definite matrix (pseudo-inverse on the null space)."""
     values, vectors = np.linalg.eigh(matrix)
-    inv = np.where(values > EPSILON * max(values.max(), EPSILON), 1.0 / np.sqrt(np.clip(values, EPSILON, None)), 0)
+    inv = np.where(
+        values > EPSILON * max(values.max(), EPSILON), 1.0 / np.sqrt(np.clip(values, EPSILON, None)), 0
+    )
     return (vectors * inv) @ vectors.T
 
 
@@ -39,7 +41,9 @@ def _check(x: np.ndarray, y: np.ndarray, need_more_points: bool) -> tuple[np.nda
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
-        raise InvalidArgument(f"need (neurons, datapoints) arrays with equal datapoints; got {x.shape}, {y.shape}")
+        raise InvalidArgument(
+            f"need (neurons, datapoints) arrays with equal datapoints; got {x.shape}, {y.shape}"
+        )
     if need_more_points and max(x.shape[0], y.shape[0]) >= x.shape[1]:
         raise InvalidArgument(
             f"CCA needs more datapoints ({x.shape[1]} positions) than neurons ({x.shape[0]}, {y.shape[0]}); "
@@ -55,7 +59,9 @@ def canonical_correlations(x: np.ndarray, y: np.ndarray, epsilon: float = EPSILO
     sxx, sxy, syy = cov[:n1, :n1], cov[:n1, n1:], cov[n1:, n1:]
     x_scale, y_scale = np.abs(sxx).max(), np.abs(syy).max()  # rescaling for stability
     if x_scale == 0 or y_scale == 0:
-        return CanonicalCorrelations(np.zeros(1), np.zeros(n1, bool), np.zeros(y.shape[0], bool), np.zeros((1, 0)))
+        return CanonicalCorrelations(
+            np.zeros(1), np.zeros(n1, bool), np.zeros(y.shape[0], bool), np.zeros((1, 0))
+        )
     sxx, syy, sxy = sxx / x_scale, syy / y_scale, sxy / np.sqrt(x_scale * y_scale)
     x_kept = np.abs(np.diag(sxx)) >= epsilon
     y_kept = np.abs(np.diag(syy)) >= epsilon

@@ -19,7 +19,9 @@ TARGET = {"t5": "Paris is nice."}
 def _run(family: str, **options):
     model, tokenizer = load_tiny_model(family)
     arch = inspect_architecture(model)
-    seq = text_sequence(arch, tokenizer, TEXT.get(family, "The cat sat on the mat."), target=TARGET.get(family))
+    seq = text_sequence(
+        arch, tokenizer, TEXT.get(family, "The cat sat on the mat."), target=TARGET.get(family)
+    )
     return model, arch, run_analysis(model, arch, tokenizer, seq, RunOptions(**options))
 
 
@@ -66,7 +68,9 @@ def test_nmf_matches_sklearn_with_ecco_settings() -> None:
     np.testing.assert_allclose(result.components, reference.components_, rtol=1e-4, atol=1e-5)
     assert (result.factors >= 0).all()
     one_layer = run.nmf(n_components=2, from_layer=1, to_layer=2)
-    assert one_layer.layers.tolist() == [1] and one_layer.components.shape[1] == arch.decoder.intermediate_size
+    assert (
+        one_layer.layers.tolist() == [1] and one_layer.components.shape[1] == arch.decoder.intermediate_size
+    )
     assert run.nmf(n_components=50).n_components == run.seq.n_tokens  # capped at the positions, as Ecco
     with pytest.raises(InvalidArgument, match="must be below"):
         run.nmf(2, from_layer=1, to_layer=1)

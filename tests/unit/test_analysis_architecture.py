@@ -16,11 +16,18 @@ EXPECTED = {
     "gpt2": ("causal", "transformer.ln_f", "lm_head", "transformer.h", "transformer.h.0.mlp.c_proj"),
     "llama": ("causal", "model.norm", "lm_head", "model.layers", "model.layers.0.mlp.down_proj"),
     "gpt_neox": (
-        "causal", "gpt_neox.final_layer_norm", "lm_head", "gpt_neox.layers", "gpt_neox.layers.0.mlp.dense_4h_to_h"
+        "causal",
+        "gpt_neox.final_layer_norm",
+        "lm_head",
+        "gpt_neox.layers",
+        "gpt_neox.layers.0.mlp.dense_4h_to_h",
     ),
     "bert": ("masked", "", "cls", "bert.encoder.layer", "bert.encoder.layer.0.output.dense"),
     "t5": (
-        "encoder_decoder", "decoder.final_layer_norm", "lm_head", "decoder.block",
+        "encoder_decoder",
+        "decoder.final_layer_norm",
+        "lm_head",
+        "decoder.block",
         "decoder.block.0.layer.2.DenseReluDense.wo",
     ),
 }
@@ -38,7 +45,10 @@ def test_parts_found_by_inspection(family: str) -> None:
     assert arch.decoder.mlp_down_paths[0] == mlp
     assert arch.n_layers == 2 and len(arch.decoder.mlp_down) == 2
     assert arch.input_embedding is model.get_input_embeddings()
-    assert all(module is not None and "attention" in type(module).__name__.lower() for module in arch.decoder.attention)
+    assert all(
+        module is not None and "attention" in type(module).__name__.lower()
+        for module in arch.decoder.attention
+    )
     assert arch.describe()["family"] == family_kind
 
 
@@ -77,7 +87,7 @@ def test_unreadable_model_names_the_missing_part_and_an_override_fixes_it() -> N
     with pytest.raises(UnsupportedModel) as info:
         inspect_architecture(model)
     assert "MLP activation point" in str(info.value) and "transformer.h.0" in str(info.value)
-    assert info.value.code == "unsupported_model"
+    assert info.value.code == "UNSUPPORTED_MODEL"
 
     arch = inspect_architecture(model, {"mlp_down": "mlp.c_proj"})
     assert arch.decoder.mlp_down_paths[0] == "transformer.h.0.mlp.c_proj"

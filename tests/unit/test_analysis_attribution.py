@@ -72,7 +72,9 @@ def _normalized(norms: torch.Tensor, mask: np.ndarray) -> np.ndarray:
     return values / values.sum()
 
 
-@pytest.mark.parametrize(("method", "captum_class"), [("gradient", Saliency), ("grad_x_input", InputXGradient)])
+@pytest.mark.parametrize(
+    ("method", "captum_class"), [("gradient", Saliency), ("grad_x_input", InputXGradient)]
+)
 def test_gradient_methods_match_captum(setup, method, captum_class) -> None:
     _family, model, arch, seq = setup
     result = attribute(model, arch, seq, method)
@@ -125,8 +127,9 @@ def test_contrastive_matches_captum_on_logit_difference(setup) -> None:
         row, target = int(seq.target_rows[n]), int(seq.target_ids[n])
         full = model(**model_kwargs(seq, embeds)).logits  # check: log p(t) - log p(f) == logit difference
         log_probs = torch.log_softmax(full[0, row], -1)
-        assert torch.isclose(log_probs[target] - log_probs[foil], full[0, row, target] - full[0, row, foil],
-                             atol=1e-5)
+        assert torch.isclose(
+            log_probs[target] - log_probs[foil], full[0, row, target] - full[0, row, foil], atol=1e-5
+        )
 
         def difference(e, row=row, target=target):
             logits = model(**model_kwargs(seq, e)).logits[:, row, :]
@@ -177,7 +180,13 @@ def test_model_is_left_untouched(setup) -> None:
 
 
 def test_registry_names_and_errors() -> None:
-    assert set(ATTRIBUTION_METHODS) == {"gradient", "grad_x_input", "integrated_gradients", "occlusion", "contrastive"}
+    assert set(ATTRIBUTION_METHODS) == {
+        "gradient",
+        "grad_x_input",
+        "integrated_gradients",
+        "occlusion",
+        "contrastive",
+    }
     assert get_attribution_method("ig").name == "integrated_gradients"
     assert get_attribution_method("saliency").name == "gradient"
     with pytest.raises(UnknownName) as info:

@@ -52,7 +52,9 @@ def test_last_layer_of_the_lens_is_the_model_output(analysed) -> None:
         predictions = run.layer_predictions(position, topk=5)
         assert predictions.token_ids.shape == (arch.n_layers, 5)
         assert predictions.token_ids[-1].tolist() == logits[row].topk(5).indices.tolist()
-        np.testing.assert_allclose(predictions.probs[-1], torch.softmax(logits[row], -1).topk(5).values, atol=1e-5)
+        np.testing.assert_allclose(
+            predictions.probs[-1], torch.softmax(logits[row], -1).topk(5).values, atol=1e-5
+        )
 
 
 def test_intermediate_layers_use_their_own_norm_statistics(analysed) -> None:
@@ -72,7 +74,9 @@ def test_intermediate_layers_use_their_own_norm_statistics(analysed) -> None:
             else:
                 expected = model.get_output_embeddings()(arch.final_norm(first_layer))
     np.testing.assert_allclose(run.hidden[0], first_layer.numpy(), atol=1e-5)
-    torch.testing.assert_close(arch.lens_logits(torch.as_tensor(run.hidden[0])), expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        arch.lens_logits(torch.as_tensor(run.hidden[0])), expected, atol=1e-4, rtol=1e-4
+    )
 
 
 def test_rankings_agree_with_layer_predictions_and_watch(analysed) -> None:

@@ -121,5 +121,5 @@ def test_encoder_decoder_needs_an_output(llama) -> None:
     run = run_analysis(model, arch, tokenizer, seq, RunOptions(attributions=["grad_x_input"]))
     values = run.attributions["grad_x_input"].values
     assert values[:, : seq.n_encoder].sum() > 0  # encoder tokens explain decoder tokens
-    assert values[1:, seq.n_encoder:].sum() > 0  # and so do earlier decoder tokens
+    assert values[1:, seq.n_encoder :].sum() > 0  # and so do earlier decoder tokens
     assert run.hidden.shape[1] == seq.n_rows

@@ -1,0 +1,299 @@
+"""The analyses as the daemon's handlers call them: build a run for a request, answer views as plain dicts.
+
+Why: handlers parse parameters and own the protocol; this module owns what an "analyze" run contains and
+how each later view (``VIEWS``) turns a stored run into msgpack-able dicts of numpy arrays, so the
+handler stays a few lines and the same view code serves the Python client and the editor.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from ..tokens import token_texts
+from .architecture import Architecture, inspect_architecture
+from .attribution import AttributionOptions, available_methods, get_attribution_method
+from .errors import InvalidArgument, UnknownName
+from .run import AnalysisRun, RunOptions, as_wire_array, run_analysis
+from .sequence import TokenSequence, causal_sequence, masked_sequence, seq2seq_sequence
+
+_ARCHITECTURES: weakref.WeakKeyDictionary[nn.Module, Architecture] = weakref.WeakKeyDictionary()
+_ARCHITECTURE_LOCK = threading.Lock()
+
+
+def architecture_for(model: nn.Module, overrides: dict[str, str] | None = None) -> Architecture:
+    """The model's architecture, inspected once (one probe forward) and cached while the model lives."""
+    with _ARCHITECTURE_LOCK:
+        arch = _ARCHITECTURES.get(model)
+        if arch is None or overrides:
+            arch = inspect_architecture(model, overrides)
+            _ARCHITECTURES[model] = arch
+        return arch
+
+
+def build_sequence(
+    arch: Architecture,
+    tokenizer: Any,
+    input_ids: Sequence[int],
+    *,
+    first_target: int | None = None,
+    target_ids: Sequence[int] | None = None,
+) -> TokenSequence:
+    """The token sequence for a request.
+
+    causal: ``input_ids`` is prompt + continuation; output tokens start at ``first_target`` (default 1:
+    every token after the first, as "analyze" does; the prompt length after a generation).
+    masked: output tokens are the mask tokens of ``input_ids``, scored for ``target_ids`` if given, else
+    for the model's own prediction.
+    encoder_decoder: ``input_ids`` is the encoder input and ``target_ids`` the output tokens (the decoder
+    start token is prepended unless already there).
+    """
+    ids = [int(i) for i in input_ids]
+    if not ids:
+        raise InvalidArgument("the text is empty after tokenization")
+    if arch.family == "causal":
+        if len(ids) < 2:
+            raise InvalidArgument("an analysis needs at least two tokens: one to read, one to score")
+        return causal_sequence(ids, 1 if first_target is None else first_target)
+    if arch.family == "masked":
+        if tokenizer.mask_token_id is None:
+            raise InvalidArgument("the tokenizer has no mask token")
+        return masked_sequence(ids, tokenizer.mask_token_id, target_ids)
+    if not target_ids:
+        raise InvalidArgument(
+            "an encoder-decoder analysis needs the output tokens (target_ids or target text)"
+        )
+    start = arch.decoder_start_token_id
+    start = int(start if start is not None else (tokenizer.pad_token_id or 0))
+    decoder = [int(i) for i in target_ids]
+    if decoder[0] != start:
+        decoder = [start, *decoder]
+    return seq2seq_sequence(ids, decoder)
+
+
+def analyze(
+    model: nn.Module,
+    tokenizer: Any,
+    input_ids: Sequence[int],
+    *,
+    first_target: int | None = None,
+    target_ids: Sequence[int] | None = None,
+    attribution: Sequence[str] = (),
+    steps: int = 50,
+    foil_ids: Any = None,
+    score: str | None = None,
+    activations: bool = True,
+    activation_layers: Sequence[int] | None = None,
+    attention: bool = False,
+    topk: int = 10,
+    check_cancelled: Callable[[], None] | None = None,
+) -> AnalysisRun:
+    """One analysis run for a request; store the returned run and answer views from it."""
+    for name in attribution:
+        get_attribution_method(name)
+    arch = architecture_for(model)
+    seq = build_sequence(arch, tokenizer, input_ids, first_target=first_target, target_ids=target_ids)
+    options = RunOptions(
+        attributions=list(attribution),
+        attribution=AttributionOptions(
+            steps=steps, foil_ids=foil_ids, score=score, check_cancelled=check_cancelled
+        ),
+        activations=activations,
+        activation_layers=activation_layers,
+        attention=attention,
+        topk=topk,
+    )
+    return run_analysis(model, arch, tokenizer, seq, options)
+
+
+# ---------------------------------------------------------------------------------------------- views
+
+
+def run_result(run: AnalysisRun, tokenizer: Any, float16: bool = False) -> dict[str, Any]:
+    """The first reply of an analysis: tokens, scores with alternatives' text, rankings, attributions."""
+    result = run.summary(float16)
+    result["scores"]["topk_tokens"] = [token_texts(tokenizer, row) for row in run.scores.topk_ids]
+    result["attribution_methods"] = sorted(run.attributions)
+    result["activation_layers"] = run.activation_layers
+    result["has_attention"] = run.attention is not None
+    return result
+
+
+def _watch_ids(tokenizer: Any, watch: Sequence[int | str]) -> list[int]:
+    ids = []
+    for item in watch:
+        if isinstance(item, str):
+            encoded = tokenizer(item, add_special_tokens=False).input_ids
+            if not encoded:
+                raise InvalidArgument(f"watch entry {item!r} has no tokens")
+            ids.append(int(encoded[0]))
+        else:
+            ids.append(int(item))
+    return ids
+
+
+def view_layer_predictions(
+    run: AnalysisRun,
+    tokenizer: Any,
+    *,
+    position: int,
+    topk: int = 10,
+    layer: int | None = None,
+    float16: bool = False,
+) -> dict[str, Any]:
+    predictions = run.layer_predictions(position, topk, layer)
+    return {
+        "position": position,
+        "layers": predictions.layers,
+        "token_ids": predictions.token_ids,  # (L, k)
+        "tokens": [token_texts(tokenizer, row) for row in predictions.token_ids],
+        "probs": as_wire_array(predictions.probs, float16),  # (L, k)
+    }
+
+
+def view_rankings(run: AnalysisRun, tokenizer: Any, *, float16: bool = False) -> dict[str, Any]:
+    positions = run.seq.target_positions
+    return {
+        "rankings": run.rankings,  # (L, N)
+        "positions": positions,
+        "output_tokens": [run.tokens[int(p)] for p in positions],
+        "input_tokens": [
+            run.tokens[int(p) - 1] if run.seq.family != "masked" else run.tokens[int(p)] for p in positions
+        ],
+    }
+
+
+def view_rankings_watch(
+    run: AnalysisRun, tokenizer: Any, *, watch: Sequence[int | str], position: int, float16: bool = False
+) -> dict[str, Any]:
+    ids = _watch_ids(tokenizer, watch)
+    return {
+        "position": position,
+        "watch_ids": np.asarray(ids, dtype=np.int64),
+        "watch_tokens": token_texts(tokenizer, ids),
+        "rankings": run.rankings_watch(ids, position),  # (L, W)
+    }
+
+
+def view_nmf(
+    run: AnalysisRun,
+    tokenizer: Any,
+    *,
+    n_components: int = 10,
+    from_layer: int | None = None,
+    to_layer: int | None = None,
+    components: bool = False,
+    float16: bool = False,
+) -> dict[str, Any]:
+    result = run.nmf(n_components, from_layer, to_layer)
+    reply = {
+        "factors": as_wire_array(result.factors, float16),  # (K, S)
+        "layers": result.layers,
+        "n_components": result.n_components,
+        "n_neurons_per_layer": result.n_neurons_per_layer,
+        "reconstruction_error": result.reconstruction_error,
+        "tokens": run.tokens,
+    }
+    if components:
+        reply["components"] = as_wire_array(result.components, float16)  # (K, La * I)
+    return reply
+
+
+def view_attention(
+    run: AnalysisRun,
+    tokenizer: Any,
+    *,
+    layer: int,
+    head: int | None = None,
+    kind: str = "self",
+    float16: bool = False,
+) -> dict[str, Any]:
+    return {
+        "layer": layer,
+        "head": head,
+        "kind": kind,
+        "weights": as_wire_array(run.attention_weights(layer, head, kind), float16),
+    }
+
+
+def view_similarity(
+    run: AnalysisRun,
+    tokenizer: Any,
+    *,
+    method: str,
+    layer_a: int,
+    layer_b: int,
+    source: str = "hidden",
+    dims: int | None = None,
+    float16: bool = False,
+) -> dict[str, Any]:
+    kwargs = {"dims": dims} if dims is not None and method == "svcca" else {}
+    value = run.layer_similarity(method, layer_a, layer_b, source, **kwargs)
+    return {"method": method, "layer_a": layer_a, "layer_b": layer_b, "source": source, "value": value}
+
+
+def view_primary_attributions(
+    run: AnalysisRun,
+    tokenizer: Any,
+    *,
+    attr_method: str = "grad_x_input",
+    ignore_tokens: Sequence[int] = (),
+    float16: bool = False,
+) -> dict[str, Any]:
+    """Attribution matrix of one method; ``ignore_tokens`` (positions) are dropped and rows renormalized."""
+    attribution = run.attribution(attr_method)
+    values = attribution.values.copy()  # (N, S)
+    if ignore_tokens:
+        values[:, [int(i) for i in ignore_tokens]] = 0
+        totals = values.sum(axis=1, keepdims=True)
+        values = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
+    return {
+        "method": attribution.method,
+        "score": attribution.score,
+        "values": as_wire_array(values, float16),
+        "raw": as_wire_array(attribution.raw, float16),
+        "target_positions": attribution.target_positions,
+        "tokens": run.tokens,
+        "convergence_delta": attribution.convergence_delta,
+        "foil_ids": attribution.foil_ids,
+    }
+
+
+VIEWS: dict[str, Callable[..., dict[str, Any]]] = {
+    "layer_predictions": view_layer_predictions,
+    "rankings": view_rankings,
+    "rankings_watch": view_rankings_watch,
+    "nmf": view_nmf,
+    "attention": view_attention,
+    "similarity": view_similarity,
+    "primary_attributions": view_primary_attributions,
+}
+
+
+def view(run: AnalysisRun, tokenizer: Any, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Answer view ``name`` from a stored run; unknown names or parameters are refused, naming valid ones."""
+    fn = VIEWS.get(name)
+    if fn is None:
+        raise UnknownName("view", name, VIEWS)
+    signature = inspect.signature(fn).parameters
+    accepted = [p for p in signature if p not in ("run", "tokenizer")]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise InvalidArgument(
+            f"unknown parameter(s) {', '.join(unknown)} for {name}; known: {', '.join(accepted)}"
+        )
+    missing = [p for p in accepted if signature[p].default is inspect.Parameter.empty and p not in params]
+    if missing:
+        raise InvalidArgument(f"{name} needs {', '.join(missing)}")
+    return fn(run, tokenizer, **params)
+
+
+def describe_capabilities() -> dict[str, Any]:
+    """What the analyses offer, for status replies and client discovery."""
+    return {"attribution_methods": available_methods(), "views": sorted(VIEWS)}

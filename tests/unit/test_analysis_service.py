@@ -1,0 +1,110 @@
+"""The daemon-facing layer: one analysis per request, then every view answered from the stored run."""
+
+from __future__ import annotations
+
+import msgpack
+import numpy as np
+import pytest
+
+from ecco_daemon.analysis.errors import InvalidArgument, UnknownName
+from ecco_daemon.analysis.service import (
+    VIEWS,
+    analyze,
+    architecture_for,
+    build_sequence,
+    describe_capabilities,
+    run_result,
+    view,
+)
+from ecco_daemon.tokens import encode_prompt
+from tests.tiny_models import load_tiny_model
+
+
+def _packable(value) -> bool:
+    """msgpack-able once numpy arrays are sent as binary (as the wire codec does)."""
+
+    def default(obj):
+        if isinstance(obj, np.ndarray):
+            return obj.tobytes()
+        if isinstance(obj, np.generic):
+            return obj.item()
+        raise TypeError(type(obj))
+
+    msgpack.packb(value, default=default)
+    return True
+
+
+@pytest.fixture(scope="module")
+def gpt2():
+    model, tokenizer = load_tiny_model("gpt2")
+    ids = encode_prompt(tokenizer, "The capital of France is Paris.")
+    run = analyze(model, tokenizer, ids, attribution=["grad_x_input", "ig"], steps=8, attention=True)
+    return model, tokenizer, run
+
+
+def test_architecture_is_inspected_once_per_model(gpt2) -> None:
+    model, _tokenizer, run = gpt2
+    assert architecture_for(model) is architecture_for(model) is run.arch
+
+
+def test_first_result_and_every_view_are_wire_ready(gpt2) -> None:
+    _model, tokenizer, run = gpt2
+    result = run_result(run, tokenizer, float16=True)
+    assert result["tokens"][:3] == ["The", " capital", " of"]
+    assert result["attribution_methods"] == ["grad_x_input", "integrated_gradients"]
+    assert len(result["scores"]["topk_tokens"]) == run.seq.n_targets
+    assert _packable(result)
+    requests = {
+        "layer_predictions": {"position": 3, "topk": 4},
+        "rankings": {},
+        "rankings_watch": {"watch": [" Paris", 17], "position": 5},
+        "nmf": {"n_components": 3, "components": True},
+        "attention": {"layer": 1, "head": 0},
+        "similarity": {"method": "cka", "layer_a": 0, "layer_b": 1},
+        "primary_attributions": {"attr_method": "ig", "ignore_tokens": [0]},
+    }
+    assert set(requests) == set(VIEWS)
+    for name, params in requests.items():
+        reply = view(run, tokenizer, name, {**params, "float16": True})
+        assert _packable(reply), name
+    predictions = view(run, tokenizer, "layer_predictions", {"position": 3, "topk": 4})
+    assert predictions["probs"].shape == (2, 4) and len(predictions["tokens"][0]) == 4
+    watch = view(run, tokenizer, "rankings_watch", {"watch": [" Paris", 17], "position": 5})
+    assert watch["watch_ids"][0] == tokenizer(" Paris", add_special_tokens=False).input_ids[0]
+    attributions = view(run, tokenizer, "primary_attributions", {"attr_method": "ig", "ignore_tokens": [0]})
+    assert (attributions["values"][:, 0] == 0).all()
+    sums = attributions["values"].sum(axis=1)  # the first output token had only token 0 to explain it
+    np.testing.assert_allclose(sums, [0.0] + [1.0] * (len(sums) - 1), atol=1e-5)
+    rankings = view(run, tokenizer, "rankings", {})
+    assert rankings["output_tokens"] == run.tokens[1:] and rankings["input_tokens"] == run.tokens[:-1]
+
+
+def test_bad_view_requests_name_what_is_valid(gpt2) -> None:
+    _model, tokenizer, run = gpt2
+    with pytest.raises(UnknownName, match="layer_predictions"):
+        view(run, tokenizer, "saliency_map", {})
+    with pytest.raises(InvalidArgument, match="unknown parameter"):
+        view(run, tokenizer, "nmf", {"k": 3})
+    with pytest.raises(InvalidArgument, match="needs position"):
+        view(run, tokenizer, "layer_predictions", {})
+    with pytest.raises(UnknownName, match="grad_x_input"):
+        analyze(_model, tokenizer, [1, 2, 3], attribution=["shap"])
+    assert "occlusion" in describe_capabilities()["attribution_methods"]
+
+
+def test_each_family_builds_its_sequence() -> None:
+    bert, bert_tokenizer = load_tiny_model("bert")
+    ids = encode_prompt(bert_tokenizer, "The [MASK] sat.")
+    run = analyze(bert, bert_tokenizer, ids, attribution=["gradient"])
+    assert run.seq.family == "masked" and run.scores.ranks[0] == 1
+    t5, t5_tokenizer = load_tiny_model("t5")
+    arch = architecture_for(t5)
+    with pytest.raises(InvalidArgument, match="output tokens"):
+        build_sequence(arch, t5_tokenizer, [5, 6])
+    seq = build_sequence(arch, t5_tokenizer, [5, 6], target_ids=[7, 8])
+    assert seq.token_ids.tolist() == [5, 6, arch.decoder_start_token_id, 7, 8]
+    llama, llama_tokenizer = load_tiny_model("llama")
+    with pytest.raises(InvalidArgument, match="at least two tokens"):
+        analyze(llama, llama_tokenizer, [0])
+    run = analyze(llama, llama_tokenizer, [0, 5, 6, 7], first_target=2, attribution=["occlusion"])
+    assert run.seq.target_positions.tolist() == [2, 3]
