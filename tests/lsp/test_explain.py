@@ -8,6 +8,7 @@ from pathlib import Path
 from lsprotocol import types
 
 from tests.lsp.lsp_session import Session
+from tests.lsp.renderer_check import render_problems
 
 # An astral character before the selection: its UTF-16 length (2) differs from its length in code points (1).
 TEXT = "Intro line\n😀 The cat sat on the mat.\n"
@@ -120,3 +121,11 @@ async def test_continuation_streams_after_the_result(session: Session, tmp_path:
                   if r and isinstance(r[0], types.WorkDoneProgressBegin) and "generating" in r[0].title]
     await session.wait_for("the generation progress to end",
                            lambda: generating and isinstance(generating[0][-1], types.WorkDoneProgressEnd))
+
+
+async def test_the_view_is_drawn_by_the_renderer(session: Session, tmp_path: Path) -> None:
+    uri = session.open(tmp_path / "doc.txt", TEXT)
+    result = await session.explain(uri, selection())
+    problems, titles = await render_problems(result["view"], tmp_path)
+    assert problems == []
+    assert titles == ["Probability", "Saliency", "Layer predictions", "Rankings", "Neuron factors"]

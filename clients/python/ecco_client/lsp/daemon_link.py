@@ -124,8 +124,8 @@ class DaemonLink:
     async def _connect_once(self) -> None:
         try:
             client = await self._connect_fn(self.settings)
-        except (EccoError, OSError) as exc:
-            self._report_unreachable(str(exc))
+        except Exception as exc:  # a bad connection file (JSON, fields) is as fatal to connecting as no daemon
+            self._report_unreachable(str(exc) or type(exc).__name__)
             self._ensure_reconnecting()
             raise DaemonUnavailable(unreachable_message(self.settings, str(exc))) from exc
         self._client = client

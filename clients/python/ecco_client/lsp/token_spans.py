@@ -17,21 +17,20 @@ LOOKAHEAD_PER_SKIPPED = 8  # characters searched ahead per unmatched token (a UT
 
 def _match_at(text: str, token: str, cursor: int, window: int) -> Span | None:
     """The token's text at the cursor, else after whitespace the tokenizer dropped, else within window."""
-    if not token:
+    if not token or "\ufffd" in token:
         return None
     if text.startswith(token, cursor):
         return cursor, cursor + len(token)
     stripped = token.strip()
-    if not stripped or "\ufffd" in stripped:
-        return None
-    start = cursor
-    while start < len(text) and text[start].isspace():
-        start += 1
-    if text.startswith(stripped, start):
-        return start, start + len(stripped)
+    if stripped:
+        start = cursor
+        while start < len(text) and text[start].isspace():
+            start += 1
+        if text.startswith(stripped, start):
+            return start, start + len(stripped)
     if window > 0:
         for piece in (token, stripped):
-            found = text.find(piece, cursor, cursor + window + len(piece))
+            found = text.find(piece, cursor, cursor + window + len(piece)) if piece else -1
             if found >= 0:
                 return found, found + len(piece)
     return None
