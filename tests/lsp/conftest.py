@@ -15,8 +15,13 @@ CONFIG = ClientServerConfig(server_command=SERVER_COMMAND, server_env=SERVER_ENV
 
 
 def daemon_settings(daemon: DaemonProcess, model: Path, **extra: object) -> dict[str, object]:
-    return {"connectionFile": str(daemon.connection_file), "model": str(model),
-            "attributionMethods": ["grad_x_input"], "generateTokens": 0, **extra}
+    return {
+        "connectionFile": str(daemon.connection_file),
+        "model": str(model),
+        "attributionMethods": ["grad_x_input"],
+        "generateTokens": 0,
+        **extra,
+    }
 
 
 @pytest_lsp.fixture(config=CONFIG)
@@ -36,5 +41,7 @@ async def bare_session(lsp_client: LanguageClient):
 async def session(bare_session: Session, daemon: DaemonProcess, tiny_llama: Path, tmp_path: Path):
     """An initialized server connected to the module's daemon (tiny Llama)."""
     await bare_session.initialize(daemon_settings(daemon, tiny_llama), tmp_path)
-    await bare_session.wait_for("the daemon connection", lambda: (bare_session.last_status() or {}).get("connected"))
+    await bare_session.wait_for(
+        "the daemon connection", lambda: (bare_session.last_status() or {}).get("connected")
+    )
     yield bare_session

@@ -17,8 +17,14 @@ from pytest_lsp import LanguageClient, client_capabilities
 
 SERVER_COMMAND = [sys.executable, "-m", "ecco_client.lsp"]
 # Quick heartbeats and retries so a lost or restarted daemon is noticed within a test's patience.
-SERVER_ENV = {**os.environ, "ECCO_LSP_HEARTBEAT_S": "0.3", "ECCO_LSP_CONNECT_TIMEOUT_S": "2",
-              "ECCO_LSP_RETRY_MAX_S": "0.5", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+SERVER_ENV = {
+    **os.environ,
+    "ECCO_LSP_HEARTBEAT_S": "0.3",
+    "ECCO_LSP_CONNECT_TIMEOUT_S": "2",
+    "ECCO_LSP_RETRY_MAX_S": "0.5",
+    "OMP_NUM_THREADS": "1",
+    "PYTHONUNBUFFERED": "1",
+}
 DEADLINE_S = 60.0
 
 T = TypeVar("T")
@@ -53,30 +59,46 @@ class Session:
     async def initialize(self, settings: dict[str, Any], root: Path) -> None:
         self.client.set_configuration(settings, section="ecco")
         self.model = str(settings.get("model", ""))
-        await self.client.initialize_session(types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=root.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-        ))
+        await self.client.initialize_session(
+            types.InitializeParams(
+                capabilities=client_capabilities("visual-studio-code"),
+                root_uri=root.as_uri(),
+                workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
+            )
+        )
 
     def open(self, path: Path, text: str) -> str:
         path.write_text(text, encoding="utf-8")
         uri = path.as_uri()
-        self.client.text_document_did_open(types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id="plaintext", version=1, text=text)))
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(uri=uri, language_id="plaintext", version=1, text=text)
+            )
+        )
         return uri
 
     async def explain(self, uri: str, selection: types.Range, options: dict[str, Any] | None = None) -> Any:
-        arguments: list[Any] = [uri, {"start": {"line": selection.start.line, "character": selection.start.character},
-                                      "end": {"line": selection.end.line, "character": selection.end.character}}]
+        arguments: list[Any] = [
+            uri,
+            {
+                "start": {"line": selection.start.line, "character": selection.start.character},
+                "end": {"line": selection.end.line, "character": selection.end.character},
+            },
+        ]
         if options is not None:
             arguments.append(options)
-        return plain(await self.client.workspace_execute_command_async(
-            types.ExecuteCommandParams(command="ecco.explain", arguments=arguments)))
+        return plain(
+            await self.client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command="ecco.explain", arguments=arguments)
+            )
+        )
 
     async def hover(self, uri: str, line: int, character: int) -> types.Hover | None:
-        return await self.client.text_document_hover_async(types.HoverParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line, character)))
+        return await self.client.text_document_hover_async(
+            types.HoverParams(
+                text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line, character)
+            )
+        )
 
     async def wait_for(self, what: str, probe: Callable[[], T | None], timeout: float = DEADLINE_S) -> T:
         """Polls ``probe`` until it returns something truthy; fails naming ``what`` at the deadline."""
@@ -86,7 +108,9 @@ class Session:
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}; statuses: {self.statuses}")
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {what}; statuses: {self.statuses}"
+                )
             await asyncio.sleep(0.05)
 
     def last_status(self) -> dict[str, Any] | None:
@@ -94,4 +118,6 @@ class Session:
 
 
 def whole_line(line: int, text: str) -> types.Range:
-    return types.Range(start=types.Position(line, 0), end=types.Position(line, len(text.encode("utf-16-le")) // 2))
+    return types.Range(
+        start=types.Position(line, 0), end=types.Position(line, len(text.encode("utf-16-le")) // 2)
+    )

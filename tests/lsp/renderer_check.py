@@ -15,10 +15,14 @@ async def render_problems(spec: dict[str, Any], workdir: Path) -> tuple[list[str
     """(problems, tab titles): page errors, console errors and the renderer's error boxes, per tab."""
     from playwright.async_api import async_playwright
 
-    page_file = write_html(workdir / "explain-view.html", (spec["view"], spec["data"], spec.get("options") or {}))
+    page_file = write_html(
+        workdir / "explain-view.html", (spec["view"], spec["data"], spec.get("options") or {})
+    )
     problems: list[str] = []
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
         try:
             page = await browser.new_page()
             page.on("pageerror", lambda error: problems.append(f"page error: {error}"))

@@ -16,12 +16,22 @@ async def test_status_names_address_and_model(session: Session, tiny_llama: Path
     assert status["model"] == str(tiny_llama)
 
 
-async def test_unreachable_daemon_is_said_once_and_commands_fail(bare_session: Session, tmp_path: Path) -> None:
+async def test_unreachable_daemon_is_said_once_and_commands_fail(
+    bare_session: Session, tmp_path: Path
+) -> None:
     missing = tmp_path / "no-daemon" / "connection.json"
     await bare_session.initialize({"connectionFile": str(missing)}, tmp_path)
-    status = await bare_session.wait_for("a disconnected status", lambda: next(
-        (s for s in bare_session.statuses if s["connected"] is False and "cannot reach" in (s["message"] or "")),
-        None))
+    status = await bare_session.wait_for(
+        "a disconnected status",
+        lambda: next(
+            (
+                s
+                for s in bare_session.statuses
+                if s["connected"] is False and "cannot reach" in (s["message"] or "")
+            ),
+            None,
+        ),
+    )
     assert str(missing) in status["message"]
     uri = bare_session.open(tmp_path / "a.txt", "Hello there\n")
     try:

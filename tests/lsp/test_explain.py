@@ -18,15 +18,18 @@ SELECTED = "The cat sat on the mat."
 
 
 def selection() -> types.Range:
-    return types.Range(start=types.Position(LINE, START_CHAR),
-                       end=types.Position(LINE, START_CHAR + len(SELECTED)))
+    return types.Range(
+        start=types.Position(LINE, START_CHAR), end=types.Position(LINE, START_CHAR + len(SELECTED))
+    )
 
 
 def text_of(token_range: dict) -> str:
     """The document text a token range covers, counting columns in UTF-16 code units."""
     line = TEXT.split("\n")[token_range["start"]["line"]].encode("utf-16-le")
     assert token_range["start"]["line"] == token_range["end"]["line"] == LINE
-    return line[2 * token_range["start"]["character"]:2 * token_range["end"]["character"]].decode("utf-16-le")
+    return line[2 * token_range["start"]["character"] : 2 * token_range["end"]["character"]].decode(
+        "utf-16-le"
+    )
 
 
 async def test_explain_maps_tokens_to_the_selected_text(session: Session, tmp_path: Path) -> None:
@@ -74,7 +77,8 @@ async def test_diagnostics_follow_threshold_and_settings(session: Session, tmp_p
     assert len(found) == len(expected)
     assert all(d.severity == types.DiagnosticSeverity.Information and d.source == "ecco" for d in found)
     assert {(d.range.start.line, d.range.start.character) for d in found} == {
-        (t["range"]["start"]["line"], t["range"]["start"]["character"]) for t in expected}
+        (t["range"]["start"]["line"], t["range"]["start"]["character"]) for t in expected
+    }
 
     session.client.set_configuration(False, section="ecco.diagnostics.enabled")
     session.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
@@ -86,20 +90,34 @@ async def test_an_edit_drops_the_explanation(session: Session, tmp_path: Path) -
     session.client.set_configuration(1.0, section="ecco.probabilityThreshold")
     result = await session.explain(uri, selection())
     await session.wait_for("diagnostics", lambda: session.client.diagnostics.get(uri))
-    session.client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-        content_changes=[types.TextDocumentContentChangePartial(
-            range=types.Range(start=types.Position(0, 0), end=types.Position(0, 0)), text="New ")]))
-    await session.wait_for("stale diagnostics to be cleared", lambda: session.client.diagnostics.get(uri) == [])
+    session.client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=types.Position(0, 0), end=types.Position(0, 0)), text="New "
+                )
+            ],
+        )
+    )
+    await session.wait_for(
+        "stale diagnostics to be cleared", lambda: session.client.diagnostics.get(uri) == []
+    )
     token = next(t for t in result["tokens"] if t["range"])
-    assert await session.hover(uri, token["range"]["start"]["line"], token["range"]["start"]["character"]) is None
+    assert (
+        await session.hover(uri, token["range"]["start"]["line"], token["range"]["start"]["character"])
+        is None
+    )
 
 
 async def test_progress_is_reported_for_the_analysis(session: Session, tmp_path: Path) -> None:
     uri = session.open(tmp_path / "doc.txt", TEXT)
     await session.explain(uri, selection())
-    reports = [r for r in session.client.progress_reports.values()
-               if r and isinstance(r[0], types.WorkDoneProgressBegin) and "analyzing" in r[0].title]
+    reports = [
+        r
+        for r in session.client.progress_reports.values()
+        if r and isinstance(r[0], types.WorkDoneProgressBegin) and "analyzing" in r[0].title
+    ]
     assert len(reports) == 1
     begin, *middle, end = reports[0]
     assert isinstance(end, types.WorkDoneProgressEnd) and end.message == "done"
@@ -108,8 +126,12 @@ async def test_progress_is_reported_for_the_analysis(session: Session, tmp_path:
 
 async def test_continuation_streams_after_the_result(session: Session, tmp_path: Path) -> None:
     uri = session.open(tmp_path / "doc.txt", TEXT)
-    result = await session.explain(uri, selection(), {"model": session.model, "attribution": [], "generate": 4})
-    streamed = await session.wait_for("four streamed tokens", lambda: len(session.tokens) >= 4 and session.tokens)
+    result = await session.explain(
+        uri, selection(), {"model": session.model, "attribution": [], "generate": 4}
+    )
+    streamed = await session.wait_for(
+        "four streamed tokens", lambda: len(session.tokens) >= 4 and session.tokens
+    )
     assert {s["resultId"] for s in streamed} == {result["resultId"]}
     indexes = [s["token"]["index"] for s in streamed]
     assert indexes == list(range(len(result["tokens"]), len(result["tokens"]) + 4))
@@ -117,10 +139,15 @@ async def test_continuation_streams_after_the_result(session: Session, tmp_path:
         token = item["token"]
         assert token["generated"] is True and token["range"] is None
         assert 0.0 < token["probability"] <= 1.0 and token["alternatives"]
-    generating = [r for r in session.client.progress_reports.values()
-                  if r and isinstance(r[0], types.WorkDoneProgressBegin) and "generating" in r[0].title]
-    await session.wait_for("the generation progress to end",
-                           lambda: generating and isinstance(generating[0][-1], types.WorkDoneProgressEnd))
+    generating = [
+        r
+        for r in session.client.progress_reports.values()
+        if r and isinstance(r[0], types.WorkDoneProgressBegin) and "generating" in r[0].title
+    ]
+    await session.wait_for(
+        "the generation progress to end",
+        lambda: generating and isinstance(generating[0][-1], types.WorkDoneProgressEnd),
+    )
 
 
 async def test_the_view_is_drawn_by_the_renderer(session: Session, tmp_path: Path) -> None:

@@ -34,8 +34,9 @@ async def poll(what: str, probe, timeout: float = 30.0):
         await asyncio.sleep(0.05)
 
 
-async def test_cancelling_explain_cancels_the_daemon_job(session: Session, daemon: DaemonProcess,
-                                                         tmp_path: Path) -> None:
+async def test_cancelling_explain_cancels_the_daemon_job(
+    session: Session, daemon: DaemonProcess, tmp_path: Path
+) -> None:
     uri = session.open(tmp_path / "doc.txt", TEXT)
     direct = await ecco_aio.connect(connection_file=daemon.connection_file)
     try:
@@ -43,10 +44,17 @@ async def test_cancelling_explain_cancels_the_daemon_job(session: Session, daemo
         # A long generation holds the worker, so the explain's analysis waits in the queue.
         blocker = await direct.request("generate", {"model": model, "prompt": "a", "generate": 1024})
         await poll("the blocker to run", lambda: _running(direct, "generate"))
-        arguments = [uri, {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": len(TEXT) - 1}}]
-        request = asyncio.ensure_future(session.client.protocol.send_request_async(
-            types.WORKSPACE_EXECUTE_COMMAND, types.ExecuteCommandParams(command="ecco.explain", arguments=arguments),
-            msg_id="explain-to-cancel"))
+        arguments = [
+            uri,
+            {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": len(TEXT) - 1}},
+        ]
+        request = asyncio.ensure_future(
+            session.client.protocol.send_request_async(
+                types.WORKSPACE_EXECUTE_COMMAND,
+                types.ExecuteCommandParams(command="ecco.explain", arguments=arguments),
+                msg_id="explain-to-cancel",
+            )
+        )
         await poll("the analysis to wait in the daemon's queue", lambda: _queued(direct, "analyze"))
         session.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="explain-to-cancel"))
         with pytest.raises(JsonRpcRequestCancelled):
@@ -81,29 +89,76 @@ async def test_recompute_answers_from_the_stored_result(session: Session, tmp_pa
     n_tokens = len(result["tokens"])
     assert [p["position"] for p in tabs["layer_predictions"]["data"]["positions"]] == [n_tokens]
 
-    layers = plain(await session.client.workspace_execute_command_async(types.ExecuteCommandParams(
-        command="ecco.recompute", arguments=[result["resultId"], "layer-predictions", {"position": 2, "tab": 2}])))
+    layers = plain(
+        await session.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="ecco.recompute",
+                arguments=[result["resultId"], "layer-predictions", {"position": 2, "tab": 2}],
+            )
+        )
+    )
     assert [p["position"] for p in layers["positions"]] == [2, n_tokens] and layers["selected"] == 2
     at_two = layers["positions"][0]["layers"]
     assert len(at_two) == len(layers["layer_labels"]) and len(at_two[0]["top"]) == 10
 
-    nmf = plain(await session.client.workspace_execute_command_async(types.ExecuteCommandParams(
-        command="ecco.recompute", arguments=[result["resultId"], "nmf", {"k": 2, "tab": 4}])))
+    nmf = plain(
+        await session.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="ecco.recompute", arguments=[result["resultId"], "nmf", {"k": 2, "tab": 4}]
+            )
+        )
+    )
     assert nmf["k"] == 2 and len(nmf["factors"]) == 2 and len(nmf["factors"][0]) == n_tokens
 
     with pytest.raises(Exception, match="no explained selection"):
-        await session.client.workspace_execute_command_async(types.ExecuteCommandParams(
-            command="ecco.recompute", arguments=["ecco-unknown", "nmf", {"k": 2}]))
+        await session.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="ecco.recompute", arguments=["ecco-unknown", "nmf", {"k": 2}])
+        )
 
 
-async def test_a_model_not_loaded_is_loaded_with_progress(session: Session, tiny_model_factory,
-                                                          tmp_path: Path) -> None:
+async def test_a_model_not_loaded_is_loaded_with_progress(
+    session: Session, tiny_model_factory, tmp_path: Path
+) -> None:
     gpt2 = tiny_model_factory("gpt2")
     uri = session.open(tmp_path / "doc.txt", TEXT)
-    result = await session.explain(uri, whole_line(0, TEXT.rstrip("\n")),
-                                   {"model": str(gpt2), "attribution": [], "generate": 0})
+    result = await session.explain(
+        uri, whole_line(0, TEXT.rstrip("\n")), {"model": str(gpt2), "attribution": [], "generate": 0}
+    )
     assert result["model"] != Path(session.model).name and len(result["tokens"]) > 3
-    loading = [r for r in session.client.progress_reports.values()
-               if r and isinstance(r[0], types.WorkDoneProgressBegin) and "loading" in r[0].title]
+    loading = [
+        r
+        for r in session.client.progress_reports.values()
+        if r and isinstance(r[0], types.WorkDoneProgressBegin) and "loading" in r[0].title
+    ]
     assert len(loading) == 1 and isinstance(loading[0][-1], types.WorkDoneProgressEnd)
     assert loading[0][-1].message == "done"
+
+
+async def test_cancelling_the_continuation_progress_stops_the_generation(
+    session: Session, daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    uri = session.open(tmp_path / "doc.txt", TEXT)
+    direct = await ecco_aio.connect(connection_file=daemon.connection_file)
+    try:
+        result = await session.explain(
+            uri,
+            whole_line(0, TEXT.rstrip("\n")),
+            {"model": session.model, "attribution": [], "generate": 1024},
+        )
+        await session.wait_for("streamed tokens", lambda: session.tokens)
+        token, reports = next(
+            (t, r)
+            for t, r in session.client.progress_reports.items()
+            if r and isinstance(r[0], types.WorkDoneProgressBegin) and "generating" in r[0].title
+        )
+        assert reports[0].cancellable is True
+        session.client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
+        await session.wait_for(
+            "the progress to end", lambda: isinstance(reports[-1], types.WorkDoneProgressEnd)
+        )
+        assert reports[-1].message == "cancelled"
+        await poll("the generation to leave the daemon", lambda: _gone(direct, "generate"))
+        assert all(s["resultId"] == result["resultId"] for s in session.tokens)
+        assert len(session.tokens) < 1024
+    finally:
+        await direct.close()

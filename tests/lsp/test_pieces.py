@@ -10,7 +10,7 @@ from lsprotocol import types
 
 
 def covered(text: str, spans: list[tuple[int, int] | None]) -> str:
-    return "".join(text[s[0]:s[1]] for s in spans if s)
+    return "".join(text[s[0] : s[1]] for s in spans if s)
 
 
 def test_spans_follow_the_tokens_and_skip_bos() -> None:
@@ -42,9 +42,16 @@ def test_tokenizers_that_drop_spaces_still_align() -> None:
 
 
 def test_settings_read_vscode_shapes_and_report_bad_values() -> None:
-    settings, problems = parse_settings({
-        "daemonAddress": "tcp://127.0.0.1:7000", "model": "tiny", "attributionMethods": ["gradient"],
-        "probabilityThreshold": 2, "diagnostics": {"enabled": False}, "generateTokens": "lots"})
+    settings, problems = parse_settings(
+        {
+            "daemonAddress": "tcp://127.0.0.1:7000",
+            "model": "tiny",
+            "attributionMethods": ["gradient"],
+            "probabilityThreshold": 2,
+            "diagnostics": {"enabled": False},
+            "generateTokens": "lots",
+        }
+    )
     assert settings.daemon_address == "tcp://127.0.0.1:7000" and settings.model == "tiny"
     assert settings.attribution_methods == ("gradient",)
     assert settings.diagnostics_enabled is False
@@ -60,9 +67,16 @@ def _explanation(probabilities: list[float | None]) -> Explanation:
     tokens = []
     for index, probability in enumerate(probabilities):
         start, end = types.Position(0, index * 2), types.Position(0, index * 2 + 2)
-        tokens.append(ExplainedToken(index, f"t{index}", types.Range(start=start, end=end), probability,
-                                     None if probability is None else index + 1,
-                                     [Alternative("best", 0.5), Alternative(f"t{index}", 0.1)]))
+        tokens.append(
+            ExplainedToken(
+                index,
+                f"t{index}",
+                types.Range(start=start, end=end),
+                probability,
+                None if probability is None else index + 1,
+                [Alternative("best", 0.5), Alternative(f"t{index}", 0.1)],
+            )
+        )
     whole = types.Range(start=types.Position(0, 0), end=types.Position(0, 2 * len(probabilities)))
     return Explanation("r1", "file:///a.txt", whole, "tiny", tokens, {"view": "tokens", "data": {}})
 

@@ -10,22 +10,27 @@ from tests.daemon_process import DaemonProcess
 from tests.lsp.lsp_session import Session, whole_line
 
 
-async def test_server_reconnects_after_a_daemon_restart(session: Session, daemon: DaemonProcess,
-                                                        tmp_path: Path) -> None:
+async def test_server_reconnects_after_a_daemon_restart(
+    session: Session, daemon: DaemonProcess, tmp_path: Path
+) -> None:
     first = session.last_status()
     assert first is not None and first["connected"] is True
     uri = session.open(tmp_path / "note.txt", "The cat sat on the mat.\n")
 
     seen = len(session.statuses)
     await asyncio.to_thread(daemon.terminate)
-    lost = await session.wait_for("the server to notice the lost daemon", lambda: next(
-        (s for s in session.statuses[seen:] if s["connected"] is False), None))
+    lost = await session.wait_for(
+        "the server to notice the lost daemon",
+        lambda: next((s for s in session.statuses[seen:] if s["connected"] is False), None),
+    )
     assert "cannot reach the Ecco daemon" in lost["message"]
 
     seen = len(session.statuses)
     await asyncio.to_thread(daemon.start)
-    back = await session.wait_for("the server to reconnect", lambda: next(
-        (s for s in session.statuses[seen:] if s["connected"] is True), None))
+    back = await session.wait_for(
+        "the server to reconnect",
+        lambda: next((s for s in session.statuses[seen:] if s["connected"] is True), None),
+    )
     assert back["message"] == "reconnected"
     assert back["address"] == daemon.info.address
 

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 # The JSON-RPC id of the client request being handled; copied into the tasks that serve it.
 current_request_id: contextvars.ContextVar[int | str | None] = contextvars.ContextVar(
-    "ecco_lsp_request_id", default=None)
+    "ecco_lsp_request_id", default=None
+)
 
 
 class CancellableProtocol(LanguageServerProtocol):

@@ -19,8 +19,13 @@ log = logging.getLogger(__name__)
 CANCEL_TIMEOUT_S = 5.0
 
 
-async def run_job(link: DaemonLink, op: str, params: dict[str, Any], progress: WorkProgress | None = None,
-                  on_event: Callable[[Event], None] | None = None) -> dict[str, Any]:
+async def run_job(
+    link: DaemonLink,
+    op: str,
+    params: dict[str, Any],
+    progress: WorkProgress | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> dict[str, Any]:
     """Sends ``op`` and waits for its result; raises CommandFailed with a sentence for the user."""
     try:
         client = await link.client()

@@ -40,8 +40,13 @@ class DaemonStatus:
     message: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"connected": self.connected, "address": self.address, "model": self.model,
-                "queuePosition": self.queue_position, "message": self.message}
+        return {
+            "connected": self.connected,
+            "address": self.address,
+            "model": self.model,
+            "queuePosition": self.queue_position,
+            "message": self.message,
+        }
 
 
 StatusListener = Callable[[DaemonStatus], None]
@@ -51,8 +56,13 @@ OutageListener = Callable[[str], None]
 class DaemonLink:
     """Owns the AsyncClient. ``await link.client()`` gives a connected one or raises DaemonUnavailable."""
 
-    def __init__(self, settings: Settings, on_status: StatusListener, on_outage: OutageListener,
-                 connect: Callable[[Settings], Awaitable[AsyncClient]] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        on_status: StatusListener,
+        on_outage: OutageListener,
+        connect: Callable[[Settings], Awaitable[AsyncClient]] | None = None,
+    ) -> None:
         self.settings = settings
         self._on_status = on_status
         self._on_outage = on_outage
@@ -124,15 +134,18 @@ class DaemonLink:
     async def _connect_once(self) -> None:
         try:
             client = await self._connect_fn(self.settings)
-        except Exception as exc:  # a bad connection file (JSON, fields) is as fatal to connecting as no daemon
+        except (
+            Exception
+        ) as exc:  # a bad connection file (JSON, fields) is as fatal to connecting as no daemon
             self._report_unreachable(str(exc) or type(exc).__name__)
             self._ensure_reconnecting()
             raise DaemonUnavailable(unreachable_message(self.settings, str(exc))) from exc
         self._client = client
         was_announced, self._announced_outage = self._announced_outage, False
         message = "reconnected" if was_announced else "connected"
-        self._set_status(DaemonStatus(connected=True, address=client.address, model=self.settings.model,
-                                      message=message))
+        self._set_status(
+            DaemonStatus(connected=True, address=client.address, model=self.settings.model, message=message)
+        )
         log.info("%s to the daemon at %s", message, client.address)
         if self._heartbeat_task is None or self._heartbeat_task.done():
             self._heartbeat_task = asyncio.ensure_future(self._heartbeat())
@@ -170,11 +183,15 @@ class DaemonLink:
         if client is not None:
             await _close_quietly(client)
         if report:
-            self._set_status(DaemonStatus(connected=False, address=None, model=self.settings.model, message=why))
+            self._set_status(
+                DaemonStatus(connected=False, address=None, model=self.settings.model, message=why)
+            )
 
     def _report_unreachable(self, detail: str) -> None:
         message = unreachable_message(self.settings, detail)
-        self._set_status(DaemonStatus(connected=False, address=None, model=self.settings.model, message=message))
+        self._set_status(
+            DaemonStatus(connected=False, address=None, model=self.settings.model, message=message)
+        )
         if not self._announced_outage:
             self._announced_outage = True
             self._on_outage(message)
@@ -194,8 +211,9 @@ async def connect_with(settings: Settings) -> AsyncClient:
     ssh = settings.ssh_host or None
     if settings.connection_file:
         return await aio.connect(connection_file=settings.connection_file, timeout=CONNECT_TIMEOUT_S, ssh=ssh)
-    return await aio.connect(settings.daemon_address, key=settings.user_key or None, timeout=CONNECT_TIMEOUT_S,
-                             ssh=ssh)
+    return await aio.connect(
+        settings.daemon_address, key=settings.user_key or None, timeout=CONNECT_TIMEOUT_S, ssh=ssh
+    )
 
 
 async def _close_quietly(client: AsyncClient) -> None:

@@ -13,8 +13,9 @@ class CommandFailed(JsonRpcException):
     CODE = REQUEST_FAILED
 
     def __init__(self, message: str, daemon_code: str | None = None) -> None:
-        super().__init__(message=message, code=REQUEST_FAILED,
-                         data={"daemonCode": daemon_code} if daemon_code else None)
+        super().__init__(
+            message=message, code=REQUEST_FAILED, data={"daemonCode": daemon_code} if daemon_code else None
+        )
 
 
 class BadArguments(JsonRpcException):

@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 MAX_GENERATE = 512
 
 
-def parse_explain_arguments(ls: EccoLanguageServer, arguments: list[Any]) -> tuple[str, types.Range, dict[str, Any]]:
+def parse_explain_arguments(
+    ls: EccoLanguageServer, arguments: list[Any]
+) -> tuple[str, types.Range, dict[str, Any]]:
     """(uri, range, options?) as the extension sends them."""
     if len(arguments) < 2:
         raise BadArguments("ecco.explain takes (uri, range, options?)")
@@ -70,12 +72,19 @@ class Explainer:
             raw = await run_job(ls.link, "analyze", adapter.analyze_params(text, model, methods), progress)
             analysis = adapter.read_analysis(raw, model)
             nmf = await self.first_views(analysis)
-        tokens = adapter.explained_tokens(analysis, text, lambda offset: document.client_position_at_offset(
-            start + offset))
+        tokens = adapter.explained_tokens(
+            analysis, text, lambda offset: document.client_position_at_offset(start + offset)
+        )
         explanation = Explanation(
-            result_id=f"ecco-{uuid.uuid4().hex[:12]}", uri=uri, range=selected, model=analysis.model,
-            tokens=tokens, view=adapter.render_spec(analysis, nmf), daemon_result_id=analysis.result_id,
-            extra={"analysis": analysis})
+            result_id=f"ecco-{uuid.uuid4().hex[:12]}",
+            uri=uri,
+            range=selected,
+            model=analysis.model,
+            tokens=tokens,
+            view=adapter.render_spec(analysis, nmf),
+            daemon_result_id=analysis.result_id,
+            extra={"analysis": analysis},
+        )
         self.forget(ls.results.add(explanation))
         ls.publish_diagnostics(uri)
         if generate > 0:
@@ -88,8 +97,9 @@ class Explainer:
         next_position = len(analysis.tokens)
         lens_request = adapter.recompute_request(analysis, "layer-predictions", {"position": next_position})
         nmf_request = adapter.recompute_request(analysis, "nmf", {"k": adapter.NMF_DEFAULT_K})
-        lens, nmf = await asyncio.gather(run_job(self.ls.link, *lens_request), run_job(self.ls.link, *nmf_request),
-                                         return_exceptions=True)
+        lens, nmf = await asyncio.gather(
+            run_job(self.ls.link, *lens_request), run_job(self.ls.link, *nmf_request), return_exceptions=True
+        )
         if isinstance(lens, BaseException):
             self.ls.log_to_client(f"Ecco: no layer predictions: {lens}", types.MessageType.Warning)
         else:
@@ -106,8 +116,9 @@ class Explainer:
             if wanted in (entry.get("name"), entry.get("source")):
                 return str(entry["name"])
         loaded_names = ", ".join(str(e.get("name")) for e in listed) or "none"
-        self.ls.log_to_client(f"Ecco: model {wanted} is not loaded (loaded: {loaded_names}); "
-                              "asking the daemon to load it")
+        self.ls.log_to_client(
+            f"Ecco: model {wanted} is not loaded (loaded: {loaded_names}); asking the daemon to load it"
+        )
         async with WorkProgress(self.ls, f"Ecco: loading {wanted}") as progress:
             answer = await run_job(self.ls.link, "models.load", {"model": wanted}, progress)
         return str(answer["model"]["name"])
@@ -121,8 +132,13 @@ class Explainer:
         self._continuations[explanation.result_id] = task
         task.add_done_callback(lambda t: self._continuation_done(explanation.result_id, t))
 
-    async def _continue(self, explanation: Explanation, token_ids: list[int], generate: int,
-                        replied: asyncio.Future[None] | None) -> None:
+    async def _continue(
+        self,
+        explanation: Explanation,
+        token_ids: list[int],
+        generate: int,
+        replied: asyncio.Future[None] | None,
+    ) -> None:
         """Streams the continuation as `ecco/token`, after the explain reply (the extension takes tokens
         only for a result it already holds)."""
         if replied is not None:
@@ -133,15 +149,26 @@ class Explainer:
         def on_event(event: Any) -> None:
             if event.name != "token":
                 return
-            token = adapter.streamed_token(event.content, first_index + event.content.get("position", 0)
-                                           - len(token_ids))
+            token = adapter.streamed_token(
+                event.content, first_index + event.content.get("position", 0) - len(token_ids)
+            )
             explanation.tokens.append(token)
-            self.ls.protocol.notify("ecco/token", {"resultId": explanation.result_id, "token": token.to_json()})
+            self.ls.protocol.notify(
+                "ecco/token", {"resultId": explanation.result_id, "token": token.to_json()}
+            )
 
-        params = {"model": explanation.model, "input_ids": [int(i) for i in token_ids], "generate": generate,
-                  "alternatives": adapter.ALTERNATIVES}
-        async with WorkProgress(self.ls, f"Ecco: generating {generate} tokens",
-                                on_cancel=lambda: task and task.cancel(), total_tokens=generate) as progress:
+        params = {
+            "model": explanation.model,
+            "input_ids": [int(i) for i in token_ids],
+            "generate": generate,
+            "alternatives": adapter.ALTERNATIVES,
+        }
+        async with WorkProgress(
+            self.ls,
+            f"Ecco: generating {generate} tokens",
+            on_cancel=lambda: task and task.cancel(),
+            total_tokens=generate,
+        ) as progress:
             await run_job(self.ls.link, "generate", params, progress, on_event)
 
     def _continuation_done(self, result_id: str, task: asyncio.Task[None]) -> None:
@@ -180,8 +207,10 @@ class Explainer:
         params = arguments[2] if len(arguments) > 2 and isinstance(arguments[2], dict) else {}
         explanation = self.ls.results.get(result_id)
         if explanation is None:
-            raise CommandFailed(f"Ecco: no explained selection {result_id} (it was edited or replaced); "
-                                "explain it again", "NOT_FOUND")
+            raise CommandFailed(
+                f"Ecco: no explained selection {result_id} (it was edited or replaced); explain it again",
+                "NOT_FOUND",
+            )
         analysis = explanation.extra["analysis"]
         op, op_params = adapter.recompute_request(analysis, view, params)
         async with WorkProgress(self.ls, f"Ecco: computing {view}") as progress:

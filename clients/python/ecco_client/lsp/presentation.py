@@ -45,13 +45,17 @@ def hover_markdown(explanation: Explanation, token: ExplainedToken) -> str:
         lines += ["", "| | the model's top choices | probability |", "|---:|---|---:|"]
         for place, alternative in enumerate(alternatives, start=1):
             chosen = " ✓" if alternative.token == token.text else ""
-            lines.append(f"| {place} | {show_token(alternative.token)}{chosen} | {percent(alternative.probability)} |")
+            lines.append(
+                f"| {place} | {show_token(alternative.token)}{chosen} | {percent(alternative.probability)} |"
+            )
     return "\n".join(lines)
 
 
 def hover_for(explanation: Explanation, token: ExplainedToken) -> types.Hover:
     return types.Hover(
-        contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=hover_markdown(explanation, token)),
+        contents=types.MarkupContent(
+            kind=types.MarkupKind.Markdown, value=hover_markdown(explanation, token)
+        ),
         range=token.range,
     )
 
@@ -64,14 +68,20 @@ def diagnostics_for(explanations: Iterable[Explanation], threshold: float) -> li
             if token.range is None or token.probability is None or token.probability >= threshold:
                 continue
             best = token.alternatives[0] if token.alternatives else None
-            instead = f"; the model expected {show_token(best.token)} ({percent(best.probability)})" if best else ""
-            found.append(types.Diagnostic(
-                range=token.range,
-                severity=types.DiagnosticSeverity.Information,
-                source=DIAGNOSTIC_SOURCE,
-                code=DIAGNOSTIC_CODE,
-                message=(f"Improbable token {show_token(token.text)}: {percent(token.probability)}, "
-                         f"rank {token.rank}{instead}"),
-                data={"resultId": explanation.result_id, "index": token.index},
-            ))
+            instead = (
+                f"; the model expected {show_token(best.token)} ({percent(best.probability)})" if best else ""
+            )
+            found.append(
+                types.Diagnostic(
+                    range=token.range,
+                    severity=types.DiagnosticSeverity.Information,
+                    source=DIAGNOSTIC_SOURCE,
+                    code=DIAGNOSTIC_CODE,
+                    message=(
+                        f"Improbable token {show_token(token.text)}: {percent(token.probability)}, "
+                        f"rank {token.rank}{instead}"
+                    ),
+                    data={"resultId": explanation.result_id, "index": token.index},
+                )
+            )
     return found

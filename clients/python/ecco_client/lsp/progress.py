@@ -30,8 +30,14 @@ class WorkProgress:
     progress in the editor, ``on_cancel`` runs (the caller cancels the daemon job there).
     """
 
-    def __init__(self, ls: LanguageServer, title: str, *, on_cancel: Callable[[], None] | None = None,
-                 total_tokens: int = 0) -> None:
+    def __init__(
+        self,
+        ls: LanguageServer,
+        title: str,
+        *,
+        on_cancel: Callable[[], None] | None = None,
+        total_tokens: int = 0,
+    ) -> None:
         self.ls = ls
         self.title = title
         self.on_cancel = on_cancel
@@ -54,8 +60,15 @@ class WorkProgress:
         if cancel_future is not None and self.on_cancel is not None:
             on_cancel = self.on_cancel
             cancel_future.add_done_callback(lambda f: on_cancel() if f.cancelled() else None)
-        self.ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(
-            title=self.title, cancellable=self.on_cancel is not None, message="sent to the daemon", percentage=0))
+        self.ls.work_done_progress.begin(
+            token,
+            types.WorkDoneProgressBegin(
+                title=self.title,
+                cancellable=self.on_cancel is not None,
+                message="sent to the daemon",
+                percentage=0,
+            ),
+        )
         return self
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -75,8 +88,9 @@ class WorkProgress:
     def report(self, message: str, percentage: int | None = None) -> None:
         self.reports.append(message)
         if self.token is not None:
-            self.ls.work_done_progress.report(self.token, types.WorkDoneProgressReport(
-                message=message, percentage=percentage))
+            self.ls.work_done_progress.report(
+                self.token, types.WorkDoneProgressReport(message=message, percentage=percentage)
+            )
 
     def event(self, event: Event) -> None:
         """Turns one daemon event into a progress report."""
@@ -100,7 +114,9 @@ def describe_event(event: Event, progress: WorkProgress) -> tuple[str, int | Non
     if event.name == "token":
         progress.tokens_seen += 1
         if progress.total_tokens > 0:
-            return (f"generating: {progress.tokens_seen}/{progress.total_tokens} tokens",
-                    int(100 * min(1.0, progress.tokens_seen / progress.total_tokens)))
+            return (
+                f"generating: {progress.tokens_seen}/{progress.total_tokens} tokens",
+                int(100 * min(1.0, progress.tokens_seen / progress.total_tokens)),
+            )
         return f"generating: {progress.tokens_seen} tokens", None
     return None

@@ -80,8 +80,10 @@ class Explanation:
 
 
 def range_json(r: types.Range) -> dict[str, Any]:
-    return {"start": {"line": r.start.line, "character": r.start.character},
-            "end": {"line": r.end.line, "character": r.end.character}}
+    return {
+        "start": {"line": r.start.line, "character": r.start.character},
+        "end": {"line": r.end.line, "character": r.end.character},
+    }
 
 
 def before(a: types.Position, b: types.Position) -> bool:
@@ -105,8 +107,11 @@ class ResultStore:
 
     def add(self, explanation: Explanation) -> list[Explanation]:
         """Stores it; returns the explanations it replaced (same document, overlapping range)."""
-        replaced = [e for e in self.for_document(explanation.uri) if overlaps(e.range, explanation.range)
-                    or e.range == explanation.range]
+        replaced = [
+            e
+            for e in self.for_document(explanation.uri)
+            if overlaps(e.range, explanation.range) or e.range == explanation.range
+        ]
         for old in replaced:
             del self._by_id[old.result_id]
         self._by_id[explanation.result_id] = explanation
@@ -131,8 +136,11 @@ class ResultStore:
     def invalidate(self, uri: str, changed: types.Range | None) -> list[Explanation]:
         """Drops the document's explanations an edit made stale: those ending after the edit's start
         (their token ranges no longer point at their text); every one when the whole text changed."""
-        stale = [e for e in self.for_document(uri)
-                 if changed is None or not before_or_equal(e.range.end, changed.start)]
+        stale = [
+            e
+            for e in self.for_document(uri)
+            if changed is None or not before_or_equal(e.range.end, changed.start)
+        ]
         for explanation in stale:
             del self._by_id[explanation.result_id]
         return stale

@@ -32,8 +32,12 @@ class EccoLanguageServer(LanguageServer):
     protocol: CancellableProtocol
 
     def __init__(self) -> None:
-        super().__init__("ecco-lsp", __version__, protocol_cls=CancellableProtocol,
-                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        super().__init__(
+            "ecco-lsp",
+            __version__,
+            protocol_cls=CancellableProtocol,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
         self.settings = Settings()
         self.results = ResultStore()
         self.link = DaemonLink(self.settings, self.send_status, self.announce_outage)
@@ -50,14 +54,20 @@ class EccoLanguageServer(LanguageServer):
 
     def announce_outage(self, message: str) -> None:
         """Once per outage: a message the user sees; the status notification carries the rest."""
-        self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=f"Ecco: {message}"))
+        self.window_show_message(
+            types.ShowMessageParams(type=types.MessageType.Warning, message=f"Ecco: {message}")
+        )
 
     def log_to_client(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
         self.window_log_message(types.LogMessageParams(type=kind, message=message))
 
     def publish_diagnostics(self, uri: str) -> None:
         enabled = self.settings.diagnostics_enabled
-        found = diagnostics_for(self.results.for_document(uri), self.settings.probability_threshold) if enabled else []
+        found = (
+            diagnostics_for(self.results.for_document(uri), self.settings.probability_threshold)
+            if enabled
+            else []
+        )
         self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=found))
 
     # ---------------------------------------------------------------------------------- settings
@@ -68,8 +78,11 @@ class EccoLanguageServer(LanguageServer):
         if not (workspace and workspace.configuration):
             return self.settings
         try:
-            answer = await self.workspace_configuration_async(types.ConfigurationParams(
-                items=[types.ConfigurationItem(section=SECTION, scope_uri=scope_uri)]))
+            answer = await self.workspace_configuration_async(
+                types.ConfigurationParams(
+                    items=[types.ConfigurationItem(section=SECTION, scope_uri=scope_uri)]
+                )
+            )
         except Exception as exc:  # the editor could not answer; keep what we had
             self.log_to_client(f"Ecco: could not read the settings: {exc}", types.MessageType.Warning)
             return self.settings
@@ -86,8 +99,10 @@ class EccoLanguageServer(LanguageServer):
         old = self.settings
         new = await self.fetch_settings()
         await self.link.update_settings(new)
-        if (old.diagnostics_enabled, old.probability_threshold) != (new.diagnostics_enabled,
-                                                                   new.probability_threshold):
+        if (old.diagnostics_enabled, old.probability_threshold) != (
+            new.diagnostics_enabled,
+            new.probability_threshold,
+        ):
             for uri in {e.uri for e in self.results}:
                 self.publish_diagnostics(uri)
 
@@ -112,7 +127,9 @@ async def on_initialized(ls: EccoLanguageServer, params: types.InitializedParams
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-async def on_configuration_changed(ls: EccoLanguageServer, params: types.DidChangeConfigurationParams) -> None:
+async def on_configuration_changed(
+    ls: EccoLanguageServer, params: types.DidChangeConfigurationParams
+) -> None:
     await ls.refresh_settings()
 
 

@@ -49,7 +49,9 @@ class _Reader:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            self.problems.append(f"ecco.{name} should be {_kind_name(kind)}, not {value!r}; using {default!r}")
+            self.problems.append(
+                f"ecco.{name} should be {_kind_name(kind)}, not {value!r}; using {default!r}"
+            )
             return default
         return value
 
@@ -81,7 +83,8 @@ def parse_settings(values: Mapping[str, Any] | None) -> tuple[Settings, list[str
     threshold = read.get("probabilityThreshold", base.probability_threshold, float)
     if not 0.0 <= threshold <= 1.0:
         read.problems.append(
-            f"ecco.probabilityThreshold {threshold} is outside 0..1; using {base.probability_threshold}")
+            f"ecco.probabilityThreshold {threshold} is outside 0..1; using {base.probability_threshold}"
+        )
         threshold = base.probability_threshold
     generate = read.get("generateTokens", base.generate_tokens, int)
     if generate < 0:
