@@ -1,1 +1,33 @@
-"""Ecco's analyses, in process: functions on (model, architecture, tokens) -> numpy dataclasses."""
+"""Ecco's analyses, in process: functions on (model, architecture, tokens) -> numpy dataclasses.
+
+Entry points: ``service.analyze`` (one run for a request) and ``service.view`` (later views from a
+stored run); underneath, ``architecture.inspect_architecture``, ``attribution.attribute`` with its
+registry ``ATTRIBUTION_METHODS``, ``run.run_analysis`` and the per-analysis modules.
+"""
+
+from .architecture import Architecture, inspect_architecture
+from .attribution import ATTRIBUTION_METHODS, Attribution, AttributionOptions, attribute
+from .errors import AnalysisError, InvalidArgument, NotCaptured, UnknownName, UnsupportedModel
+from .run import AnalysisRun, RunOptions, run_analysis
+from .sequence import TokenSequence, causal_sequence, masked_sequence, seq2seq_sequence
+
+__all__ = [
+    "ATTRIBUTION_METHODS",
+    "AnalysisError",
+    "AnalysisRun",
+    "Architecture",
+    "Attribution",
+    "AttributionOptions",
+    "InvalidArgument",
+    "NotCaptured",
+    "RunOptions",
+    "TokenSequence",
+    "UnknownName",
+    "UnsupportedModel",
+    "attribute",
+    "causal_sequence",
+    "inspect_architecture",
+    "masked_sequence",
+    "run_analysis",
+    "seq2seq_sequence",
+]

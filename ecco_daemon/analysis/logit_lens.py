@@ -16,7 +16,7 @@ import torch
 from .architecture import Architecture
 from .scores import rank_of
 
-ROWS_PER_PROJECTION = 64  # rows projected to the vocabulary at once, to bound (rows, V) memory
+ELEMENTS_PER_PROJECTION = 1 << 24  # bound on layers x rows x vocabulary logits held at once (64 MiB)
 
 
 @dataclass
@@ -65,8 +65,9 @@ def rankings(arch: Architecture, hidden: np.ndarray, rows: np.ndarray, token_ids
     n_layers = hidden.shape[0]
     out = np.empty((n_layers, len(rows)), dtype=np.int32)
     targets = torch.as_tensor(token_ids, dtype=torch.long)
-    for start in range(0, len(rows), ROWS_PER_PROJECTION):
-        stop = min(len(rows), start + ROWS_PER_PROJECTION)
+    step = max(1, ELEMENTS_PER_PROJECTION // max(1, n_layers * arch.vocab_size))
+    for start in range(0, len(rows), step):
+        stop = min(len(rows), start + step)
         logits = lens_logits(arch, hidden[:, rows[start:stop]])  # (L, M, V)
         index = targets[start:stop].to(logits.device)[None, :, None].expand(n_layers, -1, 1)
         out[:, start:stop] = rank_of(logits, index)[..., 0].cpu().numpy()

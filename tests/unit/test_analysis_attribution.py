@@ -208,3 +208,44 @@ def test_bad_requests_are_refused() -> None:
         attribute(model, arch, seq, "gradient", AttributionOptions(score="loss"))
     with pytest.raises(UnknownName, match="gausslegendre"):
         attribute(model, arch, seq, "ig", AttributionOptions(ig_method="simpson"))
+
+
+def test_falls_back_to_a_loop_when_vmap_fails(monkeypatch) -> None:
+    model, tokenizer = load_tiny_model("llama")
+    arch = inspect_architecture(model)
+    seq = text_sequence(arch, tokenizer, "The cat sat on the mat.")
+    expected = attribute(model, arch, seq, "grad_x_input")
+    assert expected.used_vmap
+    real_grad = torch.autograd.grad
+    batched_calls = []
+
+    def grad_without_vmap(*args, **kwargs):
+        if kwargs.get("is_grads_batched"):
+            batched_calls.append(1)
+            raise RuntimeError("vmap: no batching rule for this operator")
+        return real_grad(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", grad_without_vmap)
+    fallback = attribute(model, arch, seq, "grad_x_input", AttributionOptions(chunk_size=2))
+    assert batched_calls == [1]  # tried once, then remembered for the rest of the call
+    assert not fallback.used_vmap
+    np.testing.assert_allclose(fallback.raw, expected.raw, atol=1e-5, rtol=1e-4)
+
+
+def test_cancellation_is_checked_between_chunks() -> None:
+    model, tokenizer = load_tiny_model("gpt2")
+    arch = inspect_architecture(model)
+    seq = text_sequence(arch, tokenizer, "The cat sat on the mat.")
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def check() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        attribute(model, arch, seq, "ig", AttributionOptions(steps=8, step_batch=2, check_cancelled=check))
+    assert len(calls) == 2

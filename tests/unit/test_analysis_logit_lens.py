@@ -141,3 +141,12 @@ def test_masked_targets_default_to_the_model_prediction() -> None:
     assert run.scores.ranks[0] == 1
     predictions = run.layer_predictions(mask_position, topk=3)
     assert predictions.token_ids[-1, 0] == run.seq.target_ids[0]
+
+
+def test_rankings_in_small_chunks_equal_one_pass(analysed, monkeypatch) -> None:
+    from ecco_daemon.analysis import logit_lens
+
+    _family, _model, _tokenizer, arch, run = analysed
+    monkeypatch.setattr(logit_lens, "ELEMENTS_PER_PROJECTION", 1)  # one row at a time
+    chunked = logit_lens.rankings(arch, run.hidden, run.seq.target_rows, run.seq.target_ids)
+    np.testing.assert_array_equal(chunked, run.rankings)
