@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .. import aio
 from ..aio.client import AsyncClient
+from ..credentials import resolve_credentials
 from ..exceptions import DaemonUnavailable, EccoError
 from .settings import Settings
 
@@ -207,13 +207,27 @@ def unreachable_message(settings: Settings, detail: str) -> str:
 
 
 async def connect_with(settings: Settings) -> AsyncClient:
-    """Connects as the settings say: a connection file wins over the address and the key."""
-    ssh = settings.ssh_host or None
-    if settings.connection_file:
-        return await aio.connect(connection_file=settings.connection_file, timeout=CONNECT_TIMEOUT_S, ssh=ssh)
-    return await aio.connect(
-        settings.daemon_address, key=settings.user_key or None, timeout=CONNECT_TIMEOUT_S, ssh=ssh
+    """Connects as the settings say: a connection file wins over the address and the key. An SSH tunnel
+    is opened in a thread (ssh takes seconds), so the editor's requests keep being answered meanwhile."""
+    credentials = resolve_credentials(
+        None if settings.connection_file else settings.daemon_address,
+        None if settings.connection_file else (settings.user_key or None),
+        None,
+        settings.connection_file or None,
     )
+    tunnel = None
+    if settings.ssh_host:
+        from ..ssh_tunnel import SshTunnel
+
+        tunnel = await asyncio.to_thread(SshTunnel, settings.ssh_host, credentials.address)
+        credentials = replace(credentials, address=tunnel.local_address)
+    client = AsyncClient(credentials, timeout=CONNECT_TIMEOUT_S, tunnel=tunnel)
+    try:
+        await client.wait_ready()
+    except BaseException:
+        await client.close()
+        raise
+    return client
 
 
 async def _close_quietly(client: AsyncClient) -> None:
