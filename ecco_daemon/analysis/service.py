@@ -122,6 +122,8 @@ def run_result(run: AnalysisRun, tokenizer: Any, float16: bool = False) -> dict[
     result["attribution_methods"] = sorted(run.attributions)
     result["activation_layers"] = run.activation_layers
     result["has_attention"] = run.attention is not None
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    result["special"] = [int(i) in special for i in run.seq.token_ids]
     return result
 
 
@@ -278,7 +280,7 @@ VIEWS: dict[str, Callable[..., dict[str, Any]]] = {
 
 def view(run: AnalysisRun, tokenizer: Any, name: str, params: dict[str, Any]) -> dict[str, Any]:
     """Answer view ``name`` from a stored run; unknown names or parameters are refused, naming valid ones."""
-    fn = VIEWS.get(name)
+    fn = VIEWS.get(name.replace("-", "_"))  # "layer-predictions" is accepted too
     if fn is None:
         raise UnknownName("view", name, VIEWS)
     signature = inspect.signature(fn).parameters

@@ -53,6 +53,8 @@ def test_first_result_and_every_view_are_wire_ready(gpt2) -> None:
     assert result["tokens"][:3] == ["The", " capital", " of"]
     assert result["attribution_methods"] == ["grad_x_input", "integrated_gradients"]
     assert len(result["scores"]["topk_tokens"]) == run.seq.n_targets
+    assert result["special"] == [i in tokenizer.all_special_ids for i in run.seq.token_ids.tolist()]
+    assert view(run, tokenizer, "layer-predictions", {"position": 2})["position"] == 2
     assert _packable(result)
     requests = {
         "layer_predictions": {"position": 3, "topk": 4},
