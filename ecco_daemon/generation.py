@@ -224,15 +224,56 @@ class BatchDecoder:
         assert self._mask is not None and self._positions is not None
         last = torch.tensor([[r.output.generated_ids[-1]] for r in self.rows], device=self.lm.device)  # (B, 1)
         mask = torch.cat([self._mask, self._mask.new_ones(len(self.rows), 1)], dim=1)  # (B, L+1)
-        with torch.inference_mode():
-            out = self.lm.model(input_ids=last, attention_mask=mask, position_ids=self._positions[:, None],
-                                cache=self._cache, use_cache=True)
-        self._cache, self._mask = out.cache, mask
+        length = self._mask.shape[1]
+        try:
+            with torch.inference_mode():
+                out = self.lm.model(input_ids=last, attention_mask=mask, position_ids=self._positions[:, None],
+                                    cache=self._cache, use_cache=True)
+            logits: list[torch.Tensor | None] = list(out.logits[:, -1].float())  # B x (V,)
+        except Exception:
+            if len(self.rows) == 1:
+                raise
+            # One row (past the model's positions, say) may be what failed: step each alone, fail only it.
+            logits = self._step_each_alone(last, mask, length)
+        self._mask = mask
         self._positions = self._positions + 1
-        logits = out.logits[:, -1].float()  # (B, V)
-        for index, row in enumerate(self.rows):
-            self._advance(row, logits[index])
+        for row, row_logits in zip(self.rows, logits, strict=True):
+            if row_logits is not None:
+                self._advance(row, row_logits)
         return self.drop_finished()
+
+    def _step_each_alone(self, last: torch.Tensor, mask: torch.Tensor, length: int) -> list[torch.Tensor | None]:
+        """The failed batched step redone row by row; a failing row is marked failed, the others advance."""
+        from transformers import DynamicCache
+
+        assert self._positions is not None
+        layers = self._cache.layers
+        for layer in layers:  # undo what the failed pass appended before it broke
+            layer.keys, layer.values = layer.keys[:, :, :length], layer.values[:, :, :length]
+        new_keys: list[list[torch.Tensor]] = [[] for _ in layers]
+        new_values: list[list[torch.Tensor]] = [[] for _ in layers]
+        logits: list[torch.Tensor | None] = []
+        for i, row in enumerate(self.rows):
+            alone = DynamicCache(ddp_cache_data=[(layer.keys[i:i + 1], layer.values[i:i + 1]) for layer in layers])
+            try:
+                with torch.inference_mode():
+                    out = self.lm.model(input_ids=last[i:i + 1], attention_mask=mask[i:i + 1],
+                                        position_ids=self._positions[i:i + 1, None], cache=alone, use_cache=True)
+            except Exception as exc:  # answered to that row's request only
+                row.fail(exc)
+                logits.append(None)
+                for j, layer in enumerate(layers):  # a placeholder column; the row leaves after this step
+                    new_keys[j].append(layer.keys[i:i + 1, :, -1:].clone())
+                    new_values[j].append(layer.values[i:i + 1, :, -1:].clone())
+                continue
+            logits.append(out.logits[0, -1].float())
+            for j, layer in enumerate(out.cache.layers):
+                new_keys[j].append(layer.keys[:, :, -1:])
+                new_values[j].append(layer.values[:, :, -1:])
+        for j, layer in enumerate(layers):
+            layer.keys = torch.cat([layer.keys, torch.cat(new_keys[j])], dim=2)
+            layer.values = torch.cat([layer.values, torch.cat(new_values[j])], dim=2)
+        return logits
 
     def drop_finished(self, extra: list[DecodeRow] | None = None) -> list[DecodeRow]:
         """Take finished rows (and ``extra`` ones, e.g. cancelled) out of the batch; returns them."""

@@ -160,3 +160,17 @@ def test_deadline_raises_the_cancel_flag_with_timeout():
         assert not quick.cancelled
     finally:
         watcher.stop()
+
+
+def test_a_row_that_breaks_the_model_fails_alone_in_prefill_and_in_decoding():
+    lm = tiny_lm("gpt2")  # learned positions: n_positions = 128, beyond it the model raises
+    ok = [encode(lm, p) for p in PROMPTS[:2]]
+    solo = [generate(lm, ids, 8, SamplingParams()).generated_ids for ids in ok]
+    too_long = DecodeRow([7] * 200, 4, SamplingParams())  # fails at prefill
+    runs_out = DecodeRow([7] * 124, 8, SamplingParams())  # its 6th token would need position 128
+    rows = [DecodeRow(ok[0], 8, SamplingParams()), too_long, runs_out, DecodeRow(ok[1], 8, SamplingParams())]
+    generate_batch(lm, rows)
+    assert isinstance(too_long.error, IndexError) and too_long.output.generated_ids == []
+    assert isinstance(runs_out.error, IndexError) and len(runs_out.output.generated_ids) == 5
+    assert [rows[0].output.generated_ids, rows[3].output.generated_ids] == solo
+    assert rows[0].error is None and rows[3].error is None
