@@ -16,6 +16,7 @@ Methods (``ATTRIBUTION_METHODS``; Ecco's names ``ig``, ``saliency``, ``input_x_g
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,9 @@ class AttributionOptions:
     chunk_size: int | None = None  # targets per batched backward; None: from free memory
     step_batch: int | None = None  # IG steps / occluded copies per forward; None: from free memory
     batched: bool = True  # False: one backward per target (the fallback), for checks
+    autocast: str | None = (
+        None  # "bfloat16" / "float16": run the passes under torch.autocast (model untouched)
+    )
     # Called between chunks: raise there to cancel (the daemon's job.check_cancelled).
     check_cancelled: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
@@ -141,8 +145,18 @@ def attribute(
         raise InvalidArgument(f"{spec.name} needs foil_ids: the token(s) to contrast each target against")
     if spec.needs_foil:
         score = "contrastive"
-    with torch.inference_mode(False), torch.enable_grad():
+    with torch.inference_mode(False), torch.enable_grad(), _autocast(model, options.autocast):
         return spec.compute(model, arch, seq, options, score, foils)
+
+
+def _autocast(model: nn.Module, dtype_name: str | None):
+    """A torch.autocast context for lower-precision passes, or a no-op; it never converts the weights."""
+    if dtype_name is None:
+        return contextlib.nullcontext()
+    dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype_name not in dtypes:
+        raise UnknownName("autocast dtype", dtype_name, dtypes)
+    return torch.autocast(model_device(model).type, dtype=dtypes[dtype_name])
 
 
 # ------------------------------------------------------------------------------------------ internals

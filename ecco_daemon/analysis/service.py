@@ -92,6 +92,7 @@ def analyze(
     activation_layers: Sequence[int] | None = None,
     attention: bool = False,
     topk: int = 10,
+    autocast: str | None = None,
     check_cancelled: Callable[[], None] | None = None,
 ) -> AnalysisRun:
     """One analysis run for a request; store the returned run and answer views from it."""
@@ -102,7 +103,7 @@ def analyze(
     options = RunOptions(
         attributions=list(attribution),
         attribution=AttributionOptions(
-            steps=steps, foil_ids=foil_ids, score=score, check_cancelled=check_cancelled
+            steps=steps, foil_ids=foil_ids, score=score, autocast=autocast, check_cancelled=check_cancelled
         ),
         activations=activations,
         activation_layers=activation_layers,

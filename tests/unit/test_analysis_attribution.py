@@ -249,3 +249,15 @@ def test_cancellation_is_checked_between_chunks() -> None:
     with pytest.raises(Stop):
         attribute(model, arch, seq, "ig", AttributionOptions(steps=8, step_batch=2, check_cancelled=check))
     assert len(calls) == 2
+
+
+def test_bfloat16_autocast_stays_close_and_leaves_weights_in_float32() -> None:
+    model, tokenizer = load_tiny_model("llama")
+    arch = inspect_architecture(model)
+    seq = text_sequence(arch, tokenizer, "The quick brown fox jumps over the lazy dog.")
+    exact = attribute(model, arch, seq, "grad_x_input")
+    low = attribute(model, arch, seq, "grad_x_input", AttributionOptions(autocast="bfloat16"))
+    assert np.abs(low.values - exact.values).max() < 0.05
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with pytest.raises(UnknownName, match="bfloat16"):
+        attribute(model, arch, seq, "gradient", AttributionOptions(autocast="int8"))
