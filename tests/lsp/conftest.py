@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 import pytest_lsp
 from pytest_lsp import ClientServerConfig, LanguageClient
@@ -22,6 +24,14 @@ def daemon_settings(daemon: DaemonProcess, model: Path, **extra: object) -> dict
         "generateTokens": 0,
         **extra,
     }
+
+
+@pytest.fixture(scope="session")
+def daemon(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    """One daemon (tiny Llama) for the whole tier: starting one takes seconds. The restart test restarts it
+    in place; it comes back on a new port with a rewritten connection file, which every server reads."""
+    with DaemonProcess(tmp_path_factory.mktemp("lsp-daemon"), [str(tiny_llama)]) as process:
+        yield process
 
 
 @pytest_lsp.fixture(config=CONFIG)
