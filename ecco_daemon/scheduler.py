@@ -172,13 +172,12 @@ class Scheduler:
     def _announce_positions(self) -> None:
         if self._on_position is None:
             return
+        # Announced under the lock, so no worker can start a job between its "queued" event being
+        # decided and sent (a "queued" after "running" would confuse the requester).
         with self._cond:
             order = self._round_robin_order()
-            changed = []
+            total = len(order)
             for position, job in enumerate(order, start=1):
                 if self._last_position.get(job.key) != position:
                     self._last_position[job.key] = position
-                    changed.append((job, position))
-            total = len(order)
-        for job, position in changed:
-            self._on_position(job, position, total)
+                    self._on_position(job, position, total)

@@ -79,8 +79,9 @@ class Job:
             if event in TERMINAL_EVENTS:
                 self._finished = True
             seq = next(self._seq)
-        frames = encode_message(new_event_header(self.request_id, event, seq), content or {}, self.signer)
-        self.outbox.send(self.identity, frames)
+            # Sent under the lock: events from different threads (loop, worker) leave in seq order.
+            frames = encode_message(new_event_header(self.request_id, event, seq), content or {}, self.signer)
+            self.outbox.send(self.identity, frames)
         return True
 
     def progress(self, stage: str, done: int | None = None, total: int | None = None, **extra: Any) -> None:

@@ -28,6 +28,8 @@ class Outbox:
 
     def send(self, identity: bytes, frames: Sequence[Buffer]) -> None:
         if threading.get_ident() == self._loop_thread:
+            # Whatever other threads handed over earlier goes first, so one request's events stay in order.
+            self.forward_pending()
             self._send_to_router([identity, *frames])
             return
         push = getattr(self._local, "push", None)
