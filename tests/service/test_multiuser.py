@@ -187,6 +187,11 @@ def check_mixed_client(index: int, client: RawClient, ids: dict[str, str], cance
         assert seqs == list(range(len(seqs))), f"{request_id}: seq {seqs} (lost or duplicated events)"
         assert events[-1][0]["event"] in ("result", "error"), f"{request_id}: events after the terminal one"
         client.terminal(request_id)  # exactly one
+        names = [h["event"] for h, _ in events]
+        if client.sent[request_id][0] == "generate" and "accepted" in names:
+            assert names[0] == "accepted", names
+            started = names.index("progress") if "progress" in names else len(names)
+            assert "queued" not in names[started:], f"{request_id}: queued after running: {names}"
     kind, greedy = client.terminal(ids["greedy"])
     assert kind == "result", greedy
     expected = solo[prompt][: greedy["n_input_tokens"] + length]

@@ -64,6 +64,7 @@ def test_wrong_key_no_signature_unknown_user_and_stale_messages_are_refused(guar
     refused(client, encode_message(new_request_header("shutdown", user), ping, Signer(alice["key"])), "UNAUTHORIZED")
     assert client.call("ping")[0] == "result"  # refusals never stop the daemon
     client.close()
+    assert guarded.log().count("ecco_daemon.security: refused a message") >= 5  # and each is logged
 
 
 def test_a_replayed_message_is_refused_and_not_executed(guarded):
@@ -164,10 +165,10 @@ def test_curve_end_to_end_on_a_wildcard_bind(tiny_llama, tmp_path):
                                             Signer(info.key)), zmq.NOBLOCK)
         assert plain.poll(1000) == 0
         plain.close()
-        # The keypair is kept: a restart on the same state folder keeps the public key users hold.
-        daemon.terminate()
-        daemon.start()
-        assert daemon.info.server_public_key == info.server_public_key
+    # The keypair is kept: a restart on the same state folder keeps the public key users hold.
+    with DaemonProcess(tmp_path, [], address="tcp://0.0.0.0:0", extra_args=["--curve"]) as again:
+        assert again.info.server_public_key == info.server_public_key
+        assert json.loads(bob_file.read_text())["server_public_key"] == info.server_public_key
 
 
 def test_every_refusal_was_counted_by_the_daemon(guarded):
