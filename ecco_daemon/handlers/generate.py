@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from ecco_client.wire.errors import ErrorCode
 
 from ..generation import GenerationOutput, SamplingParams, Step, can_batch, generate
@@ -14,10 +15,11 @@ from ..server.errors import OperationError
 from ..server.job import Job
 from ..server.registry import OPERATIONS
 from ..tokens import encode_prompt, token_texts
+from .analyze import ANALYSIS_PARAMS, AnalysisOptions, run_analysis_for
 
 GENERATE_PARAMS = [
     "model", "prompt", "input_ids", "generate", "do_sample", "temperature", "top_k", "top_p", "seed",
-    "alternatives", "stream", "array_dtype",
+    "alternatives", "stream", "array_dtype", "analyze", *ANALYSIS_PARAMS,
 ]
 
 
@@ -31,6 +33,8 @@ class GenerateRequest:
     alternatives: int
     stream: bool
     array_dtype: str
+    # Set when the caller wants the generated text analysed too (Ecco's generate(..., attribution=[...])).
+    analysis: AnalysisOptions | None = None
     # Filled on the loop by prepare(), once the model is known.
     resolved_ids: list[int] = field(default_factory=list)
 
@@ -41,6 +45,8 @@ class GenerateRequest:
         input_ids = read.int_list("input_ids", None)
         if (prompt is None) == (input_ids is None):
             raise OperationError(ErrorCode.BAD_REQUEST, "give exactly one of 'prompt' or 'input_ids'")
+        # Any analysis option asks for the analysis: none is silently ignored.
+        wants_analysis = read.bool("analyze", False) or any(name in params for name in ANALYSIS_PARAMS)
         return cls(
             model=read.str("model", None, max_length=4096),
             prompt=prompt,
@@ -56,6 +62,7 @@ class GenerateRequest:
             alternatives=read.int("alternatives", 5, minimum=0, maximum=100),
             stream=read.bool("stream", True),
             array_dtype=read.choice("array_dtype", ["float32", "float16"], "float32"),
+            analysis=AnalysisOptions.read(read) if wants_analysis else None,
         )
 
     def prepare(self, job: Job) -> None:
@@ -81,8 +88,11 @@ class GenerateRequest:
                                  f"{config.max_input_tokens}")
         self.resolved_ids = ids
         job.cost = len(ids) + self.max_new_tokens
-        # Requests on one model decode together (handlers/generate_batch.py) when the model allows it.
-        job.batch_key = ("generate", lm.name) if can_batch(lm) else None
+        if self.analysis is not None:
+            job.cost = max(job.cost, self.analysis.cost(len(ids) + self.max_new_tokens))
+        # Requests on one model decode together (handlers/generate_batch.py) when the model allows it;
+        # one that is analysed afterwards runs alone, so its backward passes never hold up other rows.
+        job.batch_key = ("generate", lm.name) if can_batch(lm) and self.analysis is None else None
 
 
 def step_event(tokenizer: Any, position: int, step: Step) -> dict[str, Any]:
@@ -139,6 +149,15 @@ def complete_generation(job: Job, request: GenerateRequest, out: GenerationOutpu
     lm = job.services.models.get(request.model)
     result = generation_result(lm.tokenizer, out, request.array_dtype)
     result["model"] = lm.name
+    if request.analysis is not None:
+        float16 = request.array_dtype == "float16"
+        if lm.family == "encoder-decoder":  # the encoder reads the prompt; the decoder's tokens are scored
+            analysis = run_analysis_for(job, lm, out.input_ids, request.analysis, None, out.generated_ids, float16)
+        else:
+            analysis = run_analysis_for(job, lm, out.all_ids, request.analysis, len(out.input_ids), None, float16)
+        result["analysis"] = analysis
+        result["result_id"] = analysis["result_id"]
+        return result
     result["result_id"] = job.services.store.put(job.user.name, "generation", out,
                                                  nbytes=64 * (len(out.all_ids) + 1) * max(1, request.alternatives))
     return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from .output import Output
@@ -28,10 +28,31 @@ def generate_params(model: str | None, text: str | list[int], generate: int, do_
     return params
 
 
+def analyze_params(model: str | None, text: str | list[int], attribution: Sequence[str],
+                   options: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {"attribution": list(attribution), **options}
+    if model is not None:
+        params["model"] = model
+    if isinstance(text, str):
+        params["text"] = text
+    else:
+        params["input_ids"] = [int(i) for i in text]
+    return params
+
+
 class LanguageModel:
     def __init__(self, client: Any, name: str | None) -> None:
         self.client = client
         self.name = name
+
+    def analyze(self, text: str | list[int], attribution: Sequence[str] = (), **options: Any) -> Output:
+        """Teacher-forced: every token after the first is scored and attributed as if it had been generated.
+
+        Options: steps (integrated gradients), foil (token ids, contrastive), attention, activation_layers,
+        topk, target / target_ids (encoder-decoder output text), array_dtype.
+        """
+        result = self.client.call("analyze", analyze_params(self.name, text, attribution, options))
+        return Output.from_result(result, self.client)
 
     def generate(self, text: str | list[int], generate: int = 20, *, do_sample: bool = False,
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
@@ -67,6 +88,10 @@ class AsyncLanguageModel:
     def __init__(self, client: Any, name: str | None) -> None:
         self.client = client
         self.name = name
+
+    async def analyze(self, text: str | list[int], attribution: Sequence[str] = (), **options: Any) -> Output:
+        result = await self.client.call("analyze", analyze_params(self.name, text, attribution, options))
+        return Output.from_result(result, self.client)
 
     async def generate(self, text: str | list[int], generate: int = 20, *, do_sample: bool = False,
                        temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None,

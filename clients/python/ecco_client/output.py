@@ -1,11 +1,40 @@
-"""What a generation or analysis returns: Ecco's Output, holding numpy arrays from the daemon."""
+"""What a generation or analysis returns: Ecco's Output, holding numpy arrays from the daemon.
+
+The methods keep Ecco's names. Each returns a ``ViewSpec``: its ``data`` holds plain dicts and numpy
+arrays, and it draws itself in Jupyter (``_repr_html_``), to a file (``to_html``) or as JSON. Views that
+need more than the first reply (layer predictions at a position, NMF with k factors, attention) ask the
+daemon, which answers from its stored run without running the model again.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .lsp import analysis_adapter as views
+from .render.html import ViewSpec, write_html
+
+SIMILARITY_METHODS = ("cca", "svcca", "pwcca", "cka")
+
+
+@dataclass
+class NMF:
+    """Neuron activations factorized (Ecco's settings); ``explore()`` draws the factor explorer."""
+
+    factors: np.ndarray  # (K, T) factors x positions
+    layers: list[int]
+    view_spec: ViewSpec
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def explore(self) -> ViewSpec:
+        return self.view_spec
+
+    def _repr_html_(self) -> str:
+        return self.view_spec._repr_html_()
 
 
 @dataclass
@@ -14,31 +43,38 @@ class Output:
     token_ids: np.ndarray  # (T,) every token: input, then generated
     tokens: list[str]  # (T,) the text each token adds
     n_input_tokens: int
-    probabilities: np.ndarray  # (T - n_input_tokens,) probability of each generated token
+    probabilities: np.ndarray  # (N,) probability of each generated token (empty for analyze)
     alternatives: dict[str, Any]  # ids (N, k), probs (N, k), tokens: N lists of k strings
     text: str
     generated_text: str
     stop_reason: str
     result_id: str | None
+    analysis: dict[str, Any] | None = field(repr=False, default=None)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     client: Any = field(repr=False, default=None)
 
     @classmethod
     def from_result(cls, result: dict[str, Any], client: Any = None) -> Output:
+        """From a ``generate`` result (with ``analysis`` when attributions were asked) or an ``analyze`` one."""
+        analysis = result.get("analysis") or (result if "scores" in result else None)
+        n_input = int(result.get("n_input_tokens", len(result["tokens"])))
         return cls(
             model=result["model"],
             token_ids=np.asarray(result["token_ids"]),
             tokens=list(result["tokens"]),
-            n_input_tokens=int(result["n_input_tokens"]),
-            probabilities=np.asarray(result["probabilities"]),
+            n_input_tokens=n_input,
+            probabilities=np.asarray(result.get("probabilities", np.zeros(0, np.float32))),
             alternatives=result.get("alternatives", {}),
-            text=result.get("text", ""),
+            text=result.get("text", "".join(result["tokens"])),
             generated_text=result.get("generated_text", ""),
             stop_reason=result.get("stop_reason", ""),
             result_id=result.get("result_id"),
+            analysis=analysis,
             raw=result,
             client=client,
         )
+
+    # -- plain facts ------------------------------------------------------------------------------
 
     @property
     def generated_tokens(self) -> list[str]:
@@ -52,3 +88,155 @@ class Output:
 
     def __str__(self) -> str:
         return self.text
+
+    # -- Ecco's views -----------------------------------------------------------------------------
+
+    def token_probabilities(self) -> ViewSpec:
+        """Each token colored by its probability; hovering shows the alternatives."""
+        return ViewSpec("probability", views.probability_view(self._read()), title="Token probability")
+
+    def primary_attributions(self, attr_method: str = "grad_x_input", style: str = "minimal",
+                             ignore_tokens: Sequence[int] = ()) -> ViewSpec:
+        """Saliency of the input tokens for every output token (rows sum to 1, as in Ecco).
+
+        ``ignore_tokens`` are positions left out, the rows renormalized (done by the daemon's run).
+        """
+        if style not in ("minimal", "detailed"):
+            raise ValueError("style is 'minimal' or 'detailed'")
+        reply = self._view("primary_attributions", {"attr_method": attr_method, "ignore_tokens": list(ignore_tokens)})
+        analysis = self._read()
+        data = {"tokens": self._token_data(analysis),
+                "methods": [{"name": reply["method"], "targets": list(np.asarray(reply["target_positions"]).tolist()),
+                             "values": np.asarray(reply["values"])}]}
+        if reply.get("foil_ids") is not None:
+            data["methods"][0]["foil"] = reply["foil_ids"]
+        return ViewSpec("saliency", data, {"style": style, "method": reply["method"]}, title="Primary attributions")
+
+    def layer_predictions(self, position: int, topk: int = 10, layer: int | None = None) -> ViewSpec:
+        """Each layer's top-k tokens for the token at ``position`` (the logit lens, final norm applied)."""
+        analysis = self._read()
+        params: dict[str, Any] = {"position": position, "topk": topk}
+        if layer is not None:
+            params["layer"] = layer
+        entry = views.layer_predictions_entry(analysis, self._view("layer_predictions", params))
+        data = views.layer_predictions_view(analysis, [entry], position)
+        data["tokens"] = self._token_data(analysis)
+        return ViewSpec("layer_predictions", data, title="Layer predictions")
+
+    def rankings(self) -> ViewSpec:
+        """The rank of each output token at every layer (layers x output tokens)."""
+        analysis = self._read()
+        data = views.rankings_view(analysis)
+        if data is None:
+            raise ValueError("this result holds no rankings")
+        data["tokens"] = self._token_data(analysis)
+        return ViewSpec("rankings", data, title="Rankings")
+
+    def rankings_watch(self, watch: Sequence[int | str], position: int) -> ViewSpec:
+        """The rank of each watched token (ids or strings) at every layer, for one position."""
+        analysis = self._read()
+        reply = self._view("rankings_watch", {"watch": list(watch), "position": position})
+        data = {"tokens": self._token_data(analysis), "position": position,
+                "watch": [{"text": t, "id": int(i)} for t, i in zip(reply["watch_tokens"], reply["watch_ids"],
+                                                                       strict=True)],
+                "ranks": np.asarray(reply["rankings"]),
+                "layer_labels": [f"Layer {i}" for i in range(np.asarray(reply["rankings"]).shape[0])]}
+        return ViewSpec("rankings_watch", data, title="Rankings watch")
+
+    def run_nmf(self, n_components: int = 10, from_layer: int | None = None, to_layer: int | None = None) -> NMF:
+        """Non-negative matrix factorization of the MLP activations (factors x positions)."""
+        params: dict[str, Any] = {"n_components": n_components}
+        if from_layer is not None:
+            params["from_layer"] = from_layer
+        if to_layer is not None:
+            params["to_layer"] = to_layer
+        reply = self._view("nmf", params)
+        analysis = self._read()
+        data = views.nmf_view(analysis, reply)
+        data["tokens"] = self._token_data(analysis)
+        return NMF(np.asarray(reply["factors"]), list(np.asarray(reply["layers"]).tolist()),
+                   ViewSpec("nmf", data, title="Neuron factors"), reply)
+
+    def attention(self, layer: int, head: int | None = None) -> ViewSpec:
+        """Attention weights of one layer (one head, or all heads)."""
+        reply = self._view("attention", {"layer": layer, "head": head})
+        weights = np.asarray(reply["weights"])
+        data = {"tokens": self._token_data(self._read()), "layer": layer, "head": head, "weights": weights}
+        return ViewSpec("attention", data, title="Attention")
+
+    def similarity(self, method: str, layer_a: int, layer_b: int, source: str = "hidden") -> float:
+        """CCA, SVCCA, PWCCA or CKA between two layers' representations over this text's positions."""
+        if method not in SIMILARITY_METHODS:
+            raise ValueError(f"method is one of {', '.join(SIMILARITY_METHODS)}")
+        reply = self._view("similarity", {"method": method, "layer_a": layer_a, "layer_b": layer_b, "source": source})
+        return float(reply["value"])
+
+    def cca(self, layer_a: int, layer_b: int, source: str = "hidden") -> float:
+        return self.similarity("cca", layer_a, layer_b, source)
+
+    def svcca(self, layer_a: int, layer_b: int, source: str = "hidden") -> float:
+        return self.similarity("svcca", layer_a, layer_b, source)
+
+    def pwcca(self, layer_a: int, layer_b: int, source: str = "hidden") -> float:
+        return self.similarity("pwcca", layer_a, layer_b, source)
+
+    def cka(self, layer_a: int, layer_b: int, source: str = "hidden") -> float:
+        return self.similarity("cka", layer_a, layer_b, source)
+
+    # -- surfaces ---------------------------------------------------------------------------------
+
+    def views(self) -> list[ViewSpec]:
+        """Everything the first reply can draw without asking the daemon again."""
+        if self.analysis is None:
+            return [ViewSpec("tokens", {"tokens": self._token_data(None)}, title="Output")]
+        analysis = self._read()
+        out = [self.token_probabilities()]
+        saliency = views.saliency_view(analysis)
+        if saliency is not None:
+            saliency["tokens"] = self._token_data(analysis)
+            out.append(ViewSpec("saliency", saliency, title="Primary attributions"))
+        rankings = views.rankings_view(analysis)
+        if rankings is not None:
+            rankings["tokens"] = self._token_data(analysis)
+            out.append(ViewSpec("rankings", rankings, title="Rankings"))
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "result_id": self.result_id, "views": [v.to_json() for v in self.views()]}
+
+    def to_html(self, path: str | Path) -> Path:
+        return write_html(path, *self.views(), title=f"Ecco: {self.model}")
+
+    def _repr_html_(self) -> str:
+        specs = self.views()
+        if len(specs) == 1:
+            return specs[0]._repr_html_()
+        tabs = [{"title": s.title or s.view, "view": s.view, "data": s.data, "options": dict(s.options)} for s in specs]
+        return ViewSpec("tabs", {"tabs": tabs})._repr_html_()
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _read(self) -> views.Analysis:
+        if self.analysis is None:
+            raise ValueError("this output holds no analysis: generate with attribution=[...] or use lm.analyze()")
+        return views.read_analysis(self.analysis, self.model)
+
+    def _token_data(self, analysis: views.Analysis | None) -> list[dict[str, Any]]:
+        tokens = views.token_data(analysis) if analysis is not None else [
+            {"text": t, "id": int(i), "special": False} for t, i in zip(self.tokens, self.token_ids, strict=True)]
+        for index, token in enumerate(tokens):
+            token["is_input"] = index < self.n_input_tokens
+        return tokens
+
+    def _view(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        if self.client is None or self.result_id is None:
+            raise ValueError("this output is not connected to a daemon result")
+        if not hasattr(self.client, "call") or _is_async(self.client):
+            raise TypeError("views of an async client's output: await client.call('view', {...})")
+        return self.client.call("view", {"result_id": self.result_id, "view": name, "params": params})["data"]
+
+
+def _is_async(client: Any) -> bool:
+    import inspect
+
+    return inspect.iscoroutinefunction(getattr(client, "call", None))

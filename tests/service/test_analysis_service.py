@@ -1,0 +1,121 @@
+"""Ecco's analyses through the real daemon, from the Python client, for all three families."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ecco_client
+
+
+@pytest.fixture(scope="module")
+def client(daemon, tiny_model_factory):
+    with ecco_client.connect(connection_file=daemon.connection_file, timeout=30) as c:
+        for family in ("gpt2", "bert", "t5"):
+            c.load_model(str(tiny_model_factory(family)), name=f"tiny-{family}", attn_implementation="eager")
+        yield c
+
+
+def test_analyze_scores_every_token_after_the_first_and_attributions_sum_to_one(client):
+    out = client.model().analyze("the cat sat on the mat", attribution=["grad_x_input", "integrated_gradients"],
+                                 steps=16)
+    scores = out.analysis["scores"]
+    T = len(out.tokens)
+    assert list(np.asarray(scores["positions"])) == list(range(1, T))
+    assert np.all((np.asarray(scores["probs"]) > 0) & (np.asarray(scores["probs"]) <= 1))
+    for method in ("grad_x_input", "integrated_gradients"):
+        values = np.asarray(out.analysis["attributions"][method]["values"])
+        assert values.shape == (T - 1, T)
+        np.testing.assert_allclose(values.sum(axis=1), 1.0, rtol=1e-4)
+        # A token is attributed only to the tokens before it.
+        for row, position in enumerate(range(1, T)):
+            assert np.all(values[row, position:] == 0)
+    view = out.primary_attributions("grad_x_input", style="detailed")
+    expected = out.analysis["attributions"]["grad_x_input"]["values"]
+    np.testing.assert_allclose(view.data["methods"][0]["values"], expected)
+    assert view.options["style"] == "detailed"
+
+
+def test_generate_with_attribution_attributes_the_generated_tokens(client):
+    out = client.model().generate("hello world", generate=4, attribution=["gradient"])
+    n_new = len(out.token_ids) - out.n_input_tokens
+    assert list(np.asarray(out.analysis["target_positions"])) == list(range(out.n_input_tokens, len(out.token_ids)))
+    values = np.asarray(out.analysis["attributions"]["gradient"]["values"])
+    assert values.shape == (n_new, len(out.token_ids))
+    ignored = out.primary_attributions("gradient", ignore_tokens=[0]).data["methods"][0]["values"]
+    assert np.all(ignored[:, 0] == 0)
+    np.testing.assert_allclose(ignored.sum(axis=1), 1.0, rtol=1e-4)
+
+
+def test_views_from_the_stored_run_agree_with_the_first_reply(client):
+    out = client.model().analyze("one two three four five")
+    scores = out.analysis["scores"]
+    position = int(np.asarray(scores["positions"])[-1])
+    lens = out.layer_predictions(position=position, topk=3)
+    last_layer = lens.data["positions"][0]["layers"][-1]["top"]
+    # The logit lens at the last layer is the model's own distribution at that position.
+    assert [c["id"] for c in last_layer] == list(np.asarray(scores["topk_ids"])[-1][:3])
+    ranks = out.rankings().data["ranks"]
+    np.testing.assert_array_equal(np.asarray(ranks)[-1], np.asarray(scores["ranks"]))
+    watched = out.rankings_watch([int(out.token_ids[position])], position=position)
+    assert np.asarray(watched.data["ranks"])[-1, 0] == np.asarray(scores["ranks"])[-1]
+    nmf2, nmf3 = out.run_nmf(n_components=2), out.run_nmf(n_components=3)
+    assert nmf2.factors.shape == (2, len(out.tokens)) and nmf3.factors.shape == (3, len(out.tokens))
+    assert nmf2.explore().view == "nmf"
+    assert out.cka(1, 1) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_attention_needs_eager_and_then_gives_rows_that_sum_to_one(client):
+    with pytest.raises(ecco_client.RemoteError) as info:
+        client.model().analyze("a b c", attention=True)
+    assert info.value.code == "UNSUPPORTED_MODEL" and "eager" in info.value.message
+    out = client.model("tiny-gpt2").analyze("a b c d", attention=True)
+    weights = out.attention(layer=0, head=1).data["weights"]
+    assert weights.shape == (len(out.tokens), len(out.tokens))
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-4)
+
+
+def test_masked_model_attributes_the_mask_prediction(client):
+    out = client.model("tiny-bert").analyze("the cat [MASK] on the mat", attribution=["grad_x_input"])
+    assert out.analysis["family"] == "masked"
+    positions = list(np.asarray(out.analysis["target_positions"]))
+    assert len(positions) == 1 and out.tokens[positions[0]].strip() == "[MASK]"
+    values = np.asarray(out.analysis["attributions"]["grad_x_input"]["values"])
+    np.testing.assert_allclose(values.sum(axis=1), 1.0, rtol=1e-4)
+    lens = out.layer_predictions(position=positions[0], topk=2)
+    assert len(lens.data["positions"][0]["layers"]) == out.analysis["n_layers"]
+    with pytest.raises(ecco_client.RemoteError) as info:
+        client.model("tiny-bert").generate("the cat", generate=2)
+    assert info.value.code == "UNSUPPORTED_MODEL"
+
+
+def test_encoder_decoder_generates_and_attributes_across_encoder_and_decoder(client):
+    out = client.model("tiny-t5").generate("translate the cat", generate=3, attribution=["grad_x_input"])
+    analysis = out.analysis
+    assert analysis["family"] == "encoder_decoder"
+    n_encoder = analysis["n_encoder"]
+    values = np.asarray(analysis["attributions"]["grad_x_input"]["values"])
+    assert values.shape[1] == len(analysis["tokens"]) > n_encoder
+    assert np.all(values[:, :n_encoder].sum(axis=1) > 0)  # every output token draws on the encoder's input
+    np.testing.assert_allclose(values.sum(axis=1), 1.0, rtol=1e-4)
+
+
+def test_bad_analysis_requests_get_stable_codes(client):
+    with pytest.raises(ecco_client.BadRequest) as info:
+        client.model().analyze("a b c", attribution=["nonsense"])
+    assert "valid" in info.value.message and "grad_x_input" in info.value.message
+    out = client.model().analyze("a b c")
+    with pytest.raises(ecco_client.BadRequest):
+        out.layer_predictions(position=999)
+    with pytest.raises(ecco_client.NotFound):
+        client.call("view", {"result_id": "f" * 32, "view": "rankings"})
+    with pytest.raises(ecco_client.BadRequest):
+        client.call("view", {"result_id": out.result_id, "view": "nope"})
+
+
+def test_float16_on_the_wire(client):
+    out = client.model().analyze("one two three four five six seven eight nine ten", attribution=["gradient"],
+                                 array_dtype="float16")
+    lens = client.call("view", {"result_id": out.result_id, "view": "layer_predictions",
+                                "params": {"position": 3, "topk": 50}, "array_dtype": "float16"})
+    assert np.asarray(lens["data"]["probs"]).dtype == np.float16
