@@ -119,3 +119,15 @@ def test_float16_on_the_wire(client):
     lens = client.call("view", {"result_id": out.result_id, "view": "layer_predictions",
                                 "params": {"position": 3, "topk": 50}, "array_dtype": "float16"})
     assert np.asarray(lens["data"]["probs"]).dtype == np.float16
+
+
+def test_terminal_explain_prints_probability_and_saliency(daemon):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "ecco_client.cli", "--connection-file", str(daemon.connection_file),
+               "explain", "the cat sat on the mat", "--attribution", "grad_x_input"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={"COLUMNS": "120", "PATH": ""})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("the cat sat on the mat") == 2
+    assert "probability: 0%" in done.stdout and "grad_x_input: what drove" in done.stdout

@@ -30,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--sample", action="store_true")
     generate.add_argument("--temperature", type=float, default=1.0)
     generate.add_argument("--seed", type=int, default=None)
+    explain = sub.add_parser("explain", help="print the text's tokens colored by probability (and saliency)")
+    explain.add_argument("text")
+    explain.add_argument("--model", default=None)
+    explain.add_argument("--attribution", default=None, help="also color by this attribution method")
+    explain.add_argument("--target", type=int, default=None, help="saliency of this token position (default: last)")
+    explain.add_argument("--surprisal", action="store_true", help="color by surprisal instead of probability")
     wait = sub.add_parser("wait", help="wait until a daemon answers")
     wait.add_argument("--for", dest="seconds", type=float, default=120.0)
     sub.add_parser("status", help="print the daemon's status as JSON")
@@ -46,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "status":
                 print(json.dumps(client.status(), indent=2, default=str))
                 return 0
+            if args.command == "explain":
+                return print_explanation(client, args, console)
             return print_generation(client, args, console)
     except EccoError as exc:
         console.print(f"[red]{type(exc).__name__}: {exc}[/red]")
@@ -64,6 +72,19 @@ def wait(args: argparse.Namespace, console: Console) -> int:
                 console.print(f"[red]no daemon after {args.seconds:.0f}s: {exc}[/red]")
                 return 1
             time.sleep(0.5)
+
+
+def print_explanation(client: Any, args: argparse.Namespace, console: Console) -> int:
+    from .render.terminal import terminal_view
+
+    methods = [args.attribution] if args.attribution else []
+    out = client.model(args.model).analyze(args.text, attribution=methods)
+    console.print(terminal_view("probability", out.token_probabilities().data,
+                                scale="surprisal" if args.surprisal else "probability"))
+    if methods:
+        saliency = out.primary_attributions(args.attribution)
+        console.print(terminal_view("saliency", saliency.data, target=args.target))
+    return 0
 
 
 def print_generation(client: Any, args: argparse.Namespace, console: Console) -> int:
