@@ -10,6 +10,7 @@ import time
 from types import FrameType
 
 import zmq
+
 from ecco_client.wire.errors import ErrorCode
 
 from . import handlers  # noqa: F401  (registers the operations)

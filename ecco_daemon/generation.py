@@ -134,6 +134,28 @@ def can_batch(lm: LoadedModel) -> bool:
     return all(kind == "full_attention" for kind in layer_types) and not getattr(config, "sliding_window", None)
 
 
+def position_limit(lm: LoadedModel) -> int | None:
+    """How many positions a model with learned position embeddings has (GPT-2: n_positions); None when
+    positions are computed (rotary), which has no hard end.
+
+    Why it matters: past it the embedding lookup fails, and on CUDA that failure is a device-side assert
+    that poisons the process's CUDA context for every user. Requests must be refused before reaching it.
+    """
+    if "position_limit" in lm.extra:  # computed once per model: prepare() asks on every request
+        return lm.extra["position_limit"]
+    model, config = lm.model, lm.model.config
+    learned = any(isinstance(module, torch.nn.Embedding) and any(part in name.rsplit(".", 1)[-1]
+                                                                 for part in ("wpe", "pos"))
+                  for name, module in model.named_modules())
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    lm.extra["position_limit"] = int(limit) if learned and limit else None
+    return lm.extra["position_limit"]
+
+
+class PositionLimitError(ValueError):
+    """A row would need a position past the model's last one."""
+
+
 @dataclass(eq=False)
 class DecodeRow:
     """One request's decoding state inside a batch: its own sampling, stop rule, stream and outcome."""
@@ -190,6 +212,8 @@ class BatchDecoder:
         if not can_batch(lm):
             raise ValueError(f"{lm.name} cannot decode in batches")
         self.lm = lm
+        # Rows are refused before a pass that would need a position the model lacks (see position_limit).
+        self.max_positions = position_limit(lm)
         self.rows: list[DecodeRow] = []
         self._cache: Any = None  # DynamicCache over self.rows, (B, H, L, D) per layer
         self._mask: torch.Tensor | None = None  # (B, L) 1 for real tokens, 0 for padding
@@ -200,6 +224,11 @@ class BatchDecoder:
 
     def add(self, rows: list[DecodeRow]) -> None:
         """Prefill new rows together and choose their first tokens; a row that fails alone fails alone."""
+        rows = [r for r in rows if not r.done]
+        for row in rows:
+            if self.max_positions is not None and len(row.input_ids) > self.max_positions:
+                row.fail(PositionLimitError(f"{len(row.input_ids)} input tokens; {self.lm.name} has "
+                                            f"{self.max_positions} positions"))
         rows = [r for r in rows if not r.done]
         if not rows:
             return
@@ -219,8 +248,9 @@ class BatchDecoder:
 
     def step(self) -> list[DecodeRow]:
         """One decoding step for every row; returns the rows that finished (done, failed or stopped)."""
+        stopped = self._stop_rows_out_of_positions()
         if not self.rows:
-            return []
+            return stopped
         assert self._mask is not None and self._positions is not None
         last = torch.tensor([[r.output.generated_ids[-1]] for r in self.rows], device=self.lm.device)  # (B, 1)
         mask = torch.cat([self._mask, self._mask.new_ones(len(self.rows), 1)], dim=1)  # (B, L+1)
@@ -240,6 +270,15 @@ class BatchDecoder:
         for row, row_logits in zip(self.rows, logits, strict=True):
             if row_logits is not None:
                 self._advance(row, row_logits)
+        return stopped + self.drop_finished()
+
+    def _stop_rows_out_of_positions(self) -> list[DecodeRow]:
+        if self.max_positions is None or self._positions is None:
+            return []
+        for row, position in zip(self.rows, self._positions.tolist(), strict=True):
+            if position >= self.max_positions:
+                row.fail(PositionLimitError(f"{self.lm.name} has {self.max_positions} positions; this generation "
+                                            f"reached the last one after {len(row.output.generated_ids)} tokens"))
         return self.drop_finished()
 
     def _step_each_alone(self, last: torch.Tensor, mask: torch.Tensor, length: int) -> list[torch.Tensor | None]:

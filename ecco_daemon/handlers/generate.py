@@ -9,7 +9,7 @@ import numpy as np
 
 from ecco_client.wire.errors import ErrorCode
 
-from ..generation import GenerationOutput, SamplingParams, Step, can_batch, generate
+from ..generation import GenerationOutput, SamplingParams, Step, can_batch, generate, position_limit
 from ..params import ParamReader
 from ..server.errors import OperationError
 from ..server.job import Job
@@ -86,6 +86,12 @@ class GenerateRequest:
             raise OperationError(ErrorCode.TOO_LARGE,
                                  f"{len(ids)} input + {self.max_new_tokens} new tokens exceed the limit of "
                                  f"{config.max_input_tokens}")
+        positions = position_limit(lm)
+        if positions is not None and len(ids) + self.max_new_tokens > positions:
+            # Past its last position the model fails (on CUDA, for every user): refuse before running.
+            raise OperationError(ErrorCode.TOO_LARGE,
+                                 f"{len(ids)} input + {self.max_new_tokens} new tokens exceed the "
+                                 f"{positions} positions of {lm.name}")
         self.resolved_ids = ids
         job.cost = len(ids) + self.max_new_tokens
         if self.analysis is not None:

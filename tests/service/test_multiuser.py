@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import ecco_client
 import numpy as np
 import pytest
 
+import ecco_client
 from tests.daemon_process import DaemonProcess
 from tests.service.multiuser_support import RawClient, add_user, user_cli
 
@@ -232,8 +232,8 @@ def test_concurrent_clients_with_mixed_requests_each_get_exactly_their_own_repli
         assert admin.status()["queue"]["length"] == 0
 
 
-def test_a_request_that_breaks_the_model_fails_alone_while_batched_with_others(tiny_model_factory, tmp_path):
-    gpt2 = tiny_model_factory("gpt2")  # learned positions end at 128: past them the model itself raises
+def test_a_request_past_the_models_positions_is_refused_while_the_batch_goes_on(tiny_model_factory, tmp_path):
+    gpt2 = tiny_model_factory("gpt2")  # learned positions end at 128: past them the model fails (CUDA: for all)
     with DaemonProcess(tmp_path, [str(gpt2)]) as daemon:
         alice_file = add_user(daemon.state_dir, "alice")
         with ecco_client.connect(connection_file=daemon.connection_file, timeout=30) as admin, \
@@ -241,11 +241,9 @@ def test_a_request_that_breaks_the_model_fails_alone_while_batched_with_others(t
             solo = admin.model().generate(PROMPTS[0], generate=110).token_ids.tolist()
             running = admin.request("generate", {"prompt": PROMPTS[0], "generate": 110})
             next(e for e in running.events() if e.name == "token")
-            # Joins the running batch, then needs position 128 on its 6th token.
-            breaking = alice.request("generate", {"input_ids": [7] * 124, "generate": 20})
             with pytest.raises(ecco_client.RemoteError) as info:
-                breaking.result()
-            assert info.value.code == "INTERNAL" and "index out of range" in info.value.message
-            assert not running.stream.done  # it failed inside the running batch, which goes on
+                alice.call("generate", {"input_ids": [7] * 124, "generate": 20})
+            assert info.value.code == "TOO_LARGE" and "128 positions" in info.value.message
+            assert not running.stream.done  # refused before running: the batch goes on
             assert running.result()["token_ids"].tolist() == solo
             assert alice.model().generate(PROMPTS[1], generate=3).n_input_tokens > 0

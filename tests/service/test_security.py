@@ -13,13 +13,13 @@ import subprocess
 import sys
 import time
 
-import ecco_client
 import pytest
 import zmq
+
+import ecco_client
 from ecco_client.exceptions import TooLarge
 from ecco_client.wire.codec import encode_message, new_request_header, split_frames
 from ecco_client.wire.signing import Signer
-
 from tests.daemon_process import DaemonProcess
 from tests.service.multiuser_support import RawClient, add_user
 

@@ -9,7 +9,16 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ecco_daemon.generation import BatchDecoder, DecodeRow, SamplingParams, can_batch, generate, generate_batch
+from ecco_daemon.generation import (
+    BatchDecoder,
+    DecodeRow,
+    PositionLimitError,
+    SamplingParams,
+    can_batch,
+    generate,
+    generate_batch,
+    position_limit,
+)
 from ecco_daemon.models.loaded import LoadedModel
 from ecco_daemon.scheduler import Scheduler
 from ecco_daemon.server.errors import OperationError
@@ -26,14 +35,21 @@ PROMPTS = [
 ]
 
 
-def tiny_lm(family: str, attn: str = "sdpa", stop_ids: frozenset[int] = frozenset()) -> LoadedModel:
+DEVICES = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+def tiny_lm(family: str, attn: str = "sdpa", stop_ids: frozenset[int] = frozenset(),
+            device: str = "cpu") -> LoadedModel:
     model, tokenizer = load_tiny_model(family, attn)
-    return LoadedModel(family, family, model, tokenizer, torch.device("cpu"), torch.float32, 0.0, stop_ids)
+    return LoadedModel(family, family, model.to(device), tokenizer, torch.device(device), torch.float32, 0.0,
+                       stop_ids)
 
 
-@pytest.fixture(scope="module", params=["llama", "gpt2", "gpt_neox"])
+@pytest.fixture(scope="module", params=[(f, d) for f in ("llama", "gpt2", "gpt_neox") for d in DEVICES],
+                ids=lambda p: "-".join(p))
 def lm(request) -> LoadedModel:
-    return tiny_lm(request.param)
+    family, device = request.param
+    return tiny_lm(family, device=device)
 
 
 def encode(lm: LoadedModel, text: str) -> list[int]:
@@ -162,14 +178,34 @@ def test_deadline_raises_the_cancel_flag_with_timeout():
         watcher.stop()
 
 
-def test_a_row_that_breaks_the_model_fails_alone_in_prefill_and_in_decoding():
-    lm = tiny_lm("gpt2")  # learned positions: n_positions = 128, beyond it the model raises
+def test_rows_past_the_models_positions_are_stopped_before_the_model_runs_them():
+    lm = tiny_lm("gpt2")  # learned positions: n_positions = 128
+    assert position_limit(lm) == 128 and position_limit(tiny_lm("llama")) is None  # rotary: no hard end
     ok = [encode(lm, p) for p in PROMPTS[:2]]
     solo = [generate(lm, ids, 8, SamplingParams()).generated_ids for ids in ok]
-    too_long = DecodeRow([7] * 200, 4, SamplingParams())  # fails at prefill
+    too_long = DecodeRow([7] * 200, 4, SamplingParams())
     runs_out = DecodeRow([7] * 124, 8, SamplingParams())  # its 6th token would need position 128
     rows = [DecodeRow(ok[0], 8, SamplingParams()), too_long, runs_out, DecodeRow(ok[1], 8, SamplingParams())]
     generate_batch(lm, rows)
+    assert isinstance(too_long.error, PositionLimitError) and too_long.output.generated_ids == []
+    assert isinstance(runs_out.error, PositionLimitError) and len(runs_out.output.generated_ids) == 5
+    assert [rows[0].output.generated_ids, rows[3].output.generated_ids] == solo
+    assert rows[0].error is None and rows[3].error is None
+
+
+def test_a_row_that_breaks_the_shared_pass_fails_alone_in_prefill_and_in_decoding():
+    lm = tiny_lm("gpt2")
+    ok = [encode(lm, p) for p in PROMPTS[:2]]
+    solo = [generate(lm, ids, 8, SamplingParams()).generated_ids for ids in ok]
+    too_long = DecodeRow([7] * 200, 4, SamplingParams())
+    runs_out = DecodeRow([7] * 124, 8, SamplingParams())
+    rows = [DecodeRow(ok[0], 8, SamplingParams()), too_long, runs_out, DecodeRow(ok[1], 8, SamplingParams())]
+    decoder = BatchDecoder(lm)
+    decoder.max_positions = None  # an unforeseen failure inside the model (as out of memory would be)
+    decoder.add(rows)
+    decoder.drop_finished()
+    while len(decoder):
+        decoder.step()
     assert isinstance(too_long.error, IndexError) and too_long.output.generated_ids == []
     assert isinstance(runs_out.error, IndexError) and len(runs_out.output.generated_ids) == 5
     assert [rows[0].output.generated_ids, rows[3].output.generated_ids] == solo
