@@ -60,9 +60,9 @@ def panel_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def views(tiny_model_factory) -> dict[str, Any]:
     """Every view's data from the daemon's analyses on the tiny GPT-2 (the renderer tier's builder)."""
-    from ecco_client.render import to_plain
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from ecco_client.render import to_plain
     from tests.renderer.view_data import ViewBuilder
 
     model_dir = tiny_model_factory("gpt2")

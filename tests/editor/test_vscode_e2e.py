@@ -24,6 +24,7 @@ from tests.daemon_process import DaemonProcess
 REPO = Path(__file__).resolve().parents[2]
 VSCODE_DIR = REPO / "clients" / "vscode"
 SCREENSHOT = REPO / "artifacts" / "screenshots" / "vscode-explain.png"
+REPORT = REPO / "artifacts" / "editor" / "vscode-e2e.json"
 SUITE_TIMEOUT_S = 240
 SAMPLE = "The capital of France is Paris, and the capital of Italy is Rome.\nA second line stays unexplained.\n"
 
@@ -86,6 +87,7 @@ def test_explain_selection_in_vscode(built_extension: Path, daemon: DaemonProces
     summary = tmp_path / "summary.json"
     workspace = make_workspace(tmp_path / "workspace", daemon, results)
     SCREENSHOT.unlink(missing_ok=True)
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
     run = subprocess.run(
         [node, str(VSCODE_DIR / "e2e" / "run-e2e.mjs"), "--workspace", str(workspace), "--tests", str(built_extension),
          "--screenshot", str(SCREENSHOT), "--summary", str(summary), "--timeout", str(SUITE_TIMEOUT_S)],
@@ -97,6 +99,8 @@ def test_explain_selection_in_vscode(built_extension: Path, daemon: DaemonProces
     facts = json.loads(summary.read_text())
     record_property("e2e_seconds", facts["seconds"])
     record_property("screenshot", str(SCREENSHOT))
+    # What the suite saw, beside the screenshot, for the closing note and for whoever debugs a failure.
+    REPORT.write_text(json.dumps({"harness": facts, "suite": seen}, indent=2))
 
     assert seen["ok"] is True
     state = seen["renderedState"]
