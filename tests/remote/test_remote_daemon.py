@@ -1,4 +1,6 @@
-"""The real daemon (tiny Llama, loopback only) reached by real clients through a real sshd and ssh -L."""
+"""The real daemon (tiny Llama, loopback only) reached through a real sshd and ssh -L: by the Python client,
+blocking and asyncio, and by the language server as VS Code starts it (``ecco.sshHost``). One module, so
+all share one daemon."""
 
 from __future__ import annotations
 
@@ -6,19 +8,27 @@ import os
 import signal
 import socket
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pytest
+import pytest_asyncio
+import torch
+from pytest_lsp import ClientServerConfig
 
 import ecco_client
 import ecco_client.aio
-import pytest
 from ecco_client.ssh_tunnel import RemoteTargetRefused, SshTunnel
-
 from tests.daemon_process import DaemonProcess
+from tests.lsp.lsp_session import SERVER_COMMAND, SERVER_ENV, Session
 
 from .sshd import SshServer
 from .test_ssh_tunnel import pid_running, port_is_free, wait_until
 
 PROMPT = "Transformers use attention"
+WIDE_NEURONS, WIDE_LAYERS, WIDE_TOKENS, WIDE_FACTORS = 16384, 4, 12, 4
 
 
 def tunnel_of(client: Any) -> SshTunnel:
@@ -54,9 +64,47 @@ def test_streaming_generation_through_the_tunnel(daemon: DaemonProcess, sshd: Ss
     assert "Accepted publickey" in sshd.log()
 
 
-def test_large_array_result_through_the_tunnel(daemon: DaemonProcess, sshd: SshServer,
-                                               tunnel_options: dict[str, Any]) -> None:
-    """The largest result generation gives: every step with the 100 most likely alternatives, as binary."""
+@pytest.fixture(scope="module")
+def wide_llama(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama with wide MLPs (4 x 16384 neurons per token), so activation results weigh a megabyte or more."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    dest = tmp_path_factory.mktemp("wide-llama")
+    config = LlamaConfig.from_pretrained(tiny_llama)
+    config.intermediate_size, config.num_hidden_layers = WIDE_NEURONS, WIDE_LAYERS
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).eval().save_pretrained(dest)
+    AutoTokenizer.from_pretrained(tiny_llama).save_pretrained(dest)
+    return dest
+
+
+def test_a_megabyte_of_activation_factors_through_the_tunnel(daemon: DaemonProcess, sshd: SshServer,
+                                                     tunnel_options: dict[str, Any], wide_llama: Path) -> None:
+    """NMF components of every MLP neuron (a float32 array of a megabyte) arrive whole and equal to the
+    same view fetched straight from the daemon."""
+    with connect_through_ssh(daemon, sshd, tunnel_options) as client:
+        client.load_model(str(wide_llama), name="wide-llama")
+        out = client.model("wide-llama").analyze(list(range(3, 3 + WIDE_TOKENS)), activations=True)
+        params = {"result_id": out.result_id, "view": "nmf",
+                  "params": {"n_components": WIDE_FACTORS, "components": True}}
+        started = time.monotonic()
+        through_tunnel = client.call("view", params)["data"]
+        seconds = time.monotonic() - started
+    components = through_tunnel["components"]
+    assert components.dtype.name == "float32"
+    assert components.shape == (WIDE_FACTORS, WIDE_LAYERS * WIDE_NEURONS)
+    assert components.nbytes >= 2**20, f"only {components.nbytes} bytes"
+    assert np.isfinite(components).all() and (components >= 0).all() and components.any()
+    with ecco_client.connect(connection_file=daemon.connection_file, timeout=20) as direct:
+        straight = direct.call("view", params)["data"]
+    np.testing.assert_array_equal(components, straight["components"])
+    np.testing.assert_array_equal(through_tunnel["factors"], straight["factors"])
+    print(f"{components.nbytes / 2**20:.1f} MiB of NMF components through the tunnel in {seconds:.2f}s")
+
+
+def test_generation_arrays_through_the_tunnel(daemon: DaemonProcess, sshd: SshServer,
+                                              tunnel_options: dict[str, Any]) -> None:
+    """Every step with its 100 most likely alternatives, as binary arrays."""
     with connect_through_ssh(daemon, sshd, tunnel_options) as client:
         lm = client.model()
         out = lm.generate(list(range(3, 11)), generate=100, alternatives=100)
@@ -148,3 +196,57 @@ def test_the_tunnel_does_not_replace_the_key(daemon: DaemonProcess, sshd: SshSer
     with pytest.raises(ecco_client.Unauthorized):
         ecco_client.connect(address=info.address, key="not-the-key", user=info.user, ssh=sshd.ssh_target,
                             ssh_options=tunnel_options, timeout=10)
+
+
+# ------------------------------------------------------------------- the language server (ecco.sshHost)
+
+HOST_ALIAS = "ecco-gpu-box"
+
+
+def ssh_children_using(config: Path) -> list[int]:
+    """Pids of live ssh processes started with this (test-unique) config file."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"ssh") and str(config).encode() in argv and pid_running(int(entry.name)):
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest_asyncio.fixture
+async def ssh_config(sshd: SshServer, tmp_path: Path) -> Path:
+    return sshd.write_client_config(tmp_path / "ssh_config", HOST_ALIAS)
+
+
+@pytest_asyncio.fixture
+async def server_through_ssh(ssh_config: Path) -> AsyncIterator[Session]:
+    """The real pygls server over stdio; its tunnels read the test's ssh config via $ECCO_SSH_CONFIG."""
+    config = ClientServerConfig(server_command=SERVER_COMMAND,
+                                server_env={**SERVER_ENV, "ECCO_SSH_CONFIG": str(ssh_config)})
+    client = await config.start()
+    session = Session(client)
+    yield session
+    await client.stop()
+
+
+async def test_language_server_reaches_the_daemon_through_ssh(server_through_ssh: Session, daemon: DaemonProcess,
+                                                              tiny_llama: Path, ssh_config: Path,
+                                                              sshd: SshServer, tmp_path: Path) -> None:
+    session = server_through_ssh
+    accepted_before = sshd.log().count("Accepted publickey")
+    await session.initialize({"connectionFile": str(daemon.connection_file), "sshHost": HOST_ALIAS,
+                              "model": str(tiny_llama), "generateTokens": 0}, tmp_path)
+    status = await session.wait_for("a connected status", lambda: next(
+        (s for s in session.statuses if s["connected"]), None))
+    # The server talks to the local end of its tunnel, not to the daemon's own address.
+    assert status["address"].startswith("tcp://127.0.0.1:")
+    assert status["address"] != daemon.info.address
+    (tunnel_pid,) = ssh_children_using(ssh_config)
+    assert sshd.log().count("Accepted publickey") == accepted_before + 1
+    await session.client.shutdown_session()
+    await session.wait_for("the tunnel to close with the server", lambda: not pid_running(tunnel_pid))

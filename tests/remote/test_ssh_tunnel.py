@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import zmq
+
 from ecco_client.ssh_tunnel import (
     ForwardingProhibited,
     RemoteTargetRefused,
