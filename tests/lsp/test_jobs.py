@@ -143,7 +143,7 @@ async def test_cancelling_the_continuation_progress_stops_the_generation(
         result = await session.explain(
             uri,
             whole_line(0, TEXT.rstrip("\n")),
-            {"model": session.model, "attribution": [], "generate": 1024},
+            {"model": session.model, "attribution": [], "generate": 512},
         )
         await session.wait_for("streamed tokens", lambda: session.tokens)
         token, reports = next(
@@ -159,6 +159,6 @@ async def test_cancelling_the_continuation_progress_stops_the_generation(
         assert reports[-1].message == "cancelled"
         await poll("the generation to leave the daemon", lambda: _gone(direct, "generate"))
         assert all(s["resultId"] == result["resultId"] for s in session.tokens)
-        assert len(session.tokens) < 1024
+        assert len(session.tokens) < 512
     finally:
         await direct.close()

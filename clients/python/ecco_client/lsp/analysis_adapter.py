@@ -251,6 +251,12 @@ def recompute_request(analysis: Analysis, view: str, params: Mapping[str, Any]) 
     raise BadArguments(f"ecco.recompute: no view {view!r}; known: layer-predictions, nmf, rankings-watch")
 
 
+def view_reply(answer: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The view's own fields from the daemon's ``view`` reply."""
+    data = answer.get("data")
+    return data if isinstance(data, Mapping) else answer
+
+
 def _labels(count: int) -> list[str]:
     return [f"Layer {i}" for i in range(count)]
 
@@ -288,6 +294,7 @@ def layer_predictions_view(
 
 
 def nmf_view(analysis: Analysis, reply: Mapping[str, Any]) -> dict[str, Any]:
+    reply = view_reply(reply)
     factors = _array(reply.get("factors"))
     layers = _array(reply.get("layers")).astype(int).tolist() or [0]
     return {
@@ -316,7 +323,8 @@ def rankings_watch_view(analysis: Analysis, reply: Mapping[str, Any]) -> dict[st
 def recompute_view_data(
     analysis: Analysis, view: str, params: Mapping[str, Any], answer: Mapping[str, Any]
 ) -> Any:
-    """The renderer's complete data for the view after the daemon's answer."""
+    """The renderer's complete data for the view after the daemon's answer ({result_id, view, data})."""
+    answer = view_reply(answer)
     if view == "layer-predictions":
         entry = layer_predictions_entry(analysis, answer)
         kept = [
