@@ -113,6 +113,11 @@ class Session:
                 )
             await asyncio.sleep(0.05)
 
+    def diagnostics_cleared(self, uri: str) -> bool:
+        """True once the server published an empty diagnostics list for ``uri``."""
+        published = self.client.diagnostics.get(uri)
+        return published is not None and len(published) == 0
+
     def last_status(self) -> dict[str, Any] | None:
         return self.statuses[-1] if self.statuses else None
 

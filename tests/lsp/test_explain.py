@@ -84,7 +84,7 @@ async def test_diagnostics_follow_threshold_and_settings(session: Session, tmp_p
 
     session.client.set_configuration(False, section="ecco.diagnostics.enabled")
     session.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
-    await session.wait_for("diagnostics to be cleared", lambda: session.client.diagnostics.get(uri) is not None and len(session.client.diagnostics[uri]) == 0)
+    await session.wait_for("diagnostics to be cleared", lambda: session.diagnostics_cleared(uri))
 
 
 async def test_an_edit_drops_the_explanation(session: Session, tmp_path: Path) -> None:
@@ -102,9 +102,7 @@ async def test_an_edit_drops_the_explanation(session: Session, tmp_path: Path) -
             ],
         )
     )
-    await session.wait_for(
-        "stale diagnostics to be cleared", lambda: session.client.diagnostics.get(uri) is not None and len(session.client.diagnostics[uri]) == 0
-    )
+    await session.wait_for("stale diagnostics to be cleared", lambda: session.diagnostics_cleared(uri))
     token = next(t for t in result["tokens"] if t["range"])
     assert (
         await session.hover(uri, token["range"]["start"]["line"], token["range"]["start"]["character"])

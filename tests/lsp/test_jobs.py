@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import ecco_client.aio as ecco_aio
 import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 
+import ecco_client.aio as ecco_aio
 from tests.daemon_process import DaemonProcess
 from tests.lsp.lsp_session import Session, plain, whole_line
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from lsprotocol import types
+
 from ecco_client.lsp.presentation import diagnostics_for, hover_markdown, percent, show_token
 from ecco_client.lsp.results import Alternative, ExplainedToken, Explanation, ResultStore
 from ecco_client.lsp.settings import Settings, parse_settings
 from ecco_client.lsp.token_spans import token_spans
-from lsprotocol import types
 
 
 def covered(text: str, spans: list[tuple[int, int] | None]) -> str:
