@@ -111,3 +111,10 @@ def test_store_finds_tokens_and_drops_what_an_edit_makes_stale() -> None:
 def test_token_text_is_shown_literally() -> None:
     assert show_token(" ") == "`␣`" and show_token("\n") == "`\\n`" and show_token("a`b") == "``a`b``"
     assert percent(1e-9) == "1e-07%"
+
+
+def test_pipes_in_table_cells_are_escaped() -> None:
+    assert show_token("<|endoftext|>", in_table=True) == "`<\\|endoftext\\|>`"
+    explanation = _explanation([None, 0.5])
+    explanation.tokens[1].alternatives = [Alternative("<|im_end|>", 0.3)]
+    assert "| 1 | `<\\|im_end\\|>` | 30% |" in hover_markdown(explanation, explanation.tokens[1])

@@ -19,9 +19,12 @@ def percent(probability: float) -> str:
     return f"{probability * 100:.3g}%"
 
 
-def show_token(text: str) -> str:
-    """A token as an inline code span; whitespace made visible, backticks kept literal."""
+def show_token(text: str, in_table: bool = False) -> str:
+    """A token as an inline code span; whitespace made visible, backticks kept literal. In a table cell
+    a pipe is escaped: GitHub-flavored Markdown splits cells on '|' even inside code spans."""
     visible = text.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+    if in_table:
+        visible = visible.replace("|", "\\|")
     if visible == "":
         return "*(empty)*"
     if visible.strip() == "":
@@ -46,7 +49,8 @@ def hover_markdown(explanation: Explanation, token: ExplainedToken) -> str:
         for place, alternative in enumerate(alternatives, start=1):
             chosen = " ✓" if alternative.token == token.text else ""
             lines.append(
-                f"| {place} | {show_token(alternative.token)}{chosen} | {percent(alternative.probability)} |"
+                f"| {place} | {show_token(alternative.token, in_table=True)}{chosen} | "
+                f"{percent(alternative.probability)} |"
             )
     return "\n".join(lines)
 
