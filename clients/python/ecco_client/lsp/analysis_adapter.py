@@ -53,7 +53,7 @@ def read_analysis(raw: Mapping[str, Any], model: str) -> Analysis:
     """The analysis reply as per-token facts (indexes are token positions)."""
     tokens = [str(t) for t in raw.get("tokens", [])]
     if not tokens:
-        raise CommandFailed("Ecco: the daemon's analysis holds no tokens")
+        raise CommandFailed("the daemon's analysis holds no tokens")
     count = len(tokens)
     token_ids = [int(i) for i in _array(raw.get("token_ids")).tolist()] or [-1] * count
     special_raw = raw.get("special")
@@ -226,7 +226,7 @@ NMF_DEFAULT_K = 3
 def view_request(analysis: Analysis, name: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """The daemon request for one view of the stored run."""
     if analysis.result_id is None:
-        raise CommandFailed("Ecco: the daemon kept no result for this analysis; explain the selection again")
+        raise CommandFailed("the daemon kept no result for this analysis; explain the selection again")
     return "view", {"result_id": analysis.result_id, "view": name, "params": dict(params)}
 
 

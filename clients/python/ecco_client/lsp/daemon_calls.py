@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..aio.client import Event
+from ..aio.client import AsyncClient, Event
 from ..exceptions import DaemonUnavailable, EccoError
 from .daemon_link import DaemonLink
 from .errors import command_failure
@@ -26,13 +26,16 @@ async def run_job(
     progress: WorkProgress | None = None,
     on_event: Callable[[Event], None] | None = None,
 ) -> dict[str, Any]:
-    """Sends ``op`` and waits for its result; raises CommandFailed with a sentence for the user."""
-    try:
-        client = await link.client()
-    except EccoError as exc:
-        raise command_failure(exc) from exc
+    """Sends ``op`` and waits for its result; raises CommandFailed with a sentence for the user.
+
+    A request that a lost daemon never answered at all (not even "accepted") is sent once more after
+    reconnecting: after a daemon restart, the next command works even before the heartbeat noticed.
+    """
+    heard = False
 
     def observe(event: Event) -> None:
+        nonlocal heard
+        heard = True
         if event.name == "queued":
             link.set_queue_position(event.content.get("position"))
         elif event.name in ("progress", "token", "result", "error"):
@@ -42,6 +45,26 @@ async def run_job(
         if on_event is not None:
             on_event(event)
 
+    try:
+        for attempt in (1, 2):
+            client = await link.client()  # failing to connect is final: the link already retries
+            try:
+                return await _send(client, op, params, observe)
+            except DaemonUnavailable as exc:
+                link.lost(exc, client)
+                if heard or attempt == 2:
+                    raise
+                log.info("%s found the daemon gone before it answered; reconnecting to send it again", op)
+        raise AssertionError("unreachable")
+    except EccoError as exc:
+        raise command_failure(exc) from exc
+    finally:
+        link.set_queue_position(None)
+
+
+async def _send(
+    client: AsyncClient, op: str, params: dict[str, Any], observe: Callable[[Event], None]
+) -> dict:
     stream = None
     try:
         stream = await client.request(op, params, on_event=observe)
@@ -50,13 +73,6 @@ async def run_job(
         if stream is not None and not stream.done:
             await _cancel_quietly(stream)
         raise
-    except DaemonUnavailable as exc:
-        link.lost(exc)
-        raise command_failure(exc) from exc
-    except EccoError as exc:
-        raise command_failure(exc) from exc
-    finally:
-        link.set_queue_position(None)
 
 
 async def _cancel_quietly(stream: Any) -> None:

@@ -107,9 +107,10 @@ class DaemonLink:
         assert self._client is not None
         return self._client
 
-    def lost(self, error: BaseException) -> None:
-        """A request found the daemon gone: drop the client and start reconnecting."""
-        if self._client is None:
+    def lost(self, error: BaseException, client: AsyncClient | None = None) -> None:
+        """A request (on ``client``, default the current one) found the daemon gone: drop that client
+        and start reconnecting. A client replaced meanwhile is left alone."""
+        if self._client is None or (client is not None and client is not self._client):
             return
         client, self._client = self._client, None
         asyncio.ensure_future(_close_quietly(client))
@@ -175,8 +176,9 @@ class DaemonLink:
             try:
                 await asyncio.wait_for(client.ping(), timeout=max(CONNECT_TIMEOUT_S, HEARTBEAT_S))
             except (EccoError, asyncio.TimeoutError) as exc:
-                if self._client is client:
-                    self.lost(exc if str(exc) else DaemonUnavailable("the daemon stopped answering pings"))
+                self.lost(
+                    exc if str(exc) else DaemonUnavailable("the daemon stopped answering pings"), client
+                )
 
     async def _drop(self, why: str, report: bool = True) -> None:
         client, self._client = self._client, None

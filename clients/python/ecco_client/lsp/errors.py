@@ -25,9 +25,9 @@ class BadArguments(JsonRpcException):
 def command_failure(error: EccoError) -> CommandFailed:
     """The user-facing error for a failed daemon call."""
     if isinstance(error, DaemonUnavailable):
-        return CommandFailed(f"Ecco: {error}", "DAEMON_UNAVAILABLE")
+        return CommandFailed(f"{error}", "DAEMON_UNAVAILABLE")
     if isinstance(error, ModelNotFound):
-        return CommandFailed(f"Ecco: {error.message} (set ecco.model to one of them)", error.code)
+        return CommandFailed(f"{error.message} (set ecco.model to one of them)", error.code)
     if isinstance(error, RemoteError):
-        return CommandFailed(f"Ecco: the daemon refused: {error.message}", error.code)
-    return CommandFailed(f"Ecco: {error}")
+        return CommandFailed(f"the daemon refused: {error.message}", error.code)
+    return CommandFailed(f"{error}")

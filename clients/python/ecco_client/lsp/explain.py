@@ -208,7 +208,7 @@ class Explainer:
         explanation = self.ls.results.get(result_id)
         if explanation is None:
             raise CommandFailed(
-                f"Ecco: no explained selection {result_id} (it was edited or replaced); explain it again",
+                f"no explained selection {result_id} (it was edited or replaced); explain it again",
                 "NOT_FOUND",
             )
         analysis = explanation.extra["analysis"]
