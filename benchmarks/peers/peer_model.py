@@ -41,16 +41,26 @@ def peer_config(config: dict) -> dict:
 def peer_tokenizer_config(config: dict) -> dict:
     keep = ("bos_token", "eos_token", "pad_token", "unk_token", "chat_template")
     out = {k: config[k] for k in keep if k in config}
-    out.update({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 8192,
-                "clean_up_tokenization_spaces": False, "add_bos_token": False, "add_eos_token": False})
+    out.update(
+        {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "model_max_length": 8192,
+            "clean_up_tokenization_spaces": False,
+            "add_bos_token": False,
+            "add_eos_token": False,
+        }
+    )
     return out
 
 
 def build_peer_model(source: Path, dest: Path) -> Path:
     """Write (once) the peer-readable copy of ``source`` into ``dest``; returns ``dest``."""
     source, dest = Path(source), Path(dest)
-    stamp = {"version": VERSION, "source": str(source.resolve()),
-             "source_mtime": (source / "model.safetensors").stat().st_mtime}
+    stamp = {
+        "version": VERSION,
+        "source": str(source.resolve()),
+        "source_mtime": (source / "model.safetensors").stat().st_mtime,
+    }
     marker = dest / MARKER
     if marker.exists() and json.loads(marker.read_text()) == stamp:
         return dest
@@ -68,7 +78,9 @@ def build_peer_model(source: Path, dest: Path) -> Path:
     if template.exists():
         tok_config["chat_template"] = template.read_text()
     (dest / "tokenizer_config.json").write_text(json.dumps(peer_tokenizer_config(tok_config), indent=2))
-    special = {k: tok_config[k] for k in ("bos_token", "eos_token", "pad_token", "unk_token") if k in tok_config}
+    special = {
+        k: tok_config[k] for k in ("bos_token", "eos_token", "pad_token", "unk_token") if k in tok_config
+    }
     (dest / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
     if (source / "generation_config.json").exists():
         shutil.copyfile(source / "generation_config.json", dest / "generation_config.json")

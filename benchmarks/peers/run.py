@@ -38,9 +38,15 @@ SHORT = {"grad_x_input": "grad×input", "integrated_gradients": "IG", "generate"
 TARGETS = {("grad_x_input", 32): 3.0, ("integrated_gradients", 32): 2.0}
 # Repeats per (method, N); the slow peers' IG cells get fewer.
 REPEATS = {
-    ("generate", 8): 3, ("generate", 32): 3, ("generate", 64): 3,
-    ("grad_x_input", 8): 3, ("grad_x_input", 32): 3, ("grad_x_input", 64): 3,
-    ("integrated_gradients", 8): 3, ("integrated_gradients", 32): 2, ("integrated_gradients", 64): 1,
+    ("generate", 8): 3,
+    ("generate", 32): 3,
+    ("generate", 64): 3,
+    ("grad_x_input", 8): 3,
+    ("grad_x_input", 32): 3,
+    ("grad_x_input", 64): 3,
+    ("integrated_gradients", 8): 3,
+    ("integrated_gradients", 32): 2,
+    ("integrated_gradients", 64): 1,
 }
 
 
@@ -57,8 +63,15 @@ class Worker:
 
     def start(self, env: dict[str, str]) -> None:
         self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=self.log, env=env, text=True, cwd=ROOT)
+        self.process = subprocess.Popen(
+            self.command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=env,
+            text=True,
+            cwd=ROOT,
+        )
 
     def ready(self) -> dict[str, Any]:
         self.hello = self._read()
@@ -118,15 +131,29 @@ def fmt_s(values: list[float]) -> str:
 
 
 def render(results: dict[str, Any], tools: list[str]) -> str:
-    """Markdown tables: medians with run counts, the faster peer and our ratio; then agreement."""
+    """Markdown tables: wall and CPU medians with run counts, the faster peer and our ratio; agreement."""
+    lines = ["Wall time, end to end (median, runs in brackets)", ""]
+    lines += ratio_table(results, tools, "seconds")
+    lines += ["", "CPU time of the process doing the work (all threads; median)", ""]
+    lines += ratio_table(results, tools, "cpu_seconds")
+    lines += ["", "Agreement with ours: Spearman per output token (min / median; target ≥ 0.99)", ""]
+    lines += ["| work | N | pair | agreement |", "| --- | --- | --- | --- |"]
+    for cell in results["cells"]:
+        for pair, text in cell.get("agreement", {}).items():
+            lines.append(f"| {SHORT[cell['method']]} | {cell['n']} | {pair} | {text} |")
+    return "\n".join(lines)
+
+
+def ratio_table(results: dict[str, Any], tools: list[str], key: str) -> list[str]:
     peers = [t for t in tools if t in ("ecco", "inseq")]
-    head = ["work", "N", *tools, "faster peer", "peer / ours", "target"]
+    ours_name = "ours" if "ours" in tools else next((t for t in tools if t.startswith("ours")), "ours")
+    head = ["work", "N", *tools, "faster peer", f"peer / {ours_name}", "target"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for cell in results["cells"]:
-        times = cell["seconds"]
+        times = cell.get(key, {})
         row = [SHORT[cell["method"]], str(cell["n"]), *(fmt_s(times.get(t, [])) for t in tools)]
         peer_medians = {p: statistics.median(times[p]) for p in peers if times.get(p)}
-        ours = statistics.median(times["ours"]) if times.get("ours") else None
+        ours = statistics.median(times[ours_name]) if times.get(ours_name) else None
         if peer_medians and ours:
             best = min(peer_medians, key=peer_medians.get)
             ratio = peer_medians[best] / ours
@@ -136,18 +163,13 @@ def render(results: dict[str, Any], tools: list[str]) -> str:
         else:
             row += ["-", "-", ""]
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Agreement with ours: Spearman per output token (min / median; target ≥ 0.99)", ""]
-    lines += ["| work | N | pair | agreement |", "| --- | --- | --- | --- |"]
-    for cell in results["cells"]:
-        for pair, text in cell.get("agreement", {}).items():
-            lines.append(f"| {SHORT[cell['method']]} | {cell['n']} | {pair} | {text} |")
-    return "\n".join(lines)
+    return lines
 
 
 def compare(cell: dict[str, Any], saved: dict[str, tuple[np.ndarray, list[int], int]]) -> dict[str, str]:
     out: dict[str, str] = {}
     names = list(saved)
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     for a, b in pairs:
         arr_a, ids_a, n_input = saved[a]
         arr_b, ids_b, n_input_b = saved[b]
@@ -161,9 +183,12 @@ def compare(cell: dict[str, Any], saved: dict[str, tuple[np.ndarray, list[int], 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tools", default="ours,ecco,inseq",
-                        help="comma list from ours, ours-inprocess, ecco, inseq")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--tools", default="ours,ecco,inseq", help="comma list from ours, ours-inprocess, ecco, inseq"
+    )
     parser.add_argument("--ns", type=int, nargs="+", default=[8, 32, 64])
     parser.add_argument("--methods", nargs="+", default=["generate", "grad_x_input", "integrated_gradients"])
     parser.add_argument("--steps", type=int, default=50, help="integrated gradients steps")
@@ -171,8 +196,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for every tool")
     parser.add_argument("--ours-dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--prompt", default=PROMPT)
-    parser.add_argument("--budget-s", type=float, default=1500.0,
-                        help="after this many seconds, cells still to come get one run each")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=1500.0,
+        help="after this many seconds, cells still to come get one run each",
+    )
     parser.add_argument("--quick", action="store_true", help="N=4 and 8, one run each: a check that all runs")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "benchmarks")
     args = parser.parse_args()
@@ -187,16 +216,32 @@ def main() -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = args.out / f"peers-{stamp}"
     (run_dir / "arrays").mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1", "TRANSFORMERS_VERBOSITY": "error",
-           "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    workers = [Worker(t, cmd, run_dir / f"{t}.log") for t, cmd in worker_commands(tools, model_dir,
-                                                                                 args.ours_dtype).items()]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+        "TRANSFORMERS_VERBOSITY": "error",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
+    workers = [
+        Worker(t, cmd, run_dir / f"{t}.log")
+        for t, cmd in worker_commands(tools, model_dir, args.ours_dtype).items()
+    ]
     started = time.monotonic()
     results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": _cpu_name(),
-                    "threads_per_tool": args.threads},
-        "model": str(source), "prompt": args.prompt, "steps": args.steps, "ours_dtype": args.ours_dtype,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "processor": _cpu_name(),
+            "threads_per_tool": args.threads,
+        },
+        "model": str(source),
+        "prompt": args.prompt,
+        "steps": args.steps,
+        "ours_dtype": args.ours_dtype,
         "cells": [],
     }
     try:
@@ -207,29 +252,56 @@ def main() -> int:
             print(f"ready: {worker.name} {json.dumps(hello)}", flush=True)
         results["tools"] = {w.name: w.hello for w in workers}
         for worker in workers:  # warm-up: first-call costs stay out of the medians
-            worker.request({"op": "run", "method": "grad_x_input", "prompt": args.prompt, "n": 2,
-                            "steps": args.steps, "save": None})
+            worker.request(
+                {
+                    "op": "run",
+                    "method": "grad_x_input",
+                    "prompt": args.prompt,
+                    "n": 2,
+                    "steps": args.steps,
+                    "save": None,
+                }
+            )
         cells = [(m, n) for m in args.methods for n in sorted(args.ns)]
         for method, n in cells:
             repeats = args.repeats or REPEATS.get((method, n), 1)
             if time.monotonic() - started > args.budget_s:
                 repeats = 1
-            cell: dict[str, Any] = {"method": method, "n": n, "seconds": {w.name: [] for w in workers}}
+            cell: dict[str, Any] = {
+                "method": method,
+                "n": n,
+                "seconds": {w.name: [] for w in workers},
+                "cpu_seconds": {w.name: [] for w in workers},
+            }
             saved: dict[str, tuple[np.ndarray, list[int], int]] = {}
             for rep in range(repeats):
-                order = workers[rep % len(workers):] + workers[: rep % len(workers)]
+                order = workers[rep % len(workers) :] + workers[: rep % len(workers)]
                 for worker in order:
                     save = None
                     if rep == 0 and method != "generate":
                         save = str(run_dir / "arrays" / f"{worker.name}-{method}-{n}.npy")
-                    reply = worker.request({"op": "run", "method": method, "prompt": args.prompt, "n": n,
-                                            "steps": args.steps, "save": save})
+                    reply = worker.request(
+                        {
+                            "op": "run",
+                            "method": method,
+                            "prompt": args.prompt,
+                            "n": n,
+                            "steps": args.steps,
+                            "save": save,
+                        }
+                    )
                     cell["seconds"][worker.name].append(reply["seconds"])
+                    cell["cpu_seconds"][worker.name].append(reply.get("cpu_seconds", float("nan")))
                     cell.setdefault("token_ids", {})[worker.name] = reply["token_ids"]
                     if reply.get("saved"):
                         saved[worker.name] = (np.load(reply["saved"]), reply["token_ids"], reply["n_input"])
-                    print(f"{SHORT[method]:>14} N={n:<3} run {rep + 1}/{repeats} {worker.name:<15}"
-                          f"{reply['seconds']:8.2f} s   (elapsed {time.monotonic() - started:6.0f} s)", flush=True)
+                    cpu = reply.get("cpu_seconds", float("nan"))
+                    print(
+                        f"{SHORT[method]:>14} N={n:<3} run {rep + 1}/{repeats} {worker.name:<15}"
+                        f"{reply['seconds']:8.2f} s  cpu {cpu:7.2f} s  "
+                        f"(elapsed {time.monotonic() - started:6.0f} s)",
+                        flush=True,
+                    )
             cell["agreement"] = compare(cell, saved)
             results["cells"].append(cell)
             _write(run_dir, results, tools)
@@ -239,8 +311,10 @@ def main() -> int:
     results["elapsed_s"] = time.monotonic() - started
     table = _write(run_dir, results, tools)
     print()
-    print(f"machine: {results['machine']}; model {source.name}; prompt {args.prompt!r}; "
-          f"IG steps {args.steps}; ours dtype {args.ours_dtype}")
+    print(
+        f"machine: {results['machine']}; model {source.name}; prompt {args.prompt!r}; "
+        f"IG steps {args.steps}; ours dtype {args.ours_dtype}"
+    )
     print(table)
     print(f"\nwhole run {results['elapsed_s']:.0f} s; results in {run_dir}")
     return 0

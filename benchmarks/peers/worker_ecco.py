@@ -18,19 +18,28 @@ import torch
 from worker_io import METHODS, serve, set_threads
 
 # The Llama entry Ecco lacks (shared/notes/peers.md).
-LLAMA_CONFIG = {"embedding": "model.embed_tokens.weight", "type": "causal", "activations": [r"mlp\.down_proj"],
-                "token_prefix": "Ġ", "partial_token_prefix": ""}
+LLAMA_CONFIG = {
+    "embedding": "model.embed_tokens.weight",
+    "type": "causal",
+    "activations": [r"mlp\.down_proj"],
+    "token_prefix": "Ġ",
+    "partial_token_prefix": "",
+}
 
 
 def main() -> None:
     set_threads(torch)
-    lm = ecco.from_pretrained(sys.argv[1], model_config=LLAMA_CONFIG, activations=True, verbose=False, gpu=False)
+    lm = ecco.from_pretrained(
+        sys.argv[1], model_config=LLAMA_CONFIG, activations=True, verbose=False, gpu=False
+    )
 
     def handle(request: dict[str, Any]) -> dict[str, Any]:
         method = request["method"]
         attribution = [method] if method in METHODS else []
         start = time.perf_counter()
-        output = lm.generate(request["prompt"], generate=request["n"], do_sample=False, attribution=attribution)
+        output = lm.generate(
+            request["prompt"], generate=request["n"], do_sample=False, attribution=attribution
+        )
         seconds = time.perf_counter() - start
         token_ids = [int(i) for i in output.token_ids[0]]
         n_input = int(output.n_input_tokens)
@@ -44,8 +53,15 @@ def main() -> None:
             saved = request["save"]
         return {"seconds": seconds, "token_ids": token_ids, "n_input": n_input, "saved": saved}
 
-    serve(handle, {"tool": "ecco", "version": importlib.metadata.version("ecco"),
-                   "torch": torch.__version__, "threads": torch.get_num_threads()})
+    serve(
+        handle,
+        {
+            "tool": "ecco",
+            "version": importlib.metadata.version("ecco"),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+    )
 
 
 if __name__ == "__main__":

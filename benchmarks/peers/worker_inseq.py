@@ -37,7 +37,7 @@ def use_zero_baselines() -> None:
 
 
 def attribution_matrix(output: Any) -> np.ndarray:
-    """(S, N, H) per-dimension attributions, NaN where a token cannot explain -> (N, S) L2 norms, rows sum to 1."""
+    """(S, N, H) attributions, NaN where a token cannot explain -> (N, S) L2 norms, rows summing to 1."""
     attributions = output.sequence_attributions[0].target_attributions  # (S, N, H)
     norms = torch.linalg.vector_norm(torch.nan_to_num(attributions.float(), nan=0.0), dim=-1).T  # (N, S)
     totals = norms.sum(dim=1, keepdim=True)
@@ -50,8 +50,10 @@ def main() -> None:
     path = sys.argv[1]
     hf_model = AutoModelForCausalLM.from_pretrained(path).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    models = {name: inseq.load_model(hf_model, inseq_name, tokenizer=tokenizer)
-              for name, inseq_name in INSEQ_NAMES.items()}
+    models = {
+        name: inseq.load_model(hf_model, inseq_name, tokenizer=tokenizer)
+        for name, inseq_name in INSEQ_NAMES.items()
+    }
 
     def handle(request: dict[str, Any]) -> dict[str, Any]:
         method, n = request["method"], request["n"]
@@ -60,15 +62,23 @@ def main() -> None:
             ids = torch.tensor([prompt_ids])
             start = time.perf_counter()
             with torch.no_grad():
-                out = hf_model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
-                                        do_sample=False)
+                out = hf_model.generate(
+                    ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False
+                )
             seconds = time.perf_counter() - start
-            return {"seconds": seconds, "token_ids": out[0].tolist(), "n_input": len(prompt_ids), "saved": None}
+            return {
+                "seconds": seconds,
+                "token_ids": out[0].tolist(),
+                "n_input": len(prompt_ids),
+                "saved": None,
+            }
         extra = {"n_steps": request["steps"]} if method == "integrated_gradients" else {}
         start = time.perf_counter()
         output = models[method].attribute(
-            request["prompt"], generation_args={"max_new_tokens": n, "do_sample": False},
-            show_progress=False, **extra,
+            request["prompt"],
+            generation_args={"max_new_tokens": n, "do_sample": False},
+            show_progress=False,
+            **extra,
         )
         seconds = time.perf_counter() - start
         sequence = output.sequence_attributions[0]
@@ -79,8 +89,15 @@ def main() -> None:
             saved = request["save"]
         return {"seconds": seconds, "token_ids": token_ids, "n_input": len(prompt_ids), "saved": saved}
 
-    serve(handle, {"tool": "inseq", "version": importlib.metadata.version("inseq"), "torch": torch.__version__,
-                   "threads": torch.get_num_threads()})
+    serve(
+        handle,
+        {
+            "tool": "inseq",
+            "version": importlib.metadata.version("inseq"),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ prints go to stderr so that they can never corrupt a reply.
 
 Request:  {"op": "run", "method": "grad_x_input" | "integrated_gradients" | "generate", "prompt": str,
            "n": int, "steps": int, "save": path or null}
-Reply:    {"seconds": float, "token_ids": [int], "n_input": int, "saved": path or null} or {"error": str}
+Reply:    {"seconds": float, "cpu_seconds": float, "token_ids": [int], "n_input": int, "saved": path or null}
+          or {"error": str}. cpu_seconds is the CPU time (all threads) of the process that did the work; on a
+          machine shared with other work it moves less than the wall time does.
 A saved attribution is an (N, S) float32 .npy: row n holds output token n's normalized attribution over
 all S tokens (0 where a token may not explain it).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +51,16 @@ def serve(handle: Callable[[dict[str, Any]], dict[str, Any]], hello: dict[str, A
         if request.get("op") == "quit":
             break
         try:
-            send(handle(request))
+            cpu = time.process_time()
+            reply = handle(request)
+            reply.setdefault("cpu_seconds", time.process_time() - cpu)
+            send(reply)
         except Exception:  # a failed cell is reported, the worker keeps serving
             send({"error": traceback.format_exc()})
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) of another process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "clients" / "python"))
 
-from worker_io import METHODS, serve  # noqa: E402
+from worker_io import METHODS, process_cpu_seconds, serve  # noqa: E402
 
 MODEL = "smollm2-135m"
 
@@ -67,9 +67,11 @@ class DaemonTool:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ecco-bench-")))
         threads = os.environ.get("OMP_NUM_THREADS", "2")
         self.daemon = stack.enter_context(
-            DaemonProcess(workdir, [MODEL], extra_args=["--dtype", dtype], env={"OMP_NUM_THREADS": threads}))
-        self.client = stack.enter_context(ecco_client.connect(connection_file=self.daemon.connection_file,
-                                                              timeout=3600))
+            DaemonProcess(workdir, [MODEL], extra_args=["--dtype", dtype], env={"OMP_NUM_THREADS": threads})
+        )
+        self.client = stack.enter_context(
+            ecco_client.connect(connection_file=self.daemon.connection_file, timeout=3600)
+        )
         self.lm = self.client.model(MODEL)
         self.params = dict(params)
 
@@ -79,9 +81,11 @@ class DaemonTool:
             extra = {"attribution": [method], **self.params}
             if method == "integrated_gradients":
                 extra.setdefault("steps", steps)
-        start = time.perf_counter()
+        pid = self.daemon.process.pid
+        cpu, start = process_cpu_seconds(pid), time.perf_counter()
         output = self.lm.generate(prompt, generate=n, **extra)
         seconds = time.perf_counter() - start
+        self.cpu_seconds = process_cpu_seconds(pid) - cpu
         return seconds, output
 
 
@@ -111,8 +115,14 @@ class InProcessTool:
         run = None
         if method in METHODS:
             options = {"score": "prob", "steps": steps, **self.params}
-            run = analyze(self.lm.model, self.lm.tokenizer, token_ids, first_target=len(ids),
-                          attribution=[method], **options)
+            run = analyze(
+                self.lm.model,
+                self.lm.tokenizer,
+                token_ids,
+                first_target=len(ids),
+                attribution=[method],
+                **options,
+            )
         seconds = time.perf_counter() - start
         return seconds, (token_ids, len(ids), run)
 
@@ -121,12 +131,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["daemon", "inprocess"])
     parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--params", default='{"score": "prob"}',
-                        help="extra generate parameters for the attribution (JSON)")
+    parser.add_argument(
+        "--params", default='{"score": "prob"}', help="extra generate parameters for the attribution (JSON)"
+    )
     args = parser.parse_args()
     params = json.loads(args.params)
     with ExitStack() as stack:
-        tool = DaemonTool(stack, args.dtype, params) if args.mode == "daemon" else InProcessTool(args.dtype, params)
+        tool = (
+            DaemonTool(stack, args.dtype, params)
+            if args.mode == "daemon"
+            else InProcessTool(args.dtype, params)
+        )
 
         def handle(request: dict[str, Any]) -> dict[str, Any]:
             method = request["method"]
@@ -144,13 +159,23 @@ def main() -> None:
                     matrix = full_matrix(result.values, result.target_positions, n_input, len(token_ids))
                 np.save(request["save"], matrix)
                 saved = request["save"]
-            return {"seconds": seconds, "token_ids": token_ids, "n_input": n_input, "saved": saved}
+            reply = {"seconds": seconds, "token_ids": token_ids, "n_input": n_input, "saved": saved}
+            if args.mode == "daemon":
+                reply["cpu_seconds"] = tool.cpu_seconds
+            return reply
 
         import torch
 
-        serve(handle, {"tool": f"ours-{args.mode}", "dtype": args.dtype, "torch": torch.__version__,
-                       "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or torch.get_num_threads()),
-                       "params": params})
+        serve(
+            handle,
+            {
+                "tool": f"ours-{args.mode}",
+                "dtype": args.dtype,
+                "torch": torch.__version__,
+                "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or torch.get_num_threads()),
+                "params": params,
+            },
+        )
 
 
 if __name__ == "__main__":
