@@ -41,9 +41,12 @@ async def test_cancelling_explain_cancels_the_daemon_job(
     direct = await ecco_aio.connect(connection_file=daemon.connection_file)
     try:
         model = (await direct.list_models())[0]["name"]
-        # A long generation holds the worker, so the explain's analysis waits in the queue.
-        blocker = await direct.request("generate", {"model": model, "prompt": "a", "generate": 1024})
-        await poll("the blocker to run", lambda: _running(direct, "generate"))
+        # A slow job (integrated gradients, many steps) holds the worker, so the explain's analysis waits.
+        blocker = await direct.request(
+            "analyze",
+            {"model": model, "text": TEXT * 4, "attribution": ["integrated_gradients"], "steps": 1000},
+        )
+        await poll("the blocker to run", lambda: _running(direct, blocker.request_id))
         arguments = [
             uri,
             {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": len(TEXT) - 1}},
@@ -55,11 +58,11 @@ async def test_cancelling_explain_cancels_the_daemon_job(
                 msg_id="explain-to-cancel",
             )
         )
-        await poll("the analysis to wait in the daemon's queue", lambda: _queued(direct, "analyze"))
+        queued = await poll("the explain's analysis to wait in the queue", lambda: _others(direct, blocker))
         session.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="explain-to-cancel"))
         with pytest.raises(JsonRpcRequestCancelled):
             await request
-        await poll("the analysis to leave the daemon's queue", lambda: _gone(direct, "analyze"))
+        await poll("the analysis to leave the daemon's queue", lambda: _gone(direct, queued[0]))
         assert not blocker.done, "the analysis left the queue because it was cancelled, not because it ran"
         queue_status = [s for s in session.statuses if s.get("queuePosition")]
         assert queue_status and queue_status[-1]["queuePosition"] >= 1  # the status bar showed the wait
@@ -68,15 +71,24 @@ async def test_cancelling_explain_cancels_the_daemon_job(
         await direct.close()
 
 
-async def _running(client: Any, op: str) -> bool:
-    return any(job["op"] == op for job in (await daemon_queue(client))["running"])
+async def _running(client: Any, request_id: str) -> bool:
+    return any(job["id"] == request_id for job in (await daemon_queue(client))["running"])
 
 
-async def _queued(client: Any, op: str) -> bool:
-    return any(job["op"] == op for job in (await daemon_queue(client))["queued"])
+async def _others(client: Any, blocker: Any) -> list[str]:
+    """Ids of the analyses waiting behind the blocker."""
+    queue = await daemon_queue(client)
+    return [
+        job["id"] for job in queue["queued"] if job["op"] == "analyze" and job["id"] != blocker.request_id
+    ]
 
 
-async def _gone(client: Any, op: str) -> bool:
+async def _gone(client: Any, request_id: str) -> bool:
+    queue = await daemon_queue(client)
+    return not any(job["id"] == request_id for job in queue["queued"] + queue["running"])
+
+
+async def _no_op(client: Any, op: str) -> bool:
     queue = await daemon_queue(client)
     return not any(job["op"] == op for job in queue["queued"] + queue["running"])
 
@@ -157,7 +169,7 @@ async def test_cancelling_the_continuation_progress_stops_the_generation(
             "the progress to end", lambda: isinstance(reports[-1], types.WorkDoneProgressEnd)
         )
         assert reports[-1].message == "cancelled"
-        await poll("the generation to leave the daemon", lambda: _gone(direct, "generate"))
+        await poll("the generation to leave the daemon", lambda: _no_op(direct, "generate"))
         assert all(s["resultId"] == result["resultId"] for s in session.tokens)
         assert len(session.tokens) < 512
     finally:
