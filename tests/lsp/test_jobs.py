@@ -122,6 +122,20 @@ async def test_recompute_answers_from_the_stored_result(session: Session, tmp_pa
     )
     assert nmf["k"] == 2 and len(nmf["factors"]) == 2 and len(nmf["factors"][0]) == n_tokens
 
+    watched = plain(
+        await session.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="ecco.recompute",
+                arguments=[result["resultId"], "rankings-watch", {"position": 3, "watch": [" the", " dog"]}],
+            )
+        )
+    )
+    assert watched["position"] == 3 and [w["text"] for w in watched["watch"]] == [" the", " dog"]
+    assert len(watched["ranks"]) == len(watched["layer_labels"]) and all(
+        len(r) == 2 for r in watched["ranks"]
+    )
+    assert all(rank >= 1 for row in watched["ranks"] for rank in row)
+
     with pytest.raises(Exception, match="no explained selection"):
         await session.client.workspace_execute_command_async(
             types.ExecuteCommandParams(command="ecco.recompute", arguments=["ecco-unknown", "nmf", {"k": 2}])
