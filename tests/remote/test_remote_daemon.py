@@ -32,7 +32,7 @@ WIDE_NEURONS, WIDE_LAYERS, WIDE_TOKENS, WIDE_FACTORS = 16384, 4, 12, 4
 
 
 def tunnel_of(client: Any) -> SshTunnel:
-    tunnel = client.inner._tunnel  # the client owns it; the test only looks
+    tunnel = client.tunnel  # the client owns it; the test only looks
     assert isinstance(tunnel, SshTunnel)
     return tunnel
 

@@ -81,6 +81,11 @@ class Client:
     def address(self) -> str:
         return self.inner.address
 
+    @property
+    def tunnel(self) -> Any:
+        """The SSH tunnel this client opened (``connect(..., ssh=...)``), or None."""
+        return self.inner.tunnel
+
     def request(self, op: str, params: dict[str, Any] | None = None) -> RequestHandle:
         events: queue.Queue[Any] = queue.Queue()
 

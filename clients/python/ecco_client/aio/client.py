@@ -236,7 +236,7 @@ class AsyncClient:
         while True:
             message = await recv_monitor_message(self._monitor)
             if message["event"] == zmq.EVENT_DISCONNECTED:
-                self._fail_pending(DaemonUnavailable(f"lost the connection to the daemon at {self.address}"))
+                self._fail_pending(self._lost_connection())
 
     async def _watchdog_loop(self) -> None:
         interval = max(0.05, min(1.0, self.timeout / 4))
@@ -254,6 +254,20 @@ class AsyncClient:
                 with contextlib.suppress(EccoError):
                     await self.request("ping")
 
+    def _lost_connection(self) -> DaemonUnavailable:
+        """Why the connection dropped; through a tunnel, ssh's own words when the tunnel died."""
+        if self._tunnel is not None and not self._tunnel.alive:
+            try:
+                self._tunnel.check()
+            except DaemonUnavailable as exc:
+                return exc
+        return DaemonUnavailable(f"lost the connection to the daemon at {self.address}")
+
+    @property
+    def tunnel(self) -> Any:
+        """The SSH tunnel this client opened (``connect(..., ssh=...)``), or None."""
+        return self._tunnel
+
     def _fail_pending(self, exc: DaemonUnavailable) -> None:
         pending, self._pending = self._pending, {}
         for stream in pending.values():
@@ -269,7 +283,8 @@ async def connect(address: str | None = None, *, key: str | None = None, user: s
     if ssh is not None:
         from ..ssh_tunnel import SshTunnel
 
-        tunnel = SshTunnel(ssh, credentials.address, **(ssh_options or {}))
+        # Opening waits for ssh (up to its timeout): off the event loop, so other work keeps going.
+        tunnel = await asyncio.to_thread(SshTunnel, ssh, credentials.address, **(ssh_options or {}))
         credentials = Credentials(tunnel.local_address, credentials.user, credentials.key,
                                   credentials.server_public_key)
     client = AsyncClient(credentials, timeout=timeout, tunnel=tunnel)
