@@ -37,6 +37,7 @@ async def test_explain_maps_tokens_to_the_selected_text(session: Session, tmp_pa
     uri = session.open(tmp_path / "doc.txt", TEXT)
     result = await session.explain(uri, selection())
     assert result["uri"] == uri and result["resultId"]
+    assert session.last_status()["model"] == result["model"]  # the daemon's name, not the setting's path
     tokens = result["tokens"]
     assert [t["index"] for t in tokens] == list(range(len(tokens)))
     located = [t for t in tokens if t["range"]]

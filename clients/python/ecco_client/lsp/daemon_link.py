@@ -117,6 +117,11 @@ class DaemonLink:
         self._report_unreachable(str(error))
         self._ensure_reconnecting()
 
+    def set_model(self, name: str) -> None:
+        """The daemon's name for the model in use (the setting may be a path or an alias)."""
+        if self._status.connected and self._status.model != name:
+            self._set_status(replace(self._status, model=name))
+
     def set_queue_position(self, position: int | None) -> None:
         if self._status.connected and self._status.queue_position != position:
             self._set_status(replace(self._status, queue_position=position))

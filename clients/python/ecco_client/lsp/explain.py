@@ -68,6 +68,7 @@ class Explainer:
             raise BadArguments("ecco.explain: the range holds no text to explain")
 
         model = await self.ensure_model(model)
+        ls.link.set_model(model)
         async with WorkProgress(ls, f"Ecco: analyzing {len(text)} characters with {model}") as progress:
             raw = await run_job(ls.link, "analyze", adapter.analyze_params(text, model, methods), progress)
             analysis = adapter.read_analysis(raw, model)
