@@ -62,8 +62,10 @@ class DaemonLink:
         on_status: StatusListener,
         on_outage: OutageListener,
         connect: Callable[[Settings], Awaitable[AsyncClient]] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         self.settings = settings
+        self._on_error = on_error or (lambda exc: None)
         self._on_status = on_status
         self._on_outage = on_outage
         self._connect_fn = connect or connect_with
@@ -154,12 +156,22 @@ class DaemonLink:
         )
         log.info("%s to the daemon at %s", message, client.address)
         if self._heartbeat_task is None or self._heartbeat_task.done():
-            self._heartbeat_task = asyncio.ensure_future(self._heartbeat())
+            self._heartbeat_task = asyncio.ensure_future(self._guarded(self._heartbeat()))
 
     def _ensure_reconnecting(self) -> None:
         if self._closed or (self._reconnect_task is not None and not self._reconnect_task.done()):
             return
-        self._reconnect_task = asyncio.ensure_future(self._reconnect_loop())
+        self._reconnect_task = asyncio.ensure_future(self._guarded(self._reconnect_loop()))
+
+    async def _guarded(self, work: Awaitable[None]) -> None:
+        """Runs a background loop; a bug in it belongs to no request, so it is reported, not lost."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("the daemon link's background task failed")
+            self._on_error(exc)
 
     async def _reconnect_loop(self) -> None:
         delay = RETRY_MIN_S

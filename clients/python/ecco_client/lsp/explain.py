@@ -182,7 +182,7 @@ class Explainer:
             message = error.message if isinstance(error, CommandFailed) else str(error)
             self.ls.log_to_client(f"Ecco: the continuation failed: {message}", types.MessageType.Error)
             if not isinstance(error, CommandFailed):
-                self.ls.report_server_error(error, Exception)  # type: ignore[arg-type]
+                self.ls.background_failure(error)
 
     def forget(self, explanations: Iterable[Explanation]) -> None:
         """Stops the continuations of explanations that were replaced or went stale."""

@@ -40,7 +40,9 @@ class EccoLanguageServer(LanguageServer):
         )
         self.settings = Settings()
         self.results = ResultStore()
-        self.link = DaemonLink(self.settings, self.send_status, self.announce_outage)
+        self.link = DaemonLink(
+            self.settings, self.send_status, self.announce_outage, on_error=self.background_failure
+        )
         self.explainer = Explainer(self)
 
     def protocol_request_id(self) -> int | str | None:
@@ -57,6 +59,10 @@ class EccoLanguageServer(LanguageServer):
         self.window_show_message(
             types.ShowMessageParams(type=types.MessageType.Warning, message=f"Ecco: {message}")
         )
+
+    def background_failure(self, error: Exception) -> None:
+        """A failure that belongs to no request (the daemon link's loops): pygls's report_server_error."""
+        self.report_server_error(error, Exception)  # type: ignore[arg-type]
 
     def log_to_client(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
         self.window_log_message(types.LogMessageParams(type=kind, message=message))
