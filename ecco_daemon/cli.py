@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace, state_dir: Path) -> int:
+    from .curve import refuse_unsafe_bind
+
+    refuse_unsafe_bind(args.address, args.curve)  # before the heavy imports and the model loads
     from .daemon import Daemon
 
     models = [] if args.no_model else (args.model or [DEFAULT_MODEL])

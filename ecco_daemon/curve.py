@@ -8,12 +8,16 @@ files stays valid across restarts. Clients use throwaway keypairs: who they are 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
+
+security_log = logging.getLogger("ecco_daemon.security")
 
 
 @dataclass(frozen=True)
@@ -63,3 +67,31 @@ def make_curve_server(socket: zmq.Socket, keys: CurveKeys) -> None:
     socket.curve_secretkey = keys.secret_key.encode("ascii")
     socket.curve_publickey = keys.public_key.encode("ascii")
     socket.curve_server = True
+
+
+def is_loopback(address: str) -> bool:
+    if address.startswith(("ipc://", "inproc://")):
+        return True
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host in {"127.0.0.1", "localhost", "::1"} or host.startswith("127.")
+
+
+class BindRefused(SystemExit):
+    """Binding beyond loopback without encryption: the daemon does not start."""
+
+
+def refuse_unsafe_bind(address: str, curve: bool) -> None:
+    """Beyond loopback, traffic must be encrypted: without CURVE the daemon refuses to start."""
+    if not is_loopback(address) and not curve:
+        security_log.error("refused to bind %s without CURVE", address)
+        raise BindRefused(f"refusing to bind {address}: binding beyond loopback requires CURVE encryption "
+                          f"(serve --curve)")
+
+
+def client_address(bound: str) -> str:
+    """The address clients should dial: a wildcard bind is reached through this host's name."""
+    scheme, _, rest = bound.partition("://")
+    host, _, port = rest.rpartition(":")
+    if host.strip("[]") in {"0.0.0.0", "*", "::"}:
+        return f"{scheme}://{socket.getfqdn()}:{port}"
+    return bound

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import threading
 import time
 from types import FrameType
@@ -15,7 +14,7 @@ from ecco_client.wire.errors import ErrorCode
 
 from . import handlers  # noqa: F401  (registers the operations)
 from .config import DaemonConfig
-from .curve import load_or_create_server_keys, make_curve_server
+from .curve import client_address, load_or_create_server_keys, make_curve_server, refuse_unsafe_bind
 from .model_registry import ModelRegistry
 from .scheduler import Scheduler
 from .server.engine import ProtocolEngine
@@ -36,26 +35,6 @@ POLL_INTERVAL_MS = 100
 
 def announce_position(job: Job, position: int, total: int) -> None:
     job.emit("queued", {"position": position, "queue_length": total})
-
-
-def is_loopback(address: str) -> bool:
-    if address.startswith(("ipc://", "inproc://")):
-        return True
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
-    return host in {"127.0.0.1", "localhost", "::1"} or host.startswith("127.")
-
-
-def client_address(bound: str) -> str:
-    """The address clients should dial: a wildcard bind is reached through this host's name."""
-    scheme, _, rest = bound.partition("://")
-    host, _, port = rest.rpartition(":")
-    if host.strip("[]") in {"0.0.0.0", "*", "::"}:
-        return f"{scheme}://{socket.getfqdn()}:{port}"
-    return bound
-
-
-class BindRefused(SystemExit):
-    """Binding beyond loopback without encryption: the daemon does not start."""
 
 
 class Daemon:
@@ -100,12 +79,7 @@ class Daemon:
 
     def refuse_unsafe_bind(self) -> None:
         """Beyond loopback, traffic must be encrypted: no CURVE, no start (checked before models load)."""
-        if not is_loopback(self.config.address) and not self.config.curve:
-            security_log.error("refused to bind %s without CURVE", self.config.address)
-            raise BindRefused(
-                f"refusing to bind {self.config.address}: binding beyond loopback requires CURVE encryption "
-                f"(serve --curve)"
-            )
+        refuse_unsafe_bind(self.config.address, self.config.curve)
 
     def load_models(self) -> None:
         trusted = set(self.config.trust_remote_code_models)

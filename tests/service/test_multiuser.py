@@ -232,18 +232,20 @@ def test_concurrent_clients_with_mixed_requests_each_get_exactly_their_own_repli
         assert admin.status()["queue"]["length"] == 0
 
 
-def test_a_request_past_the_models_positions_is_refused_while_the_batch_goes_on(tiny_model_factory, tmp_path):
+def test_a_request_past_the_models_positions_is_refused_while_the_batch_goes_on(users, tiny_model_factory):
     gpt2 = tiny_model_factory("gpt2")  # learned positions end at 128: past them the model fails (CUDA: for all)
-    with DaemonProcess(tmp_path, [str(gpt2)]) as daemon:
-        alice_file = add_user(daemon.state_dir, "alice")
-        with ecco_client.connect(connection_file=daemon.connection_file, timeout=30) as admin, \
-                ecco_client.connect(connection_file=alice_file, timeout=30) as alice:
-            solo = admin.model().generate(PROMPTS[0], generate=110).token_ids.tolist()
-            running = admin.request("generate", {"prompt": PROMPTS[0], "generate": 110})
+    with ecco_client.connect(connection_file=users.files["admin"], timeout=30) as admin, \
+            ecco_client.connect(connection_file=users.files["alice"], timeout=30) as alice:
+        name = admin.load_model(str(gpt2))["name"]
+        try:
+            solo = admin.model(name).generate(PROMPTS[0], generate=110).token_ids.tolist()
+            running = admin.request("generate", {"model": name, "prompt": PROMPTS[0], "generate": 110})
             next(e for e in running.events() if e.name == "token")
             with pytest.raises(ecco_client.RemoteError) as info:
-                alice.call("generate", {"input_ids": [7] * 124, "generate": 20})
+                alice.call("generate", {"model": name, "input_ids": [7] * 124, "generate": 20})
             assert info.value.code == "TOO_LARGE" and "128 positions" in info.value.message
             assert not running.stream.done  # refused before running: the batch goes on
             assert running.result()["token_ids"].tolist() == solo
-            assert alice.model().generate(PROMPTS[1], generate=3).n_input_tokens > 0
+            assert alice.model(name).generate(PROMPTS[1], generate=3).n_input_tokens > 0
+        finally:
+            admin.call("models.unload", {"model": name})
