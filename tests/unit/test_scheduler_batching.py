@@ -9,6 +9,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from ecco_client.wire.codec import split_frames
+from ecco_daemon.batching import one_shot
+from ecco_daemon.config import DaemonConfig
 from ecco_daemon.generation import (
     BatchDecoder,
     DecodeRow,
@@ -23,8 +26,9 @@ from ecco_daemon.models.loaded import LoadedModel
 from ecco_daemon.scheduler import Scheduler
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
+from ecco_daemon.services import Services
 from ecco_daemon.users import User
-from ecco_daemon.worker import Deadlines
+from ecco_daemon.worker import Deadlines, Worker
 from tests.tiny_models import load_tiny_model
 
 PROMPTS = [
@@ -210,3 +214,67 @@ def test_a_row_that_breaks_the_shared_pass_fails_alone_in_prefill_and_in_decodin
     assert isinstance(runs_out.error, IndexError) and len(runs_out.output.generated_ids) == 5
     assert [rows[0].output.generated_ids, rows[3].output.generated_ids] == solo
     assert rows[0].error is None and rows[3].error is None
+
+
+class RecordingOutbox:
+    """Keeps every frame the jobs send, decoded, in order (the loop's ROUTER is not part of this test)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict]] = []
+
+    def send(self, identity: bytes, frames: list) -> None:
+        raw = split_frames(frames)
+        header = raw.header()
+        self.events.append((header["id"], header["event"], raw.content()))
+
+
+@one_shot("test-one-pass")
+def add_one_together(services, jobs):
+    """A teacher-forced pass stand-in: fails as a whole when any input is negative, like a bad row would."""
+    if any(job.params < 0 for job in jobs):
+        raise ValueError("a negative input broke the joint pass")
+    return [{"value": job.params + 1, "batch": len(jobs)} for job in jobs]
+
+
+def test_one_pass_batches_run_together_and_a_failing_job_fails_alone():
+    scheduler, outbox = Scheduler(), RecordingOutbox()
+    services = Services(config=DaemonConfig(), models=None, store=None, scheduler=scheduler, users=None)
+    jobs = []
+    for user, request_id, value in (("alice", "a", 1), ("bob", "b", -5), ("carol", "c", 10)):
+        job = Job(request_id, b"id", User(user, "k"), SimpleNamespace(name="analyze"), value, services, outbox, None)
+        job.batch_key = ("test-one-pass", "m")
+        services.inflight.add(job)
+        scheduler.submit(job)
+        jobs.append(job)
+    worker = Worker(services, max_batch=8)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not all(job.finished for job in jobs) and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
+    worker.stop()
+    terminal = {rid: (event, content) for rid, event, content in outbox.events if event in ("result", "error")}
+    assert terminal["a"] == ("result", {"value": 2, "batch": 1})  # retried alone after the joint pass failed
+    assert terminal["c"] == ("result", {"value": 11, "batch": 1})
+    assert terminal["b"][0] == "error" and terminal["b"][1]["code"] == "INTERNAL"
+    assert len([e for e in outbox.events if e[1] in ("result", "error")]) == 3  # one answer each
+    assert len(services.inflight) == 0
+
+
+def test_one_pass_batches_share_one_call_when_all_inputs_are_good():
+    scheduler, outbox = Scheduler(), RecordingOutbox()
+    services = Services(config=DaemonConfig(), models=None, store=None, scheduler=scheduler, users=None)
+    jobs = []
+    for index in range(4):
+        job = Job(f"r{index}", b"id", User(f"user{index}", "k"), SimpleNamespace(name="analyze"), index, services,
+                  outbox, None)
+        job.batch_key = ("test-one-pass", "m")
+        scheduler.submit(job)
+        jobs.append(job)
+    worker = Worker(services, max_batch=8)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not all(job.finished for job in jobs) and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
+    worker.stop()
+    results = {rid: content for rid, event, content in outbox.events if event == "result"}
+    assert results == {f"r{i}": {"value": i + 1, "batch": 4} for i in range(4)}
