@@ -156,17 +156,17 @@ class DaemonLink:
         )
         log.info("%s to the daemon at %s", message, client.address)
         if self._heartbeat_task is None or self._heartbeat_task.done():
-            self._heartbeat_task = asyncio.ensure_future(self._guarded(self._heartbeat()))
+            self._heartbeat_task = asyncio.ensure_future(self._guarded(self._heartbeat))
 
     def _ensure_reconnecting(self) -> None:
         if self._closed or (self._reconnect_task is not None and not self._reconnect_task.done()):
             return
-        self._reconnect_task = asyncio.ensure_future(self._guarded(self._reconnect_loop()))
+        self._reconnect_task = asyncio.ensure_future(self._guarded(self._reconnect_loop))
 
-    async def _guarded(self, work: Awaitable[None]) -> None:
+    async def _guarded(self, loop: Callable[[], Awaitable[None]]) -> None:
         """Runs a background loop; a bug in it belongs to no request, so it is reported, not lost."""
         try:
-            await work
+            await loop()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
