@@ -92,6 +92,17 @@ class Scheduler:
             self._announce_positions()
         return batch
 
+    def next_batch_unless(self, batch_key: tuple[object, ...], max_size: int = 1) -> list[Job]:
+        """The next batch in round-robin order, but only if its head would not join ``batch_key``'s batch.
+
+        A worker busy with a long batch serves such jobs between its steps, so other kinds of work (an
+        analysis, a model load, another model's generation) wait one step, not the whole batch.
+        """
+        with self._cond:  # reentrant: the check and the take are one step
+            if not self._has_work() or next(iter(self._queues.values()))[0].batch_key == batch_key:
+                return []
+            return self.next_batch(max_size, timeout=0)
+
     def _mark_running(self, batch: list[Job]) -> None:
         for job in batch:
             job.state = JobState.RUNNING

@@ -146,24 +146,27 @@ class Worker(threading.Thread):
         scheduler = self.services.scheduler
         while not self._stop_event.is_set():
             jobs = scheduler.next_batch(max_size=self.max_batch, timeout=0.5)
-            if not jobs:
-                continue
-            factory = batch_factory(jobs[0].batch_key)
-            if factory is None:
-                for job in jobs:
-                    run_job(job)
-                continue
-            try:
-                batch = factory(self.services, jobs[0].batch_key)
-            except Exception as exc:
-                for job in jobs:
-                    finish_job(job, error=exc)
-                continue
-            self._run_batch(batch, jobs)
+            if jobs:
+                self._run_jobs(jobs, nested=False)
 
-    def _run_batch(self, batch: JobBatch, jobs: list[Job]) -> None:
+    def _run_jobs(self, jobs: list[Job], nested: bool) -> None:
+        factory = batch_factory(jobs[0].batch_key)
+        if factory is None:
+            for job in jobs:
+                run_job(job)
+            return
+        try:
+            batch = factory(self.services, jobs[0].batch_key)
+        except Exception as exc:
+            for job in jobs:
+                finish_job(job, error=exc)
+            return
+        self._run_batch(batch, jobs, nested)
+
+    def _run_batch(self, batch: JobBatch, jobs: list[Job], nested: bool = False) -> None:
         key = jobs[0].batch_key
         assert key is not None
+        scheduler = self.services.scheduler
         self._admit(batch, jobs)
         while batch.active() and not self._stop_event.is_set():
             try:
@@ -172,9 +175,15 @@ class Worker(threading.Thread):
                 log.error("batch %s failed", key, exc_info=exc)
                 batch.abort(exc)
                 return
-            if batch.active():
-                joining = self.services.scheduler.join_batch(key, self.max_batch - batch.active())
-                self._admit(batch, joining)
+            if not batch.active():
+                break
+            joining = scheduler.join_batch(key, self.max_batch - batch.active())
+            self._admit(batch, joining)
+            if not joining and not nested:
+                # Whoever is next in turn with other work runs now, between two steps of this batch.
+                others = scheduler.next_batch_unless(key, self.max_batch)
+                if others:
+                    self._run_jobs(others, nested=True)
         if batch.active():  # stopping: the daemon answers SHUTTING_DOWN
             batch.abort(Cancelled())
 

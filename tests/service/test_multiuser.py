@@ -104,6 +104,20 @@ def test_a_user_sees_and_cancels_only_their_own_jobs(users):
             long.result()
 
 
+def test_other_work_runs_between_the_steps_of_a_long_batch(users, tiny_llama):
+    with ecco_client.connect(connection_file=users.files["alice"], timeout=20) as alice, \
+            ecco_client.connect(connection_file=users.files["admin"], timeout=20) as admin:
+        long = alice.request("generate", {"prompt": "a long story", "generate": 1000})
+        next(e for e in long.events() if e.name == "token")
+        # A job of another kind (a model load, here of the model already loaded) is next in turn:
+        # it is served between two decoding steps instead of after the 1000 tokens.
+        assert admin.load_model(str(tiny_llama))["family"] == "causal"
+        assert not long.stream.done
+        long.cancel()
+        with pytest.raises(ecco_client.Cancelled):
+            long.result()
+
+
 CHILD = """
 import json, sys, ecco_client
 with ecco_client.connect(connection_file=sys.argv[1], timeout=60) as client:

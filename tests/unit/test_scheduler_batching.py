@@ -153,6 +153,20 @@ def test_jobs_join_a_running_batch_only_while_the_round_robin_head_is_compatible
     assert [j.request_id for j in scheduler.next_batch(max_size=8)] == ["d1"]
 
 
+def test_other_work_is_taken_between_steps_only_when_it_is_next_in_turn():
+    scheduler = Scheduler()
+    gen = ("generate", "m")
+    scheduler.submit(make_job("alice", "a1", gen))
+    assert scheduler.next_batch_unless(gen, 8) == []  # next in turn would join the batch instead
+    assert [j.request_id for j in scheduler.next_batch(8)] == ["a1"]  # the running batch
+    scheduler.submit(make_job("bob", "b1", ("analyze", "m")))
+    scheduler.submit(make_job("carol", "c1", ("analyze", "m")))
+    scheduler.submit(make_job("dave", "d1", gen))
+    assert scheduler.join_batch(gen, 8) == []  # bob's analysis is next in turn
+    assert [j.request_id for j in scheduler.next_batch_unless(gen, 8)] == ["b1", "c1"]
+    assert [j.request_id for j in scheduler.join_batch(gen, 8)] == ["d1"]
+
+
 def test_request_size_and_queued_work_limits():
     scheduler = Scheduler(max_job_cost=100, max_queued_cost_per_user=150)
     with pytest.raises(OperationError) as info:
