@@ -189,12 +189,19 @@ def test_streamed_tokens_recompute_and_errors(panel, views) -> None:
     after = host.state()
     assert after["tokenCount"] == before + 1 and after["tokenTexts"][-1] == "Rome"
 
+    # Tokens that streamed in before the reply was drawn come with the result: they are drawn too.
+    early = {**result, "resultId": "result-2", "tokens": [*result["tokens"], {**streamed, "text": " Milan"}]}
+    host.send({"type": "showResult", "result": early})
+    redrawn = host.state()
+    assert redrawn["resultId"] == "result-2" and redrawn["tokenCount"] == before + 1
+    assert redrawn["tokenTexts"][-1] == "Milan"
+
     # The NMF tab asks for another factor count; the host's reply is drawn in that tab.
     page.get_by_role("tab", name="Factors").click()
     page.get_by_label("Number of factors").fill("5")
     page.get_by_role("button", name="Recompute").click()
     asked = host.wait_posted("(m) => m.body.type === 'recompute'")
-    assert asked["body"]["resultId"] == "result-1" and asked["body"]["view"] == "nmf"
+    assert asked["body"]["resultId"] == "result-2" and asked["body"]["view"] == "nmf"
     assert asked["body"]["params"]["k"] == 5
     host.send({"type": "recomputeReply", "data": views["nmf_k5"]}, in_reply_to=asked["messageId"])
     page.wait_for_function("document.querySelectorAll('.ecco-panel:not([hidden]) .ecco-factor').length === 5",

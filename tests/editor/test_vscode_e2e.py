@@ -26,6 +26,7 @@ VSCODE_DIR = REPO / "clients" / "vscode"
 SCREENSHOT = REPO / "artifacts" / "screenshots" / "vscode-explain.png"
 REPORT = REPO / "artifacts" / "editor" / "vscode-e2e.json"
 SUITE_TIMEOUT_S = 240
+GENERATE = 3  # continuation tokens streamed into the panel after the explained text
 SAMPLE = "The capital of France is Paris, and the capital of Italy is Rome.\nA second line stays unexplained.\n"
 
 
@@ -67,14 +68,15 @@ def make_workspace(root: Path, daemon: DaemonProcess, results: Path) -> Path:
         # A random tiny model gives every token a small probability: all of them get a diagnostic.
         "ecco.probabilityThreshold": 0.5,
         "ecco.diagnostics.enabled": True,
-        "ecco.generateTokens": 0,
+        "ecco.generateTokens": GENERATE,
         "ecco.trace.server": "messages",
         "workbench.startupEditor": "none",
         "chat.disableAIFeatures": True,
     }
     (root / ".vscode").mkdir(exist_ok=True)
     (root / ".vscode" / "settings.json").write_text(json.dumps(settings, indent=2))
-    spec = {"file": "sample.txt", "results": str(results), "screenshot": str(SCREENSHOT), "expectDiagnostics": True}
+    spec = {"file": "sample.txt", "results": str(results), "screenshot": str(SCREENSHOT), "expectDiagnostics": True,
+            "expectGenerated": GENERATE}
     (root / ".ecco-e2e.json").write_text(json.dumps(spec))
     return root
 
@@ -108,6 +110,7 @@ def test_explain_selection_in_vscode(built_extension: Path, daemon: DaemonProces
     assert "probability" in state["views"], state
     assert state["themeKind"].startswith("vscode-"), state
     assert seen["highlightedIndex"] is not None
+    assert len(seen["generatedTokens"]) == GENERATE, seen["generatedTokens"]
     assert "%" in seen["panelTooltip"] and "%" in seen["editorHover"], seen
     assert seen["diagnostics"], "improbable tokens are marked as information diagnostics"
     assert "Ecco" in seen["statusText"] and "no daemon" not in seen["statusText"], seen["statusText"]

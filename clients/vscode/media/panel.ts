@@ -120,6 +120,12 @@ function showResult(next: ExplainResult): void {
   phase = "result";
   message.hidden = true;
   const current = handle;
+  // Tokens that streamed in before this page drew the result (or before it existed) are in the result's
+  // token list but not in the renderer's data: append them now.
+  const drawn = visibleBoxes().length;
+  for (const token of next.tokens.slice(drawn)) {
+    drawToken(token);
+  }
   const onToken = (detail: Record<string, unknown>) => {
     if (!selectingFromHost && typeof detail.position === "number") {
       channel.notify({ type: "tokenClicked", index: detail.position });
@@ -169,6 +175,13 @@ function appendToken(resultId: string, token: ExplainedToken): void {
     return;
   }
   result.tokens.push(token);
+  drawToken(token);
+}
+
+function drawToken(token: ExplainedToken): void {
+  if (!handle) {
+    return;
+  }
   const streamed: StreamToken = {
     text: token.text,
     is_input: !token.generated,

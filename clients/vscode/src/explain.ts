@@ -8,6 +8,7 @@ import { selectionFor, tokenAt } from "./tokenLocator";
 
 export const EXPLAIN_COMMAND = "ecco.explain";
 export const RECOMPUTE_COMMAND = "ecco.recompute";
+const MAX_EARLY_TOKENS = 1024;
 
 /**
  * "Explain selection": sends the selected range to the language server, shows the result in the panel,
@@ -17,6 +18,11 @@ export const RECOMPUTE_COMMAND = "ecco.recompute";
 export class Explainer implements vscode.Disposable {
   private current: ExplainResult | undefined;
   private highlighted: number | null = null;
+  /**
+   * Streamed tokens of results not adopted yet: the server streams right after its reply, and the
+   * notifications can overtake the reply on its way through withProgress. Bounded; cleared on adoption.
+   */
+  private early: StreamedToken[] = [];
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
@@ -67,9 +73,7 @@ export class Explainer implements vscode.Disposable {
       if (!result) {
         throw new Error("the language server returned no result");
       }
-      this.current = result;
-      this.highlighted = null;
-      this.panel.showResult(result);
+      this.adopt(result);
       return result;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
@@ -84,7 +88,24 @@ export class Explainer implements vscode.Disposable {
   appendToken(streamed: StreamedToken): void {
     if (this.current?.resultId === streamed.resultId) {
       this.panel.appendToken(streamed.resultId, streamed.token);
+    } else {
+      this.early = [...this.early.slice(-(MAX_EARLY_TOKENS - 1)), streamed];
     }
+  }
+
+  /** Makes a result the current one, with any of its tokens that streamed in before it. */
+  private adopt(result: ExplainResult): void {
+    const known = new Set(result.tokens.map((t) => t.index));
+    for (const streamed of this.early) {
+      if (streamed.resultId === result.resultId && !known.has(streamed.token.index)) {
+        result.tokens.push(streamed.token);
+        known.add(streamed.token.index);
+      }
+    }
+    this.early = [];
+    this.current = result;
+    this.highlighted = null;
+    this.panel.showResult(result);
   }
 
   /** The panel's token was clicked: select its text in the editor. */

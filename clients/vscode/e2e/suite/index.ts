@@ -18,6 +18,8 @@ interface Spec {
   /** Where the harness saves the screenshot it takes when asked (while the extension host still runs). */
   screenshot?: string;
   expectDiagnostics?: boolean;
+  /** How many continuation tokens the settings ask for; they stream into the panel after the result. */
+  expectGenerated?: number;
 }
 
 const EXTENSION_ID = "ecco-daemon.ecco-vscode";
@@ -114,10 +116,18 @@ export async function run(): Promise<void> {
 
     const explainStarted = Date.now();
     await vscode.commands.executeCommand("ecco.explainSelection");
+    const generated = spec.expectGenerated ?? 0;
     const state = await poll<RenderedState>(
-      "the panel to draw the result",
+      `the panel to draw the result${generated ? ` and ${generated} streamed tokens` : ""}`,
       () => api.renderedState(),
-      (s) => (s.phase === "result" && s.tokenCount > 0) || s.phase === "error",
+      (s) => {
+        const shown = api.currentResult();
+        const streamed = shown?.tokens.filter((t) => t.generated).length ?? 0;
+        return (
+          (s.phase === "result" && s.tokenCount === shown?.tokens.length && streamed === generated) ||
+          s.phase === "error"
+        );
+      },
       120_000,
     );
     assert.equal(state.phase, "result", `the panel shows a result, not: ${state.errorMessage}`);
@@ -133,6 +143,7 @@ export async function run(): Promise<void> {
       .map((t) => document.getText(rangeOf(result, t.index)))
       .join("");
     assert.equal(covered.trim(), document.getText(selection).trim(), "the tokens' ranges cover the selected text");
+    seen.generatedTokens = result.tokens.filter((t) => t.generated).map((t) => t.text);
     step(`panel drew ${state.tokenCount} tokens: ${JSON.stringify(state.tokenTexts)}`);
 
     // A token with a probability and a range (the first token has no probability).
