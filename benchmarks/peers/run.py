@@ -36,17 +36,26 @@ PEERS = ROOT / ".cache" / "peers"
 PROMPT = "In a quiet village by the sea, an old fisherman"  # greedy: no end-of-turn within 64 tokens
 SHORT = {"grad_x_input": "grad×input", "integrated_gradients": "IG", "generate": "generate only"}
 TARGETS = {("grad_x_input", 32): 3.0, ("integrated_gradients", 32): 2.0}
-# Repeats per (method, N); the slow peers' IG cells get fewer.
+# Runs per (method, N) on a 2-core machine, sized so that the default run fits about 40 minutes: IG over
+# the growing prefix costs the peers (and us) minutes per call at 32 tokens, so its cells run once.
 REPEATS = {
-    ("generate", 8): 3,
-    ("generate", 32): 3,
-    ("generate", 64): 3,
+    ("generate", 8): 2,
+    ("generate", 32): 2,
+    ("generate", 64): 1,
     ("grad_x_input", 8): 3,
-    ("grad_x_input", 32): 3,
-    ("grad_x_input", 64): 3,
-    ("integrated_gradients", 8): 3,
-    ("integrated_gradients", 32): 2,
+    ("grad_x_input", 32): 2,
+    ("grad_x_input", 64): 1,
+    ("integrated_gradients", 8): 1,
+    ("integrated_gradients", 32): 1,
     ("integrated_gradients", 64): 1,
+}
+# The cells the targets are set on come first, so that a run cut short still answers them.
+PRIORITY = {
+    ("grad_x_input", 32): 0,
+    ("integrated_gradients", 32): 1,
+    ("grad_x_input", 8): 2,
+    ("integrated_gradients", 8): 3,
+    ("grad_x_input", 64): 4,
 }
 
 
@@ -138,10 +147,14 @@ def render(results: dict[str, Any], tools: list[str]) -> str:
     lines += ratio_table(results, tools, "cpu_seconds")
     lines += ["", "Agreement with ours: Spearman per output token (min / median; target ≥ 0.99)", ""]
     lines += ["| work | N | pair | agreement |", "| --- | --- | --- | --- |"]
-    for cell in results["cells"]:
+    for cell in display_order(results["cells"]):
         for pair, text in cell.get("agreement", {}).items():
             lines.append(f"| {SHORT[cell['method']]} | {cell['n']} | {pair} | {text} |")
     return "\n".join(lines)
+
+
+def display_order(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(cells, key=lambda cell: (list(SHORT).index(cell["method"]), cell["n"]))
 
 
 def ratio_table(results: dict[str, Any], tools: list[str], key: str) -> list[str]:
@@ -149,7 +162,7 @@ def ratio_table(results: dict[str, Any], tools: list[str], key: str) -> list[str
     ours_name = "ours" if "ours" in tools else next((t for t in tools if t.startswith("ours")), "ours")
     head = ["work", "N", *tools, "faster peer", f"peer / {ours_name}", "target"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for cell in results["cells"]:
+    for cell in display_order(results["cells"]):
         times = cell.get(key, {})
         row = [SHORT[cell["method"]], str(cell["n"]), *(fmt_s(times.get(t, [])) for t in tools)]
         peer_medians = {p: statistics.median(times[p]) for p in peers if times.get(p)}
@@ -190,6 +203,13 @@ def main() -> int:
         "--tools", default="ours,ecco,inseq", help="comma list from ours, ours-inprocess, ecco, inseq"
     )
     parser.add_argument("--ns", type=int, nargs="+", default=[8, 32, 64])
+    parser.add_argument(
+        "--ig-ns",
+        type=int,
+        nargs="+",
+        default=[8, 32],
+        help="N for integrated gradients (64 adds about 30 minutes on 2 cores)",
+    )
     parser.add_argument("--methods", nargs="+", default=["generate", "grad_x_input", "integrated_gradients"])
     parser.add_argument("--steps", type=int, default=50, help="integrated gradients steps")
     parser.add_argument("--repeats", type=int, default=None, help="runs per cell (default: per-cell table)")
@@ -206,7 +226,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "benchmarks")
     args = parser.parse_args()
     if args.quick:
-        args.ns, args.repeats = [4, 8], 1
+        args.ns, args.ig_ns, args.repeats = [4, 8], [4, 8], 1
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
 
     from ecco_daemon.models.loader import pull_model
@@ -262,7 +282,12 @@ def main() -> int:
                     "save": None,
                 }
             )
-        cells = [(m, n) for m in args.methods for n in sorted(args.ns)]
+        cells = [
+            (m, n)
+            for m in args.methods
+            for n in sorted(args.ig_ns if m == "integrated_gradients" else args.ns)
+        ]
+        cells.sort(key=lambda cell: PRIORITY.get(cell, 10))
         for method, n in cells:
             repeats = args.repeats or REPEATS.get((method, n), 1)
             if time.monotonic() - started > args.budget_s:

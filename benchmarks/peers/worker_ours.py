@@ -44,16 +44,15 @@ def full_matrix(values: np.ndarray, target_positions: np.ndarray, n_input: int, 
 
 
 def attribution_from_output(output: Any, method: str) -> np.ndarray:
-    """The (N, S) normalized attribution of a client Output, whichever shape the client gives it in."""
+    """The (N, S) normalized attribution of a client Output: the generate result's "analysis" block."""
     n_input, n_tokens = int(output.n_input_tokens), len(output.token_ids)
     raw = getattr(output, "raw", {}) or {}
-    block = (raw.get("attributions") or {}).get(method)
-    if block is not None:
-        positions = np.asarray(raw.get("target_positions", np.arange(n_input, n_tokens)))
-        return full_matrix(np.asarray(block["values"], dtype=np.float32), positions, n_input, n_tokens)
-    values = np.asarray(output.primary_attributions(attr_method=method), dtype=np.float32)
-    positions = np.arange(n_tokens - values.shape[0], n_tokens)
-    return full_matrix(values, positions, n_input, n_tokens)
+    analysis = raw.get("analysis") or raw
+    block = (analysis.get("attributions") or {}).get(method)
+    if block is None:
+        raise RuntimeError(f"the daemon's result has no {method!r} attribution: {sorted(analysis)}")
+    positions = np.asarray(analysis["target_positions"])
+    return full_matrix(np.asarray(block["values"], dtype=np.float32), positions, n_input, n_tokens)
 
 
 class DaemonTool:
@@ -61,7 +60,6 @@ class DaemonTool:
 
     def __init__(self, stack: ExitStack, dtype: str, params: dict[str, Any]) -> None:
         import ecco_client
-
         from tests.daemon_process import DaemonProcess
 
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ecco-bench-")))
