@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .lsp import analysis_adapter as views
+from . import views
 from .render.html import ViewSpec, write_html
 
 SIMILARITY_METHODS = ("cca", "svcca", "pwcca", "cka")
@@ -136,11 +136,8 @@ class Output:
         """The rank of each watched token (ids or strings) at every layer, for one position."""
         analysis = self._read()
         reply = self._view("rankings_watch", {"watch": list(watch), "position": position})
-        data = {"tokens": self._token_data(analysis), "position": position,
-                "watch": [{"text": t, "id": int(i)} for t, i in zip(reply["watch_tokens"], reply["watch_ids"],
-                                                                       strict=True)],
-                "ranks": np.asarray(reply["rankings"]),
-                "layer_labels": [f"Layer {i}" for i in range(np.asarray(reply["rankings"]).shape[0])]}
+        data = views.rankings_watch_view(analysis, reply)
+        data["tokens"] = self._token_data(analysis)
         return ViewSpec("rankings_watch", data, title="Rankings watch")
 
     def run_nmf(self, n_components: int = 10, from_layer: int | None = None, to_layer: int | None = None) -> NMF:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from .. import views
 from . import analysis_adapter as adapter
 from .daemon_calls import call, run_job
 from .errors import BadArguments, CommandFailed
@@ -71,7 +72,7 @@ class Explainer:
         ls.link.set_model(model)
         async with WorkProgress(ls, f"Ecco: analyzing {len(text)} characters with {model}") as progress:
             raw = await run_job(ls.link, "analyze", adapter.analyze_params(text, model, methods), progress)
-            analysis = adapter.read_analysis(raw, model)
+            analysis = views.read_analysis(raw, model)
             nmf = await self.first_views(analysis)
         tokens = adapter.explained_tokens(
             analysis, text, lambda offset: document.client_position_at_offset(start + offset)
@@ -92,7 +93,7 @@ class Explainer:
             self._start_continuation(explanation, analysis.token_ids, generate)
         return explanation.to_json()
 
-    async def first_views(self, analysis: adapter.Analysis) -> dict[str, Any] | None:
+    async def first_views(self, analysis: views.Analysis) -> dict[str, Any] | None:
         """Layer predictions for the token after the text, and NMF factors, from the stored run.
         Optional extras: a failure leaves their tab out and is logged, the explanation stands."""
         next_position = len(analysis.tokens)
@@ -108,7 +109,7 @@ class Explainer:
         if isinstance(nmf, BaseException):
             self.ls.log_to_client(f"Ecco: no neuron factors: {nmf}", types.MessageType.Warning)
             return None
-        return adapter.nmf_view(analysis, nmf)
+        return views.nmf_view(analysis, nmf)
 
     async def ensure_model(self, wanted: str) -> str:
         """The daemon's name for the model, loading it first (with progress) when it is not loaded."""

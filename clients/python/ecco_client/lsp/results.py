@@ -12,13 +12,9 @@ from typing import Any
 
 from lsprotocol import types
 
+from ..views import Alternative
+
 MAX_RESULTS = 32  # explained selections kept, oldest dropped first
-
-
-@dataclass(frozen=True)
-class Alternative:
-    token: str
-    probability: float
 
 
 @dataclass
