@@ -40,7 +40,9 @@ class DaemonProcess:
         if not self.models:
             command.append("--no-model")
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **self.env}
-        self._log = open(self.log_path, "wb")
+        if getattr(self, "_log", None) is not None:
+            self._log.close()  # a restart in place appends to the same log
+        self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(command + self.extra_args, stdout=self._log, stderr=subprocess.STDOUT,
                                         env=env, start_new_session=True)
         deadline = time.monotonic() + READY_TIMEOUT_S
