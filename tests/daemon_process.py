@@ -43,6 +43,7 @@ class DaemonProcess:
         if getattr(self, "_log", None) is not None:
             self._log.close()  # a restart in place appends to the same log
         self._log = open(self.log_path, "ab")
+        self._log_start = self._log.tell()
         self.process = subprocess.Popen(command + self.extra_args, stdout=self._log, stderr=subprocess.STDOUT,
                                         env=env, start_new_session=True)
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -56,7 +57,7 @@ class DaemonProcess:
         return self
 
     def _ready(self) -> bool:
-        return self.connection_file.exists() and b"ecco-daemon ready" in self.log_path.read_bytes()
+        return self.connection_file.exists() and b"ecco-daemon ready" in self.log_path.read_bytes()[self._log_start:]
 
     @property
     def info(self) -> ConnectionInfo:
