@@ -30,7 +30,8 @@ def test_killed_daemon_fails_the_pending_request_within_the_timeout(fresh_daemon
 def test_sigterm_answers_in_flight_requests_and_exits_cleanly(fresh_daemon):
     with ecco_client.connect(connection_file=fresh_daemon.connection_file, timeout=10) as client:
         running = client.request("generate", {"prompt": "x", "generate": 1000})
-        queued = client.request("generate", {"prompt": "y", "generate": 5})
+        # Long too: generations on one model are batched, so a short one could finish before the signal.
+        queued = client.request("generate", {"prompt": "y", "generate": 1000})
         next(e for e in running.events() if e.name == "token")
         assert fresh_daemon.terminate(timeout=15) == 0
         for handle in (running, queued):
