@@ -111,7 +111,7 @@ function showResult(next: ExplainResult): void {
       theme: "auto",
       live: true,
       nonce,
-      title: `${next.model} · ${next.tokens.length} tokens`,
+      title: `${next.model} · ${next.tokens.filter((t) => !t.generated).length} tokens explained`,
     });
   } catch (error) {
     showMessage("error", `Cannot draw the result: ${error instanceof Error ? error.message : String(error)}`);
