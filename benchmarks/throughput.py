@@ -27,7 +27,6 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import ecco_client  # noqa: E402
-
 from tests.daemon_process import DaemonProcess  # noqa: E402
 
 PROMPTS = [
