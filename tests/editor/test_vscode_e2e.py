@@ -17,8 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.daemon_process import DaemonProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,19 +26,6 @@ REPORT = REPO / "artifacts" / "editor" / "vscode-e2e.json"
 SUITE_TIMEOUT_S = 240
 GENERATE = 3  # continuation tokens streamed into the panel after the explained text
 SAMPLE = "The capital of France is Paris, and the capital of Italy is Rome.\nA second line stays unexplained.\n"
-
-
-@pytest.fixture(scope="module")
-def built_extension() -> Path:
-    """The extension, the panel glue, the renderer and the e2e suite, bundled by esbuild (a few seconds)."""
-    npm = shutil.which("npm")
-    assert npm, "npm is needed to build the extension"
-    if not (VSCODE_DIR / "node_modules" / ".bin" / "esbuild").exists():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=VSCODE_DIR, check=True)
-    subprocess.run([npm, "run", "-s", "build:e2e"], cwd=VSCODE_DIR, check=True)
-    suite = VSCODE_DIR / "out" / "e2e" / "index.js"
-    assert suite.exists()
-    return suite
 
 
 def model_name(daemon: DaemonProcess) -> str:
