@@ -63,6 +63,21 @@ def choose_token(logits: torch.Tensor, sampling: SamplingParams, generator: torc
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
+def score_step(logits: torch.Tensor, sampling: SamplingParams, generator: torch.Generator | None,
+               alternatives: int) -> Step:
+    """Choose the next token from logits (V,) and record the model's probability of it and the top-k."""
+    probs = torch.softmax(logits, dim=-1)
+    token_id = choose_token(logits, sampling, generator)
+    k = min(alternatives, probs.shape[-1])
+    top = torch.topk(probs, k) if k > 0 else None
+    return Step(
+        token_id=token_id,
+        prob=float(probs[token_id]),
+        top_ids=top.indices.cpu().numpy().astype(np.int64) if top is not None else np.zeros(0, np.int64),
+        top_probs=top.values.cpu().numpy().astype(np.float32) if top is not None else np.zeros(0, np.float32),
+    )
+
+
 def generate(
     lm: LoadedModel,
     input_ids: list[int],
@@ -101,16 +116,8 @@ def generate(
                 out = model(input_ids=step_input, cache=past, use_cache=True)
             past = out.cache
             logits = out.logits[0, -1].float()  # (V,)
-            probs = torch.softmax(logits, dim=-1)
-            token_id = choose_token(logits, sampling, generator)
-            k = min(alternatives, probs.shape[-1])
-            top = torch.topk(probs, k) if k > 0 else None
-            step = Step(
-                token_id=token_id,
-                prob=float(probs[token_id]),
-                top_ids=top.indices.cpu().numpy().astype(np.int64) if top is not None else np.zeros(0, np.int64),
-                top_probs=top.values.cpu().numpy().astype(np.float32) if top is not None else np.zeros(0, np.float32),
-            )
+            step = score_step(logits, sampling, generator, alternatives)
+            token_id = step.token_id
             output.generated_ids.append(token_id)
             output.steps.append(step)
             if on_step is not None:
@@ -373,16 +380,8 @@ class BatchDecoder:
         """Score and choose the row's next token from its logits (V,); streams it; marks the row done."""
         if row.done:
             return
-        probs = torch.softmax(logits, dim=-1)
-        token_id = choose_token(logits, row.sampling, row.generator)
-        k = min(row.alternatives, probs.shape[-1])
-        top = torch.topk(probs, k) if k > 0 else None
-        step = Step(
-            token_id=token_id,
-            prob=float(probs[token_id]),
-            top_ids=top.indices.cpu().numpy().astype(np.int64) if top is not None else np.zeros(0, np.int64),
-            top_probs=top.values.cpu().numpy().astype(np.float32) if top is not None else np.zeros(0, np.float32),
-        )
+        step = score_step(logits, row.sampling, row.generator, row.alternatives)
+        token_id = step.token_id
         output = row.output
         output.generated_ids.append(token_id)
         output.steps.append(step)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..aio.client import AsyncClient
-from ..credentials import resolve_credentials
+from ..aio.client import connect as aconnect
 from ..exceptions import DaemonUnavailable, EccoError
 from .settings import Settings
 
@@ -226,27 +226,15 @@ def unreachable_message(settings: Settings, detail: str) -> str:
 
 
 async def connect_with(settings: Settings) -> AsyncClient:
-    """Connects as the settings say: a connection file wins over the address and the key. An SSH tunnel
-    is opened in a thread (ssh takes seconds), so the editor's requests keep being answered meanwhile."""
-    credentials = resolve_credentials(
+    """Connects as the settings say: a connection file wins over the address and the key. The client
+    opens any SSH tunnel off the event loop, so the editor's requests keep being answered meanwhile."""
+    return await aconnect(
         None if settings.connection_file else settings.daemon_address,
-        None if settings.connection_file else (settings.user_key or None),
-        None,
-        settings.connection_file or None,
+        key=None if settings.connection_file else (settings.user_key or None),
+        connection_file=settings.connection_file or None,
+        timeout=CONNECT_TIMEOUT_S,
+        ssh=settings.ssh_host or None,
     )
-    tunnel = None
-    if settings.ssh_host:
-        from ..ssh_tunnel import SshTunnel
-
-        tunnel = await asyncio.to_thread(SshTunnel, settings.ssh_host, credentials.address)
-        credentials = replace(credentials, address=tunnel.local_address)
-    client = AsyncClient(credentials, timeout=CONNECT_TIMEOUT_S, tunnel=tunnel)
-    try:
-        await client.wait_ready()
-    except BaseException:
-        await client.close()
-        raise
-    return client
 
 
 async def _close_quietly(client: AsyncClient) -> None:
