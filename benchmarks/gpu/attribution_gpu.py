@@ -235,14 +235,17 @@ def measure_dtype(
             values = {}
             for name, tool in tools.items():
                 alone, e2e = [], []
-                for _ in range(repeats):
+                # Ecco's loop takes seconds per call: fewer runs of it, and one end-to-end run.
+                runs = repeats if name == "ours" else max(1, repeats - 1)
+                for rep in range(runs):
                     seconds, values[name] = timed(partial(tool, ids, method), device)
                     alone.append(seconds)
-                    attribution = partial(
-                        lambda generated, tool, method: tool(generated, method), tool=tool, method=method
-                    )
-                    seconds, _ = timed(partial(end_to_end, model, prompt, n, attribution), device)
-                    e2e.append(seconds)
+                    if name == "ours" or rep == 0:
+                        attribution = partial(
+                            lambda generated, tool, method: tool(generated, method), tool=tool, method=method
+                        )
+                        seconds, _ = timed(partial(end_to_end, model, prompt, n, attribution), device)
+                        e2e.append(seconds)
                 row[f"{name}_attr"], row[f"{name}_e2e"] = alone, e2e
             row["spearman_min"], row["spearman_median"] = spearman_rows(
                 values["ours"], values["ecco"], PROMPT_TOKENS
@@ -305,7 +308,9 @@ def main() -> int:
         "--no-captum", action="store_true", help="Ecco's loop with torch.autograd, not captum"
     )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--budget-s", type=float, default=420.0, help="after this, one run per cell")
+    parser.add_argument(
+        "--budget-s", type=float, default=200.0, help="after this many seconds, one run per cell"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write results JSON here")
     args = parser.parse_args()
     args.device = args.device or ("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
