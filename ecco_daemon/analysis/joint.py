@@ -1,0 +1,169 @@
+"""Several teacher-forced analyses in one forward pass: equal-length causal sequences stacked as (B, T).
+
+Why: many users analysing text of the same token count on one model need the same forward, once per
+request. Stacked, the model runs once; each request still gets exactly the ``AnalysisRun`` it would get
+alone (scores, rankings, layer states and activations are split back per row; attributions, which need
+their own backward passes, still run per request afterwards). Equal lengths mean no padding, so no row
+can see another's tokens and no mask changes a row's numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import logit_lens
+from .architecture import Architecture, capture_io
+from .attribution import AttributionOptions, attribute, get_attribution_method
+from .capture import Captured, _activation_modules, resolve_layers
+from .errors import InvalidArgument
+from .run import AnalysisRun, RunOptions, decode_tokens
+from .scores import score_tokens
+from .sequence import TokenSequence, causal_sequence, embed_tokens, model_device, model_kwargs
+
+MAX_JOINT_TOKENS = 8192  # rows x tokens in one stacked forward; more are split into several passes
+
+
+@dataclass(frozen=True)
+class JointRequest:
+    """One request of a joint analysis: the causal token ids (every token after the first is scored)."""
+
+    input_ids: Sequence[int]
+    attribution: Sequence[str] = ()
+    steps: int = 50
+    foil_ids: Sequence[int] | None = None
+    score: str | None = None
+    activations: bool = True
+    activation_layers: Sequence[int] | None = None
+    topk: int = 10
+    autocast: str | None = None
+    check_cancelled: Callable[[], None] | None = field(default=None, compare=False)
+
+    def run_options(self) -> RunOptions:
+        return RunOptions(
+            attributions=list(self.attribution),
+            attribution=AttributionOptions(
+                steps=self.steps, foil_ids=list(self.foil_ids) if self.foil_ids else None, score=self.score,
+                autocast=self.autocast, check_cancelled=self.check_cancelled,
+            ),
+            activations=self.activations,
+            activation_layers=self.activation_layers,
+            attention=False,
+            topk=self.topk,
+        )
+
+
+def shareable(arch: Architecture, seqs: Sequence[TokenSequence]) -> bool:
+    """Whether these sequences can share one unpadded forward: causal, and all of one length."""
+    return (arch.family == "causal" and all(s.family == "causal" for s in seqs)
+            and len({s.n_tokens for s in seqs}) <= 1)
+
+
+def capture_joint(
+    model: nn.Module, arch: Architecture, seqs: Sequence[TokenSequence], layers: Sequence[list[int]]
+) -> list[Captured]:
+    """One no-grad forward of the stacked sequences; per row what ``capture_forward`` would record.
+
+    ``layers[b]`` are the MLP layers whose activations row ``b`` wants (the union is hooked once).
+    """
+    if not seqs:
+        return []
+    if not shareable(arch, seqs):
+        raise InvalidArgument("a joint pass needs causal sequences of one length")
+    device = model_device(model)
+    hooked = sorted(set().union(*map(set, layers)))
+    layer_modules = {str(i): layer for i, layer in enumerate(arch.decoder.layers)}
+    embeds = torch.stack([embed_tokens(arch, seq, device) for seq in seqs])  # (B, T, H)
+    kwargs = model_kwargs(seqs[0], embeds)
+    with (
+        torch.no_grad(),
+        capture_io(layer_modules, inputs=False) as states,
+        capture_io(_activation_modules(arch, hooked), inputs=True) as acts,
+    ):
+        output = model(**kwargs)
+    captured = []
+    for row, wanted in enumerate(layers):
+        hidden = torch.stack([states[str(i)][row] for i in range(arch.n_layers)]).float().cpu().numpy()
+        activations = None
+        if wanted:
+            activations = torch.stack([acts[f"dec{i}"][row].float() for i in wanted]).cpu().numpy()
+        captured.append(Captured(
+            logits=output.logits[row],
+            hidden=hidden,
+            activations=activations,
+            activation_layers=np.asarray(wanted, dtype=np.int64),
+            attention=None,
+        ))
+    return captured
+
+
+def complete_run(
+    model: nn.Module, arch: Architecture, tokenizer: object, seq: TokenSequence, captured: Captured,
+    options: RunOptions,
+) -> AnalysisRun:
+    """Scores, rankings and attributions of one row, as ``run_analysis`` makes them from its own pass."""
+    attributions = {}
+    for name in options.attributions:
+        method = get_attribution_method(name).name
+        attributions[method] = attribute(model, arch, seq, method, options.attribution)
+    return AnalysisRun(
+        arch=arch,
+        seq=seq,
+        tokens=decode_tokens(tokenizer, seq.token_ids),
+        scores=score_tokens(captured.logits, seq, options.topk),
+        rankings=logit_lens.rankings(arch, captured.hidden, seq.target_rows, seq.target_ids),
+        hidden=captured.hidden,
+        activations=captured.activations,
+        activation_layers=captured.activation_layers,
+        attention=None,
+        attributions=attributions,
+    )
+
+
+def _chunks(n_items: int, n_tokens: int) -> list[range]:
+    per_pass = max(1, MAX_JOINT_TOKENS // max(1, n_tokens))
+    return [range(start, min(n_items, start + per_pass)) for start in range(0, n_items, per_pass)]
+
+
+def analyze_jointly(
+    model: nn.Module, arch: Architecture, tokenizer: object, requests: Sequence[JointRequest]
+) -> list[AnalysisRun | Exception]:
+    """One run per request, the forward shared; a request's own error (too short, bad layer, its
+    attribution failing or being cancelled) is its entry in the list, the others are unaffected.
+
+    Raises only when the shared forward itself fails; the caller then runs each request alone.
+    """
+    outcomes: list[AnalysisRun | Exception | None] = [None] * len(requests)
+    ready: list[tuple[int, TokenSequence, RunOptions, list[int]]] = []
+    for index, request in enumerate(requests):
+        try:
+            for name in request.attribution:
+                get_attribution_method(name)
+            ids = [int(i) for i in request.input_ids]
+            if len(ids) < 2:
+                raise InvalidArgument("an analysis needs at least two tokens: one to read, one to score")
+            seq = causal_sequence(ids, 1)
+            options = request.run_options()
+            layers = resolve_layers(arch, options.activation_layers) if options.activations else []
+            ready.append((index, seq, options, layers))
+        except Exception as exc:
+            outcomes[index] = exc
+    if ready and not shareable(arch, [seq for _, seq, _, _ in ready]):
+        raise InvalidArgument("a joint pass needs causal sequences of one length")
+    n_tokens = ready[0][1].n_tokens if ready else 0
+    for chunk in _chunks(len(ready), n_tokens):
+        items = [ready[i] for i in chunk]
+        captured = capture_joint(model, arch, [seq for _, seq, _, _ in items], [lay for *_, lay in items])
+        for (index, seq, options, _), row in zip(items, captured, strict=True):
+            try:
+                if options.attribution.check_cancelled is not None:
+                    options.attribution.check_cancelled()
+                outcomes[index] = complete_run(model, arch, tokenizer, seq, row, options)
+            except Exception as exc:
+                outcomes[index] = exc
+    assert all(outcome is not None for outcome in outcomes)
+    return outcomes  # type: ignore[return-value]
