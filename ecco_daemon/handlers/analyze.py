@@ -15,6 +15,7 @@ from ..analysis import service
 from ..analysis.attribution import get_attribution_method
 from ..analysis.errors import AnalysisError
 from ..analysis.run import AnalysisRun
+from ..generation import position_limit
 from ..models.loaded import LoadedModel
 from ..params import ParamReader
 from ..server.errors import OperationError
@@ -91,6 +92,11 @@ def run_analysis_for(job: Job, lm: LoadedModel, ids: list[int], options: Analysi
         attention=options.attention, topk=options.topk, autocast=options.autocast,
         check_cancelled=job.check_cancelled,
     )
+    return answer_run(job, lm, run, float16)
+
+
+def answer_run(job: Job, lm: LoadedModel, run: AnalysisRun, float16: bool) -> dict[str, Any]:
+    """Store the run for later views and answer with its first reply (solo and batched runs alike)."""
     result = service.run_result(run, lm.tokenizer, float16)
     result["model"] = lm.name
     result["result_id"] = job.services.store.put(job.user.name, "analysis", StoredRun(run, lm.name), run.nbytes)
@@ -137,16 +143,33 @@ class AnalyzeRequest:
         if n_tokens > job.services.config.max_input_tokens:
             raise OperationError(ErrorCode.TOO_LARGE, f"{n_tokens} tokens exceed the limit of "
                                                       f"{job.services.config.max_input_tokens}")
+        positions = position_limit(lm)
+        longest = len(ids) if lm.family == "causal" else max(len(ids), len(targets or []) + 1)
+        if positions is not None and longest > positions:
+            # Past its last position the model fails (on CUDA, for every user): refuse before running.
+            raise OperationError(ErrorCode.TOO_LARGE, f"{longest} tokens exceed the {positions} positions "
+                                                      f"of {lm.name}")
         self.resolved_ids, self.resolved_targets = ids, targets
         job.cost = self.options.cost(n_tokens)
+        job.batch_key = self.joint_key(lm)
+
+    def joint_key(self, lm: LoadedModel) -> tuple[Any, ...] | None:
+        """Jobs with equal keys share one forward pass (see handlers/analyze_batch): a causal model, the
+        same token count, and only what that pass gives (no attention, no attributions' backward passes)."""
+        if lm.family != "causal" or self.options.attention or self.options.attribution:
+            return None
+        assert self.resolved_ids is not None
+        return ("analyze", lm.name, len(self.resolved_ids))
 
 
 @OPERATIONS.job("analyze", parse=AnalyzeRequest.parse)
 def analyze_op(job: Job, request: AnalyzeRequest) -> dict[str, Any]:
     lm = job.services.models.get(request.model)
     assert request.resolved_ids is not None
-    return run_analysis_for(job, lm, request.resolved_ids, request.options, None, request.resolved_targets,
-                            request.float16)
+    result = run_analysis_for(job, lm, request.resolved_ids, request.options, None, request.resolved_targets,
+                              request.float16)
+    result["batched_with"] = 1  # how many analyses shared the forward pass (see analyze_batch)
+    return result
 
 
 @dataclass(frozen=True)
