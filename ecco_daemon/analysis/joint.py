@@ -16,13 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import logit_lens
 from .architecture import Architecture, capture_io
-from .attribution import AttributionOptions, attribute, get_attribution_method
+from .attribution import AttributionOptions, get_attribution_method
 from .capture import Captured, _activation_modules, resolve_layers
 from .errors import InvalidArgument
-from .run import AnalysisRun, RunOptions, decode_tokens
-from .scores import score_tokens
+from .run import AnalysisRun, RunOptions, complete_run
 from .sequence import TokenSequence, causal_sequence, embed_tokens, model_device, model_kwargs
 
 MAX_JOINT_TOKENS = 8192  # rows x tokens in one stacked forward; more are split into several passes
@@ -99,29 +97,6 @@ def capture_joint(
             attention=None,
         ))
     return captured
-
-
-def complete_run(
-    model: nn.Module, arch: Architecture, tokenizer: object, seq: TokenSequence, captured: Captured,
-    options: RunOptions,
-) -> AnalysisRun:
-    """Scores, rankings and attributions of one row, as ``run_analysis`` makes them from its own pass."""
-    attributions = {}
-    for name in options.attributions:
-        method = get_attribution_method(name).name
-        attributions[method] = attribute(model, arch, seq, method, options.attribution)
-    return AnalysisRun(
-        arch=arch,
-        seq=seq,
-        tokens=decode_tokens(tokenizer, seq.token_ids),
-        scores=score_tokens(captured.logits, seq, options.topk),
-        rankings=logit_lens.rankings(arch, captured.hidden, seq.target_rows, seq.target_ids),
-        hidden=captured.hidden,
-        activations=captured.activations,
-        activation_layers=captured.activation_layers,
-        attention=None,
-        attributions=attributions,
-    )
 
 
 def _chunks(n_items: int, n_tokens: int) -> list[range]:

@@ -21,7 +21,7 @@ from ..tokens import token_texts
 from . import logit_lens
 from .architecture import Architecture
 from .attribution import Attribution, AttributionOptions, attribute, get_attribution_method
-from .capture import capture_forward
+from .capture import Captured, capture_forward
 from .errors import InvalidArgument, NotCaptured, UnknownName
 from .nmf import NMFResult, run_nmf
 from .scores import TokenScores, score_tokens
@@ -250,9 +250,13 @@ def run_analysis(
         activations=options.activations,
         attention=options.attention,
     )
-    seq = _resolve_predicted(seq, captured.logits)
-    scores = score_tokens(captured.logits, seq, options.topk)
-    ranks = logit_lens.rankings(arch, captured.hidden, seq.target_rows, seq.target_ids)
+    return complete_run(model, arch, tokenizer, _resolve_predicted(seq, captured.logits), captured, options)
+
+
+def complete_run(model: nn.Module, arch: Architecture, tokenizer: Any, seq: TokenSequence, captured: Captured,
+                 options: RunOptions) -> AnalysisRun:
+    """Scores, rankings and attributions from a captured forward: the one place a run is assembled,
+    whether its forward ran alone or stacked with others (analysis/joint.py)."""
     attributions = {}
     for name in options.attributions:
         method = get_attribution_method(name).name
@@ -261,8 +265,8 @@ def run_analysis(
         arch=arch,
         seq=seq,
         tokens=decode_tokens(tokenizer, seq.token_ids),
-        scores=scores,
-        rankings=ranks,
+        scores=score_tokens(captured.logits, seq, options.topk),
+        rankings=logit_lens.rankings(arch, captured.hidden, seq.target_rows, seq.target_ids),
         hidden=captured.hidden,
         activations=captured.activations,
         activation_layers=captured.activation_layers,
