@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ecco_client.render import bundle_path, to_plain
 
 REPO = Path(__file__).resolve().parents[2]

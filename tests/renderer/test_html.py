@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+
 from ecco_client.render import (
     VIEWS,
     BundleMissing,

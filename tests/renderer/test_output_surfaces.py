@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import ecco_client
 import numpy as np
 import pytest
+
+import ecco_client
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ views show agrees with the model (" Paris" is likely after "The capital of Franc
 from __future__ import annotations
 
 import pytest
+
 from ecco_client.render import render_html, to_plain
 
 pytestmark = pytest.mark.integration

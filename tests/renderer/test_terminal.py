@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from ecco_client.render import terminal_view
 from rich.console import Console
+
+from ecco_client.render import terminal_view
 
 
 def styles_by_token(renderable, tokens) -> list[str]:

@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+
 from ecco_client.render import render_html
 
 ROOT = ".ecco-output"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-import ecco_client
 import pytest
 
+import ecco_client
 from tests.daemon_process import DaemonProcess
 
 

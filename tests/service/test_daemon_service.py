@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
-import ecco_client
 import msgpack
 import pytest
 import zmq
+
+import ecco_client
 from ecco_client.wire.codec import encode_message, new_request_header, split_frames
 from ecco_client.wire.signing import Signer
 from ecco_client.wire.version import MAGIC
