@@ -36,14 +36,14 @@ PEERS = ROOT / ".cache" / "peers"
 PROMPT = "In a quiet village by the sea, an old fisherman"  # greedy: no end-of-turn within 64 tokens
 SHORT = {"grad_x_input": "grad×input", "integrated_gradients": "IG", "generate": "generate only"}
 TARGETS = {("grad_x_input", 32): 3.0, ("integrated_gradients", 32): 2.0}
-# Runs per (method, N) on a 2-core machine, sized so that the default run fits about 40 minutes: IG over
+# Runs per (method, N) on a 2-core machine, sized so that the default run fits 20 to 30 minutes: IG over
 # the growing prefix costs the peers (and us) minutes per call at 32 tokens, so its cells run once.
 REPEATS = {
     ("generate", 8): 2,
     ("generate", 32): 2,
     ("generate", 64): 1,
     ("grad_x_input", 8): 3,
-    ("grad_x_input", 32): 2,
+    ("grad_x_input", 32): 3,
     ("grad_x_input", 64): 1,
     ("integrated_gradients", 8): 1,
     ("integrated_gradients", 32): 1,
