@@ -39,7 +39,7 @@ class AttributionOptions:
 
     steps: int = 50  # integrated gradients interpolation steps
     ig_method: str = "gausslegendre"  # or "riemann_trapezoid"
-    score: str | None = None  # what is attributed; None: the method's default (Ecco: the target logit)
+    score: str | None = None  # what is attributed; None: the method's default (Ecco: the target's probability)
     foil_ids: Any = None  # (N,) or one id: contrast each target against this token
     chunk_size: int | None = None  # targets per batched backward; None: from free memory
     step_batch: int | None = None  # IG steps / occluded copies per forward; None: from free memory
@@ -98,7 +98,7 @@ ALIASES = {
 
 
 def register_attribution_method(
-    name: str, *, default_score: str = "logit", needs_foil: bool = False, description: str = ""
+    name: str, *, default_score: str = "prob", needs_foil: bool = False, description: str = ""
 ) -> Callable[[Callable[..., Attribution]], Callable[..., Attribution]]:
     """Add a method to the registry; a duplicate name is refused at import time."""
 

@@ -41,23 +41,26 @@ def setup(request):
     return family, model, arch, seq
 
 
-def _row_forward(model, seq: TokenSequence, row: int, n_tokens: int | None = None):
-    """Forward over (a prefix of) the embedded tokens returning one logits row, for captum."""
+def _row_forward(model, seq: TokenSequence, row: int, n_tokens: int | None = None, probs: bool = False):
+    """Forward over (a prefix of) the embedded tokens returning one logits row (or, as Ecco's forward
+    does, its softmax), for captum."""
 
     def forward(embeds: torch.Tensor) -> torch.Tensor:
         if seq.family == "causal":  # Ecco's way: the prefix, last row
-            return model(inputs_embeds=embeds, use_cache=False).logits[:, -1, :]
-        return model(**model_kwargs(seq, embeds)).logits[:, row, :]
+            logits = model(inputs_embeds=embeds, use_cache=False).logits[:, -1, :]
+        else:
+            logits = model(**model_kwargs(seq, embeds)).logits[:, row, :]
+        return torch.softmax(logits, dim=-1) if probs else logits
 
     return forward
 
 
-def _reference(model, arch, seq: TokenSequence, n: int, make, **kwargs):
+def _reference(model, arch, seq: TokenSequence, n: int, make, probs: bool = False, **kwargs):
     """captum attributions (S, H) for output token n, zero-padded to the whole sequence."""
     embeds = embed_tokens(arch, seq, torch.device("cpu")).unsqueeze(0)
     position, row = int(seq.target_positions[n]), int(seq.target_rows[n])
     inputs = embeds[:, :position] if seq.family == "causal" else embeds
-    forward = _row_forward(model, seq, row)
+    forward = _row_forward(model, seq, row, probs=probs)
     result = make(forward).attribute(inputs.clone(), target=int(seq.target_ids[n]), **kwargs)
     delta = None
     if isinstance(result, tuple):
@@ -80,7 +83,7 @@ def test_gradient_methods_match_captum(setup, method, captum_class) -> None:
     result = attribute(model, arch, seq, method)
     mask = seq.source_mask()
     for n in range(seq.n_targets):
-        ref, _ = _reference(model, arch, seq, n, captum_class)
+        ref, _ = _reference(model, arch, seq, n, captum_class, probs=True)
         np.testing.assert_allclose(result.values[n], _normalized(ref.norm(dim=-1), mask[n]), atol=1e-4)
         np.testing.assert_allclose(result.raw[n], ref.norm(dim=-1).numpy() * mask[n], atol=1e-4, rtol=1e-4)
 
@@ -91,7 +94,8 @@ def test_integrated_gradients_match_captum_within_delta(setup) -> None:
     mask = seq.source_mask()
     for n in range(seq.n_targets):
         ref, delta = _reference(
-            model, arch, seq, n, IntegratedGradients, baselines=0.0, n_steps=50, return_convergence_delta=True
+            model, arch, seq, n, IntegratedGradients, probs=True, baselines=0.0, n_steps=50,
+            return_convergence_delta=True,
         )
         ours = result.values[n]
         theirs = _normalized(ref.norm(dim=-1), mask[n])
