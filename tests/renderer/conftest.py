@@ -94,7 +94,9 @@ class Loaded:
         )
 
 
-@pytest.fixture(scope="session")
+# Sync Playwright keeps an event loop running in this thread while open: closing it with each module lets
+# asyncio tests (pytest-asyncio, pytest-lsp) run after the renderer tier in any order.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
