@@ -28,7 +28,7 @@ from torch import nn
 from .architecture import Architecture
 from .batching import BatchedGrad, activation_bytes, chunk_size
 from .errors import InvalidArgument, UnknownName
-from .sequence import TokenSequence, embed_tokens, forward_logits, model_device
+from .sequence import TokenSequence, embed_tokens, forward_rows, model_device
 
 SCORES = ("logit", "log_prob", "prob", "contrastive")
 
@@ -44,6 +44,7 @@ class AttributionOptions:
     chunk_size: int | None = None  # targets per batched backward; None: from free memory
     step_batch: int | None = None  # IG steps / occluded copies per forward; None: from free memory
     batched: bool = True  # False: one backward per target (the fallback), for checks
+    block_size: int | None = None  # causal targets per block (see TargetBlock); None: by device
     autocast: str | None = (
         None  # "bfloat16" / "float16": run the passes under torch.autocast (model untouched)
     )
@@ -175,15 +176,14 @@ def _foil_array(foil_ids: Any, n_targets: int) -> np.ndarray | None:
     return foils
 
 
-def target_scores(
-    logits: torch.Tensor, seq: TokenSequence, score: str, foils: np.ndarray | None
+def row_scores(
+    selected: torch.Tensor, target_ids: np.ndarray, score: str, foils: np.ndarray | None
 ) -> torch.Tensor:
-    """The attributed quantity of every target: logits (B, R, V) -> (B, N) float32."""
-    device = logits.device
-    rows = torch.as_tensor(seq.target_rows, device=device)
-    targets = torch.as_tensor(seq.target_ids, device=device)
-    selected = logits[:, rows, :].float()  # (B, N, V)
-    index = torch.arange(seq.n_targets, device=device)
+    """The attributed quantity from the logits rows of the targets: (B, C, V) -> (B, C) float32."""
+    device = selected.device
+    selected = selected.float()
+    targets = torch.as_tensor(target_ids, device=device)
+    index = torch.arange(len(target_ids), device=device)
     if score == "logit":
         return selected[:, index, targets]
     if score == "contrastive":
@@ -192,6 +192,53 @@ def target_scores(
         return selected[:, index, targets] - selected[:, index, foil]
     log_probs = torch.log_softmax(selected, dim=-1)[:, index, targets]
     return log_probs if score == "log_prob" else log_probs.exp()
+
+
+@dataclass(frozen=True)
+class TargetBlock:
+    """Targets ``start..stop-1`` and the tokens their forward pass needs: the first ``n_tokens``.
+
+    Why: a causal model's prediction at row r depends on tokens 0..r only. Attributing a block of
+    consecutive output tokens over just the prefix they need skips the backward work (zero gradients)
+    that the rest of the sequence would cost: with blocks of 8 on SmolLM2 at 32 output tokens, about a
+    third of the arithmetic for grad×input and half for integrated gradients, with identical results.
+    """
+
+    start: int
+    stop: int
+    n_tokens: int
+
+    def scores(
+        self, model: nn.Module, seq: TokenSequence, inputs: torch.Tensor, score: str, foils: np.ndarray | None
+    ) -> torch.Tensor:
+        """Scores of this block's targets from embedded inputs (B, n_tokens, H): -> (B, C)."""
+        rows = torch.as_tensor(seq.target_rows[self.start : self.stop], device=inputs.device)
+        logits = forward_rows(model, seq, inputs, rows)  # (B, C, V)
+        block_foils = None if foils is None else foils[self.start : self.stop]
+        return row_scores(logits, seq.target_ids[self.start : self.stop], score, block_foils)
+
+
+CPU_BLOCK_TARGETS = 8  # on a CPU the arithmetic is the cost: small blocks waste the least on later tokens
+
+
+def target_blocks(seq: TokenSequence, size: int) -> list[TargetBlock]:
+    """Causal targets in blocks of ``size`` over their prefixes; other families: one block, every token."""
+    positions = seq.target_positions
+    if seq.family != "causal" or np.any(np.diff(positions) < 0):
+        return [TargetBlock(0, seq.n_targets, seq.n_tokens)]
+    return [
+        TargetBlock(start, min(seq.n_targets, start + size), int(positions[min(seq.n_targets, start + size) - 1]))
+        for start in range(0, seq.n_targets, size)
+    ]
+
+
+def _block_size(options: AttributionOptions, device: torch.device, per_target: int, n_targets: int) -> int:
+    """Targets per block: small on a CPU (arithmetic-bound); on a GPU as many as memory allows (launch-bound)."""
+    if options.block_size is not None:
+        return max(1, options.block_size)
+    if device.type == "cpu":
+        return CPU_BLOCK_TARGETS
+    return chunk_size(n_targets, per_target, device, options.chunk_size)
 
 
 def _checkpoint(options: AttributionOptions) -> None:
@@ -241,18 +288,23 @@ def _gradient_norms(
 ) -> tuple[np.ndarray, bool]:
     """L2 norm per token of grad (or grad * input) for every target: (N, S)."""
     device = model_device(model)
-    embeds = embed_tokens(arch, seq, device).unsqueeze(0).requires_grad_(True)  # (1, S, H)
-    outputs = target_scores(forward_logits(model, seq, embeds), seq, score, foils)  # (1, N)
-    per_target = activation_bytes(model, arch, seq.n_tokens)
-    chunk = chunk_size(seq.n_targets, per_target, device, options.chunk_size)
+    embeds = embed_tokens(arch, seq, device)  # (S, H)
     backward = BatchedGrad(options.batched)
-    norms = torch.empty(seq.n_targets, seq.n_tokens, device=device)
-    for start, grads in backward.chunks(outputs, embeds, chunk):  # grads (C, 1, S, H)
+    norms = torch.zeros(seq.n_targets, seq.n_tokens, device=device)
+    size = _block_size(options, device, activation_bytes(model, arch, seq.n_tokens), seq.n_targets)
+    for block in target_blocks(seq, size):
         _checkpoint(options)
-        grads = grads[:, 0].float()
-        if times_input:
-            grads = grads * embeds[0].detach().float()
-        norms[start : start + grads.shape[0]] = grads.norm(dim=-1)
+        inputs = embeds[: block.n_tokens].unsqueeze(0).clone().requires_grad_(True)  # (1, n, H)
+        outputs = block.scores(model, seq, inputs, score, foils)  # (1, C)
+        per_target = activation_bytes(model, arch, block.n_tokens)
+        chunk = chunk_size(block.stop - block.start, per_target, device, options.chunk_size)
+        for start, grads in backward.chunks(outputs, inputs, chunk):  # grads (c, 1, n, H)
+            _checkpoint(options)
+            grads = grads[:, 0].float()
+            if times_input:
+                grads = grads * inputs[0].detach().float()
+            first = block.start + start
+            norms[first : first + grads.shape[0], : block.n_tokens] = grads.norm(dim=-1)
     return norms.cpu().numpy(), backward.used_vmap
 
 
@@ -297,34 +349,45 @@ def ig_steps(steps: int, method: str) -> tuple[np.ndarray, np.ndarray]:
 )
 def integrated_gradients(model, arch, seq, options, score, foils) -> Attribution:
     device = model_device(model)
-    embeds = embed_tokens(arch, seq, device)  # (S, H)
-    baseline = torch.zeros_like(embeds)
+    embeds = embed_tokens(arch, seq, device)  # (S, H); the baseline is zero, so the path is alpha * embeds
     alphas, weights = ig_steps(options.steps, options.ig_method)
-    per_sequence = activation_bytes(model, arch, seq.n_tokens)
-    step_batch = chunk_size(len(alphas), 2 * per_sequence, device, options.step_batch)
-    total = torch.zeros(seq.n_targets, *embeds.shape, dtype=torch.float32, device=device)  # (N, S, H)
+    raw = torch.zeros(seq.n_targets, seq.n_tokens, device=device)
+    sums = torch.zeros(seq.n_targets, device=device)  # sum of each target's attributions (completeness)
     backward = BatchedGrad(options.batched)
-    for first in range(0, len(alphas), step_batch):
-        _checkpoint(options)
-        alpha = torch.as_tensor(alphas[first : first + step_batch], dtype=embeds.dtype, device=device)
-        weight = torch.as_tensor(weights[first : first + step_batch], dtype=torch.float32, device=device)
-        path = (baseline + alpha[:, None, None] * (embeds - baseline)).requires_grad_(True)  # (M, S, H)
-        outputs = target_scores(forward_logits(model, seq, path), seq, score, foils)  # (M, N)
-        chunk = chunk_size(seq.n_targets, len(alpha) * per_sequence, device, options.chunk_size)
-        for start, grads in backward.chunks(outputs, path, chunk):  # grads (C, M, S, H)
+    size = _block_size(options, device, activation_bytes(model, arch, seq.n_tokens), seq.n_targets)
+    for block in target_blocks(seq, size):
+        prefix = embeds[: block.n_tokens]
+        per_sequence = activation_bytes(model, arch, block.n_tokens)
+        step_batch = chunk_size(len(alphas), 2 * per_sequence, device, options.step_batch)
+        total = torch.zeros(block.stop - block.start, *prefix.shape, dtype=torch.float32, device=device)
+        for first in range(0, len(alphas), step_batch):
             _checkpoint(options)
-            total[start : start + grads.shape[0]] += torch.einsum("m,cmsh->csh", weight, grads.float())
-        del outputs, path
-    attributions = total * (embeds - baseline).float()  # (N, S, H)
+            alpha = torch.as_tensor(alphas[first : first + step_batch], dtype=embeds.dtype, device=device)
+            weight = torch.as_tensor(weights[first : first + step_batch], dtype=torch.float32, device=device)
+            path = (alpha[:, None, None] * prefix).requires_grad_(True)  # (M, n, H)
+            outputs = block.scores(model, seq, path, score, foils)  # (M, C)
+            chunk = chunk_size(block.stop - block.start, len(alpha) * per_sequence, device, options.chunk_size)
+            for start, grads in backward.chunks(outputs, path, chunk):  # grads (c, M, n, H)
+                _checkpoint(options)
+                total[start : start + grads.shape[0]] += torch.einsum("m,cmsh->csh", weight, grads.float())
+            del outputs, path
+        attributions = total * prefix.float()  # (C, n, H)
+        raw[block.start : block.stop, : block.n_tokens] = attributions.norm(dim=-1)
+        sums[block.start : block.stop] = attributions.sum(dim=(1, 2))
     with torch.no_grad():
-        ends = target_scores(forward_logits(model, seq, torch.stack([baseline, embeds])), seq, score, foils)
-    delta = attributions.sum(dim=(1, 2)) - (ends[1] - ends[0])  # (N,)
-    raw = attributions.norm(dim=-1).cpu().numpy()
+        rows = torch.as_tensor(seq.target_rows, device=device)
+        ends = row_scores(
+            forward_rows(model, seq, torch.stack([torch.zeros_like(embeds), embeds]), rows),
+            seq.target_ids,
+            score,
+            foils,
+        )
+    delta = sums - (ends[1] - ends[0])  # (N,)
     return _result(
         "integrated_gradients",
         seq,
         score,
-        raw,
+        raw.cpu().numpy(),
         foils,
         convergence_delta=delta.cpu().numpy(),
         used_vmap=backward.used_vmap,
@@ -343,13 +406,18 @@ def occlusion(model, arch, seq, options, score, foils) -> Attribution:
     per_sequence = activation_bytes(model, arch, seq.n_tokens) // 4  # no backward: forward only
     batch = chunk_size(seq.n_tokens, per_sequence, device, options.step_batch)
     raw = torch.zeros(seq.n_targets, seq.n_tokens, device=device)
+    rows = torch.as_tensor(seq.target_rows, device=device)
+
+    def scores(inputs: torch.Tensor) -> torch.Tensor:  # (M, S, H) -> (M, N)
+        return row_scores(forward_rows(model, seq, inputs, rows), seq.target_ids, score, foils)
+
     with torch.no_grad():
-        original = target_scores(forward_logits(model, seq, embeds.unsqueeze(0)), seq, score, foils)[0]
+        original = scores(embeds.unsqueeze(0))[0]
         for first in range(0, seq.n_tokens, batch):
             _checkpoint(options)
             positions = torch.arange(first, min(seq.n_tokens, first + batch), device=device)
             copies = embeds.unsqueeze(0).repeat(len(positions), 1, 1)  # (M, S, H)
             copies[torch.arange(len(positions), device=device), positions] = 0
-            occluded = target_scores(forward_logits(model, seq, copies), seq, score, foils)  # (M, N)
+            occluded = scores(copies)  # (M, N)
             raw[:, positions] = (original[None, :] - occluded).T
     return _result("occlusion", seq, score, raw.cpu().numpy(), foils)

@@ -8,6 +8,8 @@ hides how each family takes its embeddings.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,7 +137,7 @@ def embed_tokens(arch: Architecture, seq: TokenSequence, device: torch.device) -
 
 
 def model_kwargs(seq: TokenSequence, embeds: torch.Tensor) -> dict[str, Any]:
-    """Keyword arguments for the model from embeddings of every token: embeds (B, S, H)."""
+    """Keyword arguments for the model from embeddings of every token (B, S, H), or of a causal prefix."""
     batch = embeds.shape[0]
     if seq.family == "encoder_decoder":
         enc, dec = embeds[:, : seq.n_encoder], embeds[:, seq.n_encoder :]
@@ -145,7 +147,8 @@ def model_kwargs(seq: TokenSequence, embeds: torch.Tensor) -> dict[str, Any]:
             "decoder_inputs_embeds": dec,
             "use_cache": False,
         }
-    mask = torch.ones(batch, seq.n_tokens, dtype=torch.long, device=embeds.device)
+    # A causal prefix (attribution feeds only the tokens a target may depend on) is as long as embeds.
+    mask = torch.ones(batch, embeds.shape[1], dtype=torch.long, device=embeds.device)
     kwargs: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": mask}
     if seq.family == "causal":
         kwargs["use_cache"] = False
@@ -155,3 +158,20 @@ def model_kwargs(seq: TokenSequence, embeds: torch.Tensor) -> dict[str, Any]:
 def forward_logits(model: nn.Module, seq: TokenSequence, embeds: torch.Tensor) -> torch.Tensor:
     """Logits of every row for a batch of embedded sequences: embeds (B, S, H) -> (B, R, V)."""
     return model(**model_kwargs(seq, embeds)).logits
+
+
+def forward_rows(model: nn.Module, seq: TokenSequence, embeds: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Logits of the chosen rows only: embeds (B, S', H), rows (C,) -> (B, C, V).
+
+    Why: attribution needs a few rows, and projecting every row through the unembedding (49k columns for
+    SmolLM2), then back in the backward pass, costs as much as several layers. Models whose forward takes
+    ``logits_to_keep`` project only those rows; others project all and are sliced.
+    """
+    if _takes_logits_to_keep(type(model)):
+        return model(**model_kwargs(seq, embeds), logits_to_keep=rows).logits
+    return forward_logits(model, seq, embeds)[:, rows]
+
+
+@functools.cache
+def _takes_logits_to_keep(model_class: type) -> bool:
+    return "logits_to_keep" in inspect.signature(model_class.forward).parameters

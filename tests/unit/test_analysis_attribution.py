@@ -14,6 +14,7 @@ from ecco_daemon.analysis.attribution import (
     attribute,
     get_attribution_method,
     register_attribution_method,
+    target_blocks,
 )
 from ecco_daemon.analysis.errors import InvalidArgument, UnknownName
 from ecco_daemon.analysis.run import text_sequence
@@ -153,6 +154,24 @@ def test_batched_equals_loop_and_chunking(setup, method) -> None:
     assert batched.used_vmap or seq.n_targets == 1
     np.testing.assert_allclose(batched.raw, loop.raw, atol=1e-5, rtol=1e-4)
     np.testing.assert_allclose(batched.raw, chunked.raw, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["gradient", "grad_x_input", "integrated_gradients", "contrastive"])
+def test_causal_blocks_over_prefixes_equal_one_pass_over_every_token(setup, method) -> None:
+    family, model, arch, seq = setup
+    foil = {"foil_ids": 7} if method == "contrastive" else {}
+    whole = attribute(model, arch, seq, method, AttributionOptions(steps=6, block_size=seq.n_targets, **foil))
+    for size in (1, 2, 3):
+        blocked = attribute(model, arch, seq, method, AttributionOptions(steps=6, block_size=size, **foil))
+        np.testing.assert_allclose(blocked.raw, whole.raw, atol=1e-5, rtol=1e-4)
+        np.testing.assert_allclose(blocked.values, whole.values, atol=1e-5)
+        if method == "integrated_gradients":
+            np.testing.assert_allclose(blocked.convergence_delta, whole.convergence_delta, atol=1e-5)
+    if family in ("gpt2", "llama", "gpt_neox"):
+        assert target_blocks(seq, 2)[0].n_tokens == int(seq.target_positions[1]) < seq.n_tokens
+        assert [b.stop - b.start for b in target_blocks(seq, 2)][:-1] == [2] * ((seq.n_targets - 1) // 2)
+    else:  # masked and encoder-decoder targets see every token: one block
+        assert [(b.start, b.stop, b.n_tokens) for b in target_blocks(seq, 2)] == [(0, seq.n_targets, seq.n_tokens)]
 
 
 def test_values_normalized_over_preceding_tokens(setup) -> None:
