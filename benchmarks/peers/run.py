@@ -126,6 +126,9 @@ def worker_commands(tools: list[str], model_dir: Path, ours_dtype: str) -> dict[
     table = {
         "ours": [python, str(HERE / "worker_ours.py"), "daemon", "--dtype", ours_dtype],
         "ours-inprocess": [python, str(HERE / "worker_ours.py"), "inprocess", "--dtype", ours_dtype],
+        # The same warm daemon, asked for backward_precision "reduced" (bf16 matmuls in the backward only).
+        "ours-reduced": [python, str(HERE / "worker_ours.py"), "daemon", "--dtype", ours_dtype,
+                         "--params", json.dumps({"score": "prob", "backward_precision": "reduced"})],
         "ecco": [str(PEERS / "ecco" / "bin" / "python"), str(HERE / "worker_ecco.py"), str(model_dir)],
         "inseq": [str(PEERS / "inseq" / "bin" / "python"), str(HERE / "worker_inseq.py"), str(model_dir)],
     }
@@ -158,24 +161,29 @@ def display_order(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def ratio_table(results: dict[str, Any], tools: list[str], key: str) -> list[str]:
+    """One row per cell: each tool's median, the faster peer, and each of our variants' ratio to it."""
     peers = [t for t in tools if t in ("ecco", "inseq")]
-    ours_name = "ours" if "ours" in tools else next((t for t in tools if t.startswith("ours")), "ours")
-    head = ["work", "N", *tools, "faster peer", f"peer / {ours_name}", "target"]
+    ours_names = [t for t in tools if t.startswith("ours")]
+    head = ["work", "N", *tools, "faster peer", *(f"peer / {name}" for name in ours_names), "target"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for cell in display_order(results["cells"]):
         times = cell.get(key, {})
         row = [SHORT[cell["method"]], str(cell["n"]), *(fmt_s(times.get(t, [])) for t in tools)]
         peer_medians = {p: statistics.median(times[p]) for p in peers if times.get(p)}
-        ours = statistics.median(times[ours_name]) if times.get(ours_name) else None
-        if peer_medians and ours:
-            best = min(peer_medians, key=peer_medians.get)
-            ratio = peer_medians[best] / ours
-            target = TARGETS.get((cell["method"], cell["n"]))
-            verdict = "" if target is None else f"≥ {target:g}× {'met' if ratio >= target else 'MISSED'}"
-            row += [best, f"{ratio:.2f}×", verdict]
-        else:
-            row += ["-", "-", ""]
-        lines.append("| " + " | ".join(row) + " |")
+        if not peer_medians:
+            lines.append("| " + " | ".join(row + ["-"] * (len(ours_names) + 2)) + " |")
+            continue
+        best = min(peer_medians, key=peer_medians.get)
+        target = TARGETS.get((cell["method"], cell["n"]))
+        ratios, verdicts = [], []
+        for name in ours_names:
+            ours = statistics.median(times[name]) if times.get(name) else None
+            ratio = peer_medians[best] / ours if ours else None
+            ratios.append("-" if ratio is None else f"{ratio:.2f}×")
+            if target is not None and ratio is not None:
+                verdicts.append(f"{name} {'met' if ratio >= target else 'MISSED'}")
+        verdict = "" if target is None else f"≥ {target:g}×: " + ", ".join(verdicts)
+        lines.append("| " + " | ".join([*row, best, *ratios, verdict]) + " |")
     return lines
 
 
@@ -200,7 +208,8 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--tools", default="ours,ecco,inseq", help="comma list from ours, ours-inprocess, ecco, inseq"
+        "--tools", default="ours,ours-reduced,ecco,inseq",
+        help="comma list from ours, ours-reduced, ours-inprocess, ecco, inseq"
     )
     parser.add_argument("--ns", type=int, nargs="+", default=[8, 32, 64])
     parser.add_argument(

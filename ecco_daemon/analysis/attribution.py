@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .architecture import Architecture
 from .batching import BatchedGrad, activation_bytes, chunk_size
@@ -31,6 +32,9 @@ from .errors import InvalidArgument, UnknownName
 from .sequence import TokenSequence, embed_tokens, forward_rows, model_device
 
 SCORES = ("logit", "log_prob", "prob", "contrastive")
+# Why "reduced" exists: on a CPU with AMX, bfloat16 matmuls run 3 to 8 times faster than float32 ones, and
+# the backward passes are most of an attribution's cost. It is opt-in: rankings of close tokens can swap.
+BACKWARD_PRECISIONS = ("full", "reduced")
 
 
 @dataclass
@@ -48,6 +52,9 @@ class AttributionOptions:
     autocast: str | None = (
         None  # "bfloat16" / "float16": run the passes under torch.autocast (model untouched)
     )
+    # "reduced": the backward's matmuls take bfloat16 inputs with float32 accumulation (TF32 on CUDA); the
+    # forward, and so every score and probability, stays float32. See BACKWARD_PRECISIONS.
+    backward_precision: str = "full"
     # Called between chunks: raise there to cancel (the daemon's job.check_cancelled).
     check_cancelled: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
@@ -146,8 +153,23 @@ def attribute(
         raise InvalidArgument(f"{spec.name} needs foil_ids: the token(s) to contrast each target against")
     if spec.needs_foil:
         score = "contrastive"
-    with torch.inference_mode(False), torch.enable_grad(), _autocast(model, options.autocast):
+    if options.backward_precision not in BACKWARD_PRECISIONS:
+        raise UnknownName("backward precision", options.backward_precision, BACKWARD_PRECISIONS)
+    with (
+        torch.inference_mode(False),
+        torch.enable_grad(),
+        _autocast(model, options.autocast),
+        _attention_kernel(options),
+    ):
         return spec.compute(model, arch, seq, options, score, foils)
+
+
+def _attention_kernel(options: AttributionOptions):
+    """The math attention kernel under a reduced-precision backward: the CPU flash kernel's backward runs
+    its many small matmuls through the bfloat16 conversion and becomes several times slower."""
+    if options.backward_precision == "full":
+        return contextlib.nullcontext()
+    return sdpa_kernel(SDPBackend.MATH)
 
 
 def _autocast(model: nn.Module, dtype_name: str | None):
@@ -289,7 +311,7 @@ def _gradient_norms(
     """L2 norm per token of grad (or grad * input) for every target: (N, S)."""
     device = model_device(model)
     embeds = embed_tokens(arch, seq, device)  # (S, H)
-    backward = BatchedGrad(options.batched)
+    backward = BatchedGrad(options.batched, options.backward_precision == "reduced")
     norms = torch.zeros(seq.n_targets, seq.n_tokens, device=device)
     size = _block_size(options, device, activation_bytes(model, arch, seq.n_tokens), seq.n_targets)
     for block in target_blocks(seq, size):
@@ -353,7 +375,7 @@ def integrated_gradients(model, arch, seq, options, score, foils) -> Attribution
     alphas, weights = ig_steps(options.steps, options.ig_method)
     raw = torch.zeros(seq.n_targets, seq.n_tokens, device=device)
     sums = torch.zeros(seq.n_targets, device=device)  # sum of each target's attributions (completeness)
-    backward = BatchedGrad(options.batched)
+    backward = BatchedGrad(options.batched, options.backward_precision == "reduced")
     size = _block_size(options, device, activation_bytes(model, arch, seq.n_tokens), seq.n_targets)
     for block in target_blocks(seq, size):
         prefix = embeds[: block.n_tokens]

@@ -8,6 +8,7 @@ graph) when vmap cannot batch an operator. Chunks are sized from the memory actu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 
@@ -61,15 +62,33 @@ def _one_hot_outputs(outputs: torch.Tensor, start: int, stop: int) -> torch.Tens
     return eye
 
 
+@contextlib.contextmanager
+def reduced_precision_matmuls(device: torch.device) -> Iterator[None]:
+    """float32 matmuls with bfloat16 inputs and float32 accumulation (oneDNN on AMX/avx512_bf16 CPUs), or TF32
+    on CUDA; the flag is process-wide, which is safe because one worker thread runs a device's model work."""
+    if device.type not in ("cpu", "cuda"):
+        yield
+        return
+    backend = torch.backends.mkldnn.matmul if device.type == "cpu" else torch.backends.cuda.matmul
+    previous = backend.fp32_precision
+    backend.fp32_precision = "bf16" if device.type == "cpu" else "tf32"
+    try:
+        yield
+    finally:
+        backend.fp32_precision = previous
+
+
 class BatchedGrad:
     """Gradients of each target score with respect to the embeddings, a chunk of targets at a time.
 
     ``batched`` tries vmap (``is_grads_batched``) and remembers a failure for the rest of the call, so the
-    fallback costs one failed attempt at most.
+    fallback costs one failed attempt at most. ``reduced_precision`` runs the backward's matmuls through
+    ``reduced_precision_matmuls``; the forward (the scores themselves) stays in full precision.
     """
 
-    def __init__(self, batched: bool = True) -> None:
+    def __init__(self, batched: bool = True, reduced_precision: bool = False) -> None:
         self.batched = batched
+        self.reduced_precision = reduced_precision
         self.used_vmap = False
 
     def chunks(
@@ -80,7 +99,10 @@ class BatchedGrad:
         for start in range(0, n_targets, chunk):
             stop = min(n_targets, start + chunk)
             last = stop == n_targets
-            yield start, self._grads(outputs, inputs, start, stop, retain=not last)
+            precision = reduced_precision_matmuls(inputs.device) if self.reduced_precision else contextlib.nullcontext()
+            with precision:
+                grads = self._grads(outputs, inputs, start, stop, retain=not last)
+            yield start, grads
 
     def _grads(
         self, outputs: torch.Tensor, inputs: torch.Tensor, start: int, stop: int, retain: bool

@@ -93,6 +93,7 @@ def analyze(
     attention: bool = False,
     topk: int = 10,
     autocast: str | None = None,
+    backward_precision: str = "full",
     check_cancelled: Callable[[], None] | None = None,
 ) -> AnalysisRun:
     """One analysis run for a request; store the returned run and answer views from it."""
@@ -103,7 +104,12 @@ def analyze(
     options = RunOptions(
         attributions=list(attribution),
         attribution=AttributionOptions(
-            steps=steps, foil_ids=foil_ids, score=score, autocast=autocast, check_cancelled=check_cancelled
+            steps=steps,
+            foil_ids=foil_ids,
+            score=score,
+            autocast=autocast,
+            backward_precision=backward_precision,
+            check_cancelled=check_cancelled,
         ),
         activations=activations,
         activation_layers=activation_layers,

@@ -12,7 +12,7 @@ from typing import Any
 from ecco_client.wire.errors import ErrorCode
 
 from ..analysis import service
-from ..analysis.attribution import get_attribution_method
+from ..analysis.attribution import BACKWARD_PRECISIONS, get_attribution_method
 from ..analysis.errors import AnalysisError
 from ..analysis.run import AnalysisRun
 from ..generation import position_limit
@@ -26,6 +26,7 @@ from ..tokens import encode_prompt
 # What a run may compute; shared by "analyze" and by "generate" with attribution.
 ANALYSIS_PARAMS = [
     "attribution", "steps", "foil", "score", "activations", "activation_layers", "attention", "topk", "autocast",
+    "backward_precision",
 ]
 MAX_IG_STEPS = 1000
 
@@ -41,6 +42,7 @@ class AnalysisOptions:
     attention: bool
     topk: int
     autocast: str | None
+    backward_precision: str
 
     @classmethod
     def read(cls, read: ParamReader) -> AnalysisOptions:
@@ -60,6 +62,7 @@ class AnalysisOptions:
             attention=read.bool("attention", False),
             topk=read.int("topk", 10, minimum=1, maximum=100),
             autocast=read.choice("autocast", ["bfloat16", "float16"], None),
+            backward_precision=read.choice("backward_precision", list(BACKWARD_PRECISIONS), "full"),
         )
 
     def cost(self, n_tokens: int) -> int:
@@ -90,6 +93,7 @@ def run_analysis_for(job: Job, lm: LoadedModel, ids: list[int], options: Analysi
         foil_ids=list(options.foil) if options.foil else None, score=options.score,
         activations=options.activations, activation_layers=options.activation_layers,
         attention=options.attention, topk=options.topk, autocast=options.autocast,
+        backward_precision=options.backward_precision,
         check_cancelled=job.check_cancelled,
     )
     return answer_run(job, lm, run, float16)

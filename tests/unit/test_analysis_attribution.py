@@ -284,3 +284,24 @@ def test_bfloat16_autocast_stays_close_and_leaves_weights_in_float32() -> None:
     assert all(p.dtype == torch.float32 for p in model.parameters())
     with pytest.raises(UnknownName, match="bfloat16"):
         attribute(model, arch, seq, "gradient", AttributionOptions(autocast="int8"))
+
+
+@pytest.mark.parametrize("method", ["grad_x_input", "integrated_gradients"])
+def test_reduced_precision_backward_stays_close_and_restores_the_global_flags(method) -> None:
+    model, tokenizer = load_tiny_model("llama")
+    arch = inspect_architecture(model)
+    seq = text_sequence(arch, tokenizer, "The quick brown fox jumps over the lazy dog.")
+    before = (torch.backends.mkldnn.matmul.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
+    exact = attribute(model, arch, seq, method, AttributionOptions(steps=8))
+    reduced = attribute(model, arch, seq, method, AttributionOptions(steps=8, backward_precision="reduced"))
+    assert (torch.backends.mkldnn.matmul.fp32_precision, torch.backends.cuda.matmul.fp32_precision) == before
+    assert torch.backends.cuda.flash_sdp_enabled()  # the math-kernel choice did not outlive the call
+    assert np.abs(reduced.values - exact.values).max() < 0.02
+    assert not np.array_equal(reduced.raw, exact.raw)  # the reduced path really ran
+    for n in range(seq.n_targets):
+        width = int(seq.target_positions[n])
+        rho = np.corrcoef(np.argsort(np.argsort(reduced.values[n, :width])),
+                          np.argsort(np.argsort(exact.values[n, :width])))[0, 1] if width > 1 else 1.0
+        assert rho > 0.9
+    with pytest.raises(UnknownName, match="reduced"):
+        attribute(model, arch, seq, "gradient", AttributionOptions(backward_precision="half"))
