@@ -113,6 +113,19 @@ def test_bad_analysis_requests_get_stable_codes(client):
         client.call("view", {"result_id": out.result_id, "view": "nope"})
 
 
+def test_reduced_backward_precision_through_the_daemon(client):
+    text = "one two three four five six seven eight nine ten eleven twelve"
+    full = client.model().generate(text, generate=10, attribution=["grad_x_input"])
+    reduced = client.model().generate(text, generate=10, attribution=["grad_x_input"], backward_precision="reduced")
+    assert list(reduced.token_ids) == list(full.token_ids)  # the forward, so generation, is untouched
+    a = np.asarray(full.analysis["attributions"]["grad_x_input"]["values"])
+    b = np.asarray(reduced.analysis["attributions"]["grad_x_input"]["values"])
+    assert a.shape == b.shape and np.abs(a - b).max() < 0.02
+    with pytest.raises(ecco_client.BadRequest) as info:
+        client.model().analyze("a b c", attribution=["gradient"], backward_precision="half")
+    assert "reduced" in info.value.message
+
+
 def test_float16_on_the_wire(client):
     out = client.model().analyze("one two three four five six seven eight nine ten", attribution=["gradient"],
                                  array_dtype="float16")
