@@ -128,7 +128,7 @@ def worker_commands(tools: list[str], model_dir: Path, ours_dtype: str) -> dict[
         "ours-inprocess": [python, str(HERE / "worker_ours.py"), "inprocess", "--dtype", ours_dtype],
         # The same warm daemon, asked for backward_precision "reduced" (bf16 matmuls in the backward only).
         "ours-reduced": [python, str(HERE / "worker_ours.py"), "daemon", "--dtype", ours_dtype,
-                         "--params", json.dumps({"score": "prob", "backward_precision": "reduced"})],
+                         "--params", json.dumps({"score": "prob", "rankings": False, "backward_precision": "reduced"})],
         "ecco": [str(PEERS / "ecco" / "bin" / "python"), str(HERE / "worker_ecco.py"), str(model_dir)],
         "inseq": [str(PEERS / "inseq" / "bin" / "python"), str(HERE / "worker_inseq.py"), str(model_dir)],
     }

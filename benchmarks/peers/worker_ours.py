@@ -8,7 +8,9 @@ Usage: .venv/bin/python benchmarks/peers/worker_ours.py daemon|inprocess [--dtyp
 - inprocess: the same generation and analysis functions called directly (no sockets), to see how much
   of the time is the wire and to profile.
 Every output token is attributed with the probability of the chosen token as the score, as Ecco and
-inseq do, unless --params says otherwise.
+inseq do, unless --params says otherwise. The rankings are left to be computed when a view asks
+(``rankings: false``), as Ecco computes them only when ``output.rankings()`` is called; the layer states
+they need are kept either way.
 """
 
 from __future__ import annotations
@@ -130,7 +132,9 @@ def main() -> None:
     parser.add_argument("mode", choices=["daemon", "inprocess"])
     parser.add_argument("--dtype", default="float32")
     parser.add_argument(
-        "--params", default='{"score": "prob"}', help="extra generate parameters for the attribution (JSON)"
+        "--params",
+        default='{"score": "prob", "rankings": false}',
+        help="extra generate parameters for the attribution (JSON)",
     )
     args = parser.parse_args()
     params = json.loads(args.params)

@@ -39,6 +39,7 @@ class JointRequest:
     activation_layers: Sequence[int] | None = None
     topk: int = 10
     autocast: str | None = None
+    rankings: bool = True
     check_cancelled: Callable[[], None] | None = field(default=None, compare=False)
 
     def run_options(self) -> RunOptions:
@@ -52,6 +53,7 @@ class JointRequest:
             activation_layers=self.activation_layers,
             attention=False,
             topk=self.topk,
+            rankings=self.rankings,
         )
 
 

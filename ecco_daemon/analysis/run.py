@@ -38,6 +38,7 @@ class RunOptions:
     activations: bool = True  # record MLP activations (for NMF and neuron views)
     activation_layers: Sequence[int] | None = None  # None: every layer
     attention: bool = False  # needs a model loaded with attn_implementation="eager"
+    rankings: bool = True  # in the first reply; False: computed when a view first asks (as Ecco does)
     topk: int = 10
 
 
@@ -49,7 +50,7 @@ class AnalysisRun:
     seq: TokenSequence
     tokens: list[str]  # (S,) decoded text of every token
     scores: TokenScores
-    rankings: np.ndarray  # (L, N) int32: rank of each output token at every layer
+    rankings: np.ndarray | None  # (L, N) int32: rank of each output token at every layer; None: not yet
     hidden: np.ndarray  # (L, R, H) float32: every layer's residual state (decoder rows for T5)
     activations: np.ndarray | None  # (La, S, I) float32 MLP activations at every position
     activation_layers: np.ndarray  # (La,)
@@ -70,6 +71,12 @@ class AnalysisRun:
                 raise InvalidArgument(f"layer {layer} out of range; the model has layers 0..{n - 1}")
             layers = [layer % n]
         return logit_lens.layer_predictions(self.arch, self.hidden, row, position, topk, layers)
+
+    def layer_rankings(self) -> np.ndarray:
+        """(L, N) int32 rankings, computed from the kept layer states on first use when the run skipped them."""
+        if self.rankings is None:
+            self.rankings = logit_lens.rankings(self.arch, self.hidden, self.seq.target_rows, self.seq.target_ids)
+        return self.rankings
 
     def rankings_watch(self, watch: Sequence[int], position: int) -> np.ndarray:
         """(L, W) int32: rank of each watched token id at ``position`` in every layer."""
@@ -134,7 +141,8 @@ class AnalysisRun:
     @property
     def nbytes(self) -> int:
         """Bytes of the arrays this run keeps (the model it references is not counted)."""
-        total = self.scores.nbytes + self.rankings.nbytes + self.hidden.nbytes + self.seq.token_ids.nbytes
+        rankings = 4 * self.hidden.shape[0] * self.seq.n_targets  # counted whether computed yet or not
+        total = self.scores.nbytes + rankings + self.hidden.nbytes + self.seq.token_ids.nbytes
         if self.activations is not None:
             total += self.activations.nbytes
         if self.attention is not None:
@@ -266,7 +274,9 @@ def complete_run(model: nn.Module, arch: Architecture, tokenizer: Any, seq: Toke
         seq=seq,
         tokens=decode_tokens(tokenizer, seq.token_ids),
         scores=score_tokens(captured.logits, seq, options.topk),
-        rankings=logit_lens.rankings(arch, captured.hidden, seq.target_rows, seq.target_ids),
+        rankings=(
+            logit_lens.rankings(arch, captured.hidden, seq.target_rows, seq.target_ids) if options.rankings else None
+        ),
         hidden=captured.hidden,
         activations=captured.activations,
         activation_layers=captured.activation_layers,

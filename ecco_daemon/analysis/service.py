@@ -94,6 +94,7 @@ def analyze(
     topk: int = 10,
     autocast: str | None = None,
     backward_precision: str = "full",
+    rankings: bool = True,
     check_cancelled: Callable[[], None] | None = None,
 ) -> AnalysisRun:
     """One analysis run for a request; store the returned run and answer views from it."""
@@ -115,6 +116,7 @@ def analyze(
         activation_layers=activation_layers,
         attention=attention,
         topk=topk,
+        rankings=rankings,
     )
     return run_analysis(model, arch, tokenizer, seq, options)
 
@@ -169,7 +171,7 @@ def view_layer_predictions(
 def view_rankings(run: AnalysisRun, tokenizer: Any, *, float16: bool = False) -> dict[str, Any]:
     positions = run.seq.target_positions
     return {
-        "rankings": run.rankings,  # (L, N)
+        "rankings": run.layer_rankings(),  # (L, N)
         "positions": positions,
         "output_tokens": [run.tokens[int(p)] for p in positions],
         "input_tokens": [

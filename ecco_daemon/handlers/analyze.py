@@ -26,7 +26,7 @@ from ..tokens import encode_prompt
 # What a run may compute; shared by "analyze" and by "generate" with attribution.
 ANALYSIS_PARAMS = [
     "attribution", "steps", "foil", "score", "activations", "activation_layers", "attention", "topk", "autocast",
-    "backward_precision",
+    "backward_precision", "rankings",
 ]
 MAX_IG_STEPS = 1000
 
@@ -43,6 +43,7 @@ class AnalysisOptions:
     topk: int
     autocast: str | None
     backward_precision: str
+    rankings: bool
 
     @classmethod
     def read(cls, read: ParamReader) -> AnalysisOptions:
@@ -63,6 +64,7 @@ class AnalysisOptions:
             topk=read.int("topk", 10, minimum=1, maximum=100),
             autocast=read.choice("autocast", ["bfloat16", "float16"], None),
             backward_precision=read.choice("backward_precision", list(BACKWARD_PRECISIONS), "full"),
+            rankings=read.bool("rankings", True),
         )
 
     def cost(self, n_tokens: int) -> int:
@@ -93,7 +95,7 @@ def run_analysis_for(job: Job, lm: LoadedModel, ids: list[int], options: Analysi
         foil_ids=list(options.foil) if options.foil else None, score=options.score,
         activations=options.activations, activation_layers=options.activation_layers,
         attention=options.attention, topk=options.topk, autocast=options.autocast,
-        backward_precision=options.backward_precision,
+        backward_precision=options.backward_precision, rankings=options.rankings,
         check_cancelled=job.check_cancelled,
     )
     return answer_run(job, lm, run, float16)

@@ -29,7 +29,8 @@ def _joint_request(job: Job) -> joint.JointRequest:
     options = request.options
     return joint.JointRequest(
         input_ids=request.resolved_ids, activations=options.activations,
-        activation_layers=options.activation_layers, topk=options.topk, check_cancelled=job.check_cancelled,
+        activation_layers=options.activation_layers, topk=options.topk, rankings=options.rankings,
+        check_cancelled=job.check_cancelled,
     )
 
 

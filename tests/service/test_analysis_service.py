@@ -126,6 +126,15 @@ def test_reduced_backward_precision_through_the_daemon(client):
     assert "reduced" in info.value.message
 
 
+def test_rankings_skipped_in_the_first_reply_are_computed_when_asked(client):
+    text = "one two three four five six"
+    eager = client.model().analyze(text)
+    lazy = client.model().analyze(text, rankings=False)
+    assert lazy.analysis["rankings"] is None
+    np.testing.assert_array_equal(lazy.rankings().data["ranks"], eager.rankings().data["ranks"])
+    assert lazy.analysis["rankings"] is not None  # kept for later views
+
+
 def test_float16_on_the_wire(client):
     out = client.model().analyze("one two three four five six seven eight nine ten", attribution=["gradient"],
                                  array_dtype="float16")

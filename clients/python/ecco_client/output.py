@@ -125,6 +125,9 @@ class Output:
 
     def rankings(self) -> ViewSpec:
         """The rank of each output token at every layer (layers x output tokens)."""
+        if self.analysis is not None and self.analysis.get("rankings") is None and self.result_id:
+            # The run skipped them (rankings=False): the daemon computes them from its kept states, once.
+            self.analysis["rankings"] = np.asarray(self._view("rankings", {})["rankings"])
         analysis = self._read()
         data = views.rankings_view(analysis)
         if data is None:
