@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-model", action="store_true", help="start with no model loaded")
     serve.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or auto (default: cuda if present)")
     serve.add_argument("--dtype", default="float32", choices=["auto", "float32", "float16", "bfloat16"])
+    serve.add_argument("--compile-decode", default="auto", choices=["auto", "on", "off"],
+                       help="decode over a static cache with a compiled step (CUDA graphs); "
+                            "auto: where CUDA is present (default)")
     serve.add_argument("--max-new-tokens", type=int, default=1024)
     serve.add_argument("--result-ttl", type=float, default=3600.0, help="seconds a stored result is kept")
     serve.add_argument("--result-store-mb", type=int, default=2048, help="memory cap of the result store")
@@ -98,6 +101,7 @@ def serve(args: argparse.Namespace, state_dir: Path) -> int:
 
     models = [] if args.no_model else (args.model or [DEFAULT_MODEL])
     config = DaemonConfig(address=args.address, models=models, device=args.device, dtype=args.dtype,
+                          compile_decode=args.compile_decode,
                           state_dir=state_dir, max_new_tokens=args.max_new_tokens, result_ttl_s=args.result_ttl,
                           result_store_bytes=args.result_store_mb * 2**20, curve=args.curve,
                           trust_remote_code_models=args.trust_remote_code, max_input_tokens=args.max_input_tokens,

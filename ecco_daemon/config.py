@@ -16,6 +16,8 @@ class DaemonConfig:
     models: list[str] = field(default_factory=list)
     device: str | None = None
     dtype: str = "float32"
+    # Solo decoding over a static cache with a compiled (CUDA graph) step: "auto" (where CUDA is), "on", "off".
+    compile_decode: str = "auto"
     state_dir: Path = field(default_factory=default_state_dir)
     # Limits that keep one request from hurting everyone else.
     max_message_bytes: int = 64 * 1024 * 1024

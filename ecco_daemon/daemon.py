@@ -42,7 +42,7 @@ class Daemon:
         self.config = config
         self.services = Services(
             config=config,
-            models=ModelRegistry(device=config.device, dtype=config.dtype),
+            models=ModelRegistry(device=config.device, dtype=config.dtype, compile_decode=config.compile_decode),
             store=ResultStore(config.result_ttl_s, config.result_store_bytes),
             scheduler=Scheduler(config.max_queued_per_user, on_position=announce_position,
                                 max_job_cost=config.max_job_cost,

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .models.loaded import LoadedModel
+from .static_decode import StaticSteps, cache_kwargs, full_attention_only, returned_cache, static_decoder
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,75 @@ def score_step(logits: torch.Tensor, sampling: SamplingParams, generator: torch.
     )
 
 
+class _EagerSteps:
+    """The eager loop: one forward a token over a growing DynamicCache; encoder-decoder models too."""
+
+    def __init__(self, lm: LoadedModel) -> None:
+        self.model, self.device = lm.model, lm.device
+        self.cache: Any = None
+        self.encoder_outputs: Any = None
+
+    def prompt(self, input_ids: list[int]) -> torch.Tensor:
+        """Logits (V,) after the prompt (for an encoder-decoder: after the decoder's start token)."""
+        ids = torch.tensor([input_ids], device=self.device)  # (1, T)
+        if not getattr(self.model.config, "is_encoder_decoder", False):
+            return self._forward(ids)
+        self.encoder_outputs = self.model.get_encoder()(input_ids=ids)
+        start = self.model.config.decoder_start_token_id
+        return self._forward(torch.tensor([[start if start is not None else 0]], device=self.device))
+
+    def step(self, token_id: int) -> torch.Tensor:
+        return self._forward(torch.tensor([[token_id]], device=self.device))
+
+    def _forward(self, ids: torch.Tensor) -> torch.Tensor:
+        inputs = ({"input_ids": ids} if self.encoder_outputs is None
+                  else {"encoder_outputs": self.encoder_outputs, "decoder_input_ids": ids})
+        out = self.model(**inputs, **cache_kwargs(self.model, self.cache), use_cache=True)
+        self.cache = returned_cache(out)
+        return out.logits[0, -1].float()
+
+
+class _Logits:
+    """Where one request's logits come from: the model's static cache and compiled step when it has them
+    (static_decode.py), else the eager loop.
+
+    If the static path fails, the request goes on eagerly from the tokens fed so far (one prefill of them),
+    so its remaining tokens are those of the eager loop: the sampling generator has made the same draws.
+    """
+
+    def __init__(self, lm: LoadedModel, input_ids: list[int], max_new_tokens: int) -> None:
+        self.lm = lm
+        self.fed = list(input_ids)
+        decoder = static_decoder(lm) if max_new_tokens > 1 else None  # one token needs no decode step
+        self.static: StaticSteps | None = decoder.open(len(input_ids) + max_new_tokens) if decoder else None
+        self.eager = None if self.static is not None else _EagerSteps(lm)
+
+    def prompt(self) -> torch.Tensor:
+        return self._run(lambda steps: steps.prompt(self.fed))
+
+    def step(self, token_id: int) -> torch.Tensor:
+        self.fed.append(token_id)
+        return self._run(lambda steps: steps.step(token_id))
+
+    def close(self) -> None:
+        if self.static is not None:
+            self.static.close()
+
+    def _run(self, call: Callable[[Any], torch.Tensor]) -> torch.Tensor:
+        if self.static is None:
+            assert self.eager is not None
+            return call(self.eager)
+        try:
+            return call(self.static)
+        except torch.cuda.OutOfMemoryError:
+            raise  # this request's size, not the static path: answered as out of memory, the path stays
+        except Exception as exc:  # compiling or a compiled step failed: logged once, eager for good
+            self.static.fail(exc)
+            self.static = None
+            self.eager = _EagerSteps(self.lm)
+            return self.eager.prompt(self.fed)
+
+
 def generate(
     lm: LoadedModel,
     input_ids: list[int],
@@ -87,45 +157,28 @@ def generate(
     on_step: Callable[[int, Step], None] | None = None,
     check_cancelled: Callable[[], None] | None = None,
 ) -> GenerationOutput:
-    model, device = lm.model, lm.device
+    """Decode one request alone: each step is scored, streamed to ``on_step`` and may be cancelled."""
     output = GenerationOutput(input_ids=list(input_ids))
-    generator = None
-    if sampling.do_sample:
-        generator = torch.Generator(device=device)
-        if sampling.seed is not None:
-            generator.manual_seed(sampling.seed)
-        else:
-            generator.seed()
-    encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
-    ids = torch.tensor([input_ids], device=device)  # (1, T)
-    with torch.inference_mode():
-        if encoder_decoder:
-            encoder_outputs = model.get_encoder()(input_ids=ids)
-            start = model.config.decoder_start_token_id
-            step_input = torch.tensor([[start if start is not None else 0]], device=device)
-        else:
-            step_input = ids
-        past = None
-        for step_index in range(max_new_tokens):
-            if check_cancelled is not None:
-                check_cancelled()
-            if encoder_decoder:
-                out = model(encoder_outputs=encoder_outputs, decoder_input_ids=step_input,
-                            cache=past, use_cache=True)
-            else:
-                out = model(input_ids=step_input, cache=past, use_cache=True)
-            past = out.cache
-            logits = out.logits[0, -1].float()  # (V,)
-            step = score_step(logits, sampling, generator, alternatives)
-            token_id = step.token_id
-            output.generated_ids.append(token_id)
-            output.steps.append(step)
-            if on_step is not None:
-                on_step(step_index, step)
-            if token_id in lm.stop_token_ids:
-                output.stop_reason = "stop_token"
-                break
-            step_input = torch.tensor([[token_id]], device=device)
+    if max_new_tokens <= 0:
+        return output
+    generator = _seeded_generator(sampling, lm.device)
+    with torch.inference_mode():  # the static cache is made and cleared in inference mode too
+        logits_for = _Logits(lm, input_ids, max_new_tokens)
+        try:
+            for step_index in range(max_new_tokens):
+                if check_cancelled is not None:
+                    check_cancelled()
+                logits = logits_for.prompt() if step_index == 0 else logits_for.step(output.generated_ids[-1])
+                step = score_step(logits, sampling, generator, alternatives)
+                output.generated_ids.append(step.token_id)
+                output.steps.append(step)
+                if on_step is not None:
+                    on_step(step_index, step)
+                if step.token_id in lm.stop_token_ids:
+                    output.stop_reason = "stop_token"
+                    break
+        finally:
+            logits_for.close()
     return output
 
 
@@ -135,10 +188,7 @@ def generate(
 def can_batch(lm: LoadedModel) -> bool:
     """Decoder-only models with a plain growing key/value cache; others decode one request at a time."""
     config = lm.model.config
-    if getattr(config, "is_encoder_decoder", False) or lm.family != "causal":
-        return False
-    layer_types = getattr(config, "layer_types", None) or []
-    return all(kind == "full_attention" for kind in layer_types) and not getattr(config, "sliding_window", None)
+    return not getattr(config, "is_encoder_decoder", False) and lm.family == "causal" and full_attention_only(config)
 
 
 def position_limit(lm: LoadedModel) -> int | None:
@@ -265,7 +315,7 @@ class BatchDecoder:
         try:
             with torch.inference_mode():
                 out = self.lm.model(input_ids=last, attention_mask=mask, position_ids=self._positions[:, None],
-                                    cache=self._cache, use_cache=True)
+                                    use_cache=True, **cache_kwargs(self.lm.model, self._cache))
             logits: list[torch.Tensor | None] = list(out.logits[:, -1].float())  # B x (V,)
         except Exception:
             if len(self.rows) == 1:
@@ -304,7 +354,8 @@ class BatchDecoder:
             try:
                 with torch.inference_mode():
                     out = self.lm.model(input_ids=last[i:i + 1], attention_mask=mask[i:i + 1],
-                                        position_ids=self._positions[i:i + 1, None], cache=alone, use_cache=True)
+                                        position_ids=self._positions[i:i + 1, None], use_cache=True,
+                                        **cache_kwargs(self.lm.model, alone))
             except Exception as exc:  # answered to that row's request only
                 row.fail(exc)
                 logits.append(None)
@@ -313,7 +364,7 @@ class BatchDecoder:
                     new_values[j].append(layer.values[i:i + 1, :, -1:].clone())
                 continue
             logits.append(out.logits[0, -1].float())
-            for j, layer in enumerate(out.cache.layers):
+            for j, layer in enumerate(returned_cache(out).layers):
                 new_keys[j].append(layer.keys[:, :, -1:])
                 new_values[j].append(layer.values[:, :, -1:])
         for j, layer in enumerate(layers):
@@ -357,9 +408,9 @@ class BatchDecoder:
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)  # (b, T)
         with torch.inference_mode():
             out = self.lm.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                cache=DynamicCache(), use_cache=True)
+                                use_cache=True, **cache_kwargs(self.lm.model, DynamicCache()))
         logits = out.logits[:, -1].float()  # (b, V)
-        self._merge(rows, out.cache, mask, positions[:, -1] + 1)
+        self._merge(rows, returned_cache(out), mask, positions[:, -1] + 1)
         for i, row in enumerate(rows):
             self._advance(row, logits[i])
 

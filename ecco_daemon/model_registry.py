@@ -17,9 +17,10 @@ log = logging.getLogger(__name__)
 
 
 class ModelRegistry:
-    def __init__(self, device: str | None = None, dtype: str = "float32") -> None:
+    def __init__(self, device: str | None = None, dtype: str = "float32", compile_decode: str = "auto") -> None:
         self.device = device
         self.dtype = dtype
+        self.compile_decode = compile_decode
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
         # Serializes loading, so two requests for the same model never load it twice.
@@ -34,6 +35,7 @@ class ModelRegistry:
                 return existing
             options.setdefault("device", self.device)
             options.setdefault("dtype", self.dtype)
+            options.setdefault("compile_decode", self.compile_decode)
             try:
                 model = load_model(spec, name=name, **options)
             except ModelLoadError as exc:

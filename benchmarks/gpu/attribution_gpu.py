@@ -16,8 +16,12 @@ Compared, per N and dtype, for grad×input and integrated gradients (50 steps):
   the carried wheel; without it the same loop runs with torch.autograd (reported as "Ecco-style loop").
 - "ours": ecco_daemon.analysis.attribution.attribute on the teacher-forced sequence (one forward, batched
   backward passes, chunked to fit memory), same score.
-Each is timed for the attribution alone and end to end (Hugging Face generate, then attribution).
-Agreement (Spearman per output token, fp32) is printed as a check. Results also go to --out as JSON.
+Each is timed for the attribution alone and end to end: Ecco generates with Hugging Face generate, ours
+with the daemon's own ecco_daemon.generation.generate, which on CUDA decodes over a static cache with the
+step compiled into a CUDA graph (torch.compile, mode="reduce-overhead"; compiled in an untimed warm-up).
+On the CPU (--smoke) the same static path runs with dynamo's "eager" backend, as a check that it works.
+Generation per token is printed for both. Agreement (Spearman per output token, fp32) is printed as a
+check. Results also go to --out as JSON.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ sys.path.insert(0, str(ROOT))
 from ecco_daemon.analysis.architecture import inspect_architecture  # noqa: E402
 from ecco_daemon.analysis.attribution import AttributionOptions, attribute  # noqa: E402
 from ecco_daemon.analysis.sequence import causal_sequence  # noqa: E402
+from ecco_daemon.generation import SamplingParams, generate  # noqa: E402
+from ecco_daemon.models.loaded import LoadedModel  # noqa: E402
+from ecco_daemon.static_decode import CompileOptions, StaticDecoder, install_static_decoder  # noqa: E402
 
 SMOLLM2 = dict(
     num_hidden_layers=30,
@@ -108,6 +115,20 @@ def hf_generate(model: torch.nn.Module, prompt: torch.Tensor, n: int) -> list[in
             do_sample=False,
         )
     return out[0].tolist()
+
+
+def daemon_model(model: torch.nn.Module, device: torch.device) -> tuple[LoadedModel, StaticDecoder]:
+    """The model as the daemon holds it, decoding over a static cache: on CUDA with the daemon's default
+    compile (CUDA graphs), on the CPU with dynamo's eager backend (inductor would take minutes here)."""
+    lm = LoadedModel("smollm2-shaped", "random weights", model, None, device, model.dtype, 0.0,  # type: ignore[arg-type]
+                     frozenset(), compile_decode="on")  # no tokenizer: generate() takes ids
+    options = CompileOptions() if device.type == "cuda" else CompileOptions(backend="eager", mode=None)
+    return lm, install_static_decoder(lm, options)
+
+
+def ours_generate(lm: LoadedModel, prompt: torch.Tensor, n: int) -> list[int]:
+    """Greedy decoding through the daemon's generate(): scored steps with 5 alternatives, as it serves them."""
+    return generate(lm, prompt[0].tolist(), n, SamplingParams()).all_ids
 
 
 # ------------------------------------------------------------------------------ Ecco's per-token loop
@@ -199,11 +220,9 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def end_to_end(
-    model: torch.nn.Module, prompt: torch.Tensor, n: int, attribution: Callable[[list[int]], Any]
-) -> Any:
-    """Generate N tokens with Hugging Face generate, then attribute them: the whole user-visible call."""
-    return attribution(hf_generate(model, prompt, n))
+def end_to_end(generate_ids: Callable[[], list[int]], attribution: Callable[[list[int]], Any]) -> Any:
+    """Generate N tokens (each tool its own way), then attribute them: the whole user-visible call."""
+    return attribution(generate_ids())
 
 
 def measure_dtype(
@@ -214,11 +233,16 @@ def measure_dtype(
     arch = inspect_architecture(model)
     generator = torch.Generator().manual_seed(1)
     prompt = torch.randint(3, shape["vocab_size"], (1, PROMPT_TOKENS), generator=generator).to(device)
+    lm, decoder = daemon_model(model, device)
     tools = {
         "ours": lambda ids, method: ours(model, arch, ids, PROMPT_TOKENS, method, args.steps),
         "ecco": lambda ids, method: ecco_loop(model, ids, PROMPT_TOKENS, method, args.steps, captum_attr),
     }
+    generators = {"ours": partial(ours_generate, lm, prompt), "ecco": partial(hf_generate, model, prompt)}
     warm = hf_generate(model, prompt, 4)  # warm-up: kernels, allocator, captum's first call
+    # Compiles the decode step and records its CUDA graph; every N here shares that cache length.
+    seconds, _ = timed(partial(ours_generate, lm, prompt, 8), device)
+    print(f"{dtype_name}: our decode step compiled and warmed up in {seconds:.1f} s", flush=True)
     for method in METHODS:
         for tool in tools.values():
             tool(warm, method)
@@ -226,12 +250,18 @@ def measure_dtype(
     for n in args.ns:
         over = time.monotonic() - started > args.budget_s
         repeats = 1 if over else (args.repeats if n < 64 else max(1, args.repeats - 1))
-        gen_times, ids = [], []
+        gen_times, ours_gen_times, ids, ours_ids = [], [], [], []
         for _ in range(repeats):
             seconds, ids = timed(partial(hf_generate, model, prompt, n), device)
             gen_times.append(seconds)
+            seconds, ours_ids = timed(partial(ours_generate, lm, prompt, n), device)
+            ours_gen_times.append(seconds)
+        if decoder.failed:
+            print("our static decode path failed (see the log); ours generated eagerly", flush=True)
         for method in METHODS:
-            row: dict[str, Any] = {"dtype": dtype_name, "n": n, "method": method, "generate": gen_times}
+            row: dict[str, Any] = {"dtype": dtype_name, "n": n, "method": method, "generate": gen_times,
+                                   "ours_generate": ours_gen_times, "same_tokens": ours_ids == ids,
+                                   "static_decode": not decoder.failed}
             values = {}
             for name, tool in tools.items():
                 alone, e2e = [], []
@@ -244,7 +274,7 @@ def measure_dtype(
                         attribution = partial(
                             lambda generated, tool, method: tool(generated, method), tool=tool, method=method
                         )
-                        seconds, _ = timed(partial(end_to_end, model, prompt, n, attribution), device)
+                        seconds, _ = timed(partial(end_to_end, partial(generators[name], n), attribution), device)
                         e2e.append(seconds)
                 row[f"{name}_attr"], row[f"{name}_e2e"] = alone, e2e
             row["spearman_min"], row["spearman_median"] = spearman_rows(
@@ -280,15 +310,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 HEADER = (
-    "| dtype | N | work | HF generate | Ecco attr | ours attr | attr ratio | Ecco e2e | ours e2e | "
-    "e2e ratio | Spearman min/median |"
+    "| dtype | N | work | gen/token HF | gen/token ours | Ecco attr | ours attr | attr ratio | Ecco e2e | "
+    "ours e2e | e2e ratio | Spearman min/median |"
 )
 
 
 def line(row: dict[str, Any]) -> str:
-    ms = {k: median(row[k]) * 1000 for k in ("generate", "ours_attr", "ecco_attr", "ours_e2e", "ecco_e2e")}
+    keys = ("generate", "ours_generate", "ours_attr", "ecco_attr", "ours_e2e", "ecco_e2e")
+    ms = {k: median(row[k]) * 1000 for k in keys}
+    same = "" if row["same_tokens"] else " (other tokens)"
     return (
-        f"| {row['dtype']} | {row['n']} | {SHORT[row['method']]} | {ms['generate']:.0f} ms | "
+        f"| {row['dtype']} | {row['n']} | {SHORT[row['method']]} | {ms['generate'] / row['n']:.1f} ms | "
+        f"{ms['ours_generate'] / row['n']:.1f} ms{same} | "
         f"{ms['ecco_attr']:.0f} ms | {ms['ours_attr']:.0f} ms | {ms['ecco_attr'] / ms['ours_attr']:.1f}× | "
         f"{ms['ecco_e2e']:.0f} ms | {ms['ours_e2e']:.0f} ms | {ms['ecco_e2e'] / ms['ours_e2e']:.1f}× | "
         f"{row['spearman_min']:.4f} / {row['spearman_median']:.4f} |"
@@ -324,7 +357,8 @@ def main() -> int:
     for row in results["rows"]:
         print(line(row))
     print(
-        f"\nmedians; attribution targets at 32 tokens: ≥ 20× Ecco (attr), ≥ 10× end to end; "
+        f"\nmedians; gen/token: greedy generation time over N (HF generate; ours: the daemon's generate, static "
+        f"cache, compiled step); attribution targets at 32 tokens: ≥ 20× Ecco (attr), ≥ 10× end to end; "
         f"whole run {results['elapsed_s']:.0f} s"
     )
     if args.out is not None:

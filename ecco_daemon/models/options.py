@@ -9,6 +9,7 @@ import torch
 from .errors import ModelLoadError
 
 AUTO = "auto"
+COMPILE_DECODE = (AUTO, "off", "on")
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -39,6 +40,15 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | Literal["auto"
     if key not in DTYPES:
         raise ModelLoadError(f"unknown dtype {dtype!r}; use one of float32, bfloat16, float16, auto")
     return DTYPES[key]
+
+
+def parse_compile_decode(value: str | None) -> str:
+    """The compile_decode setting: "auto" (a static cache and compiled decode step where CUDA is), "on"
+    (on any device: tests, benchmarks) or "off" (the eager loop)."""
+    key = AUTO if value is None else str(value).strip().lower()
+    if key not in COMPILE_DECODE:
+        raise ModelLoadError(f"unknown compile_decode {value!r}; use one of {', '.join(COMPILE_DECODE)}")
+    return key
 
 
 def dtype_name(dtype: torch.dtype) -> str:
