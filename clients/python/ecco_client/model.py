@@ -49,7 +49,9 @@ class LanguageModel:
         """Teacher-forced: every token after the first is scored and attributed as if it had been generated.
 
         Options: steps (integrated gradients), foil (token ids, contrastive), attention, activation_layers,
-        topk, target / target_ids (encoder-decoder output text), array_dtype.
+        topk, target / target_ids (encoder-decoder output text), array_dtype, rankings (False: computed when
+        ``rankings()`` first asks), backward_precision ("reduced": bf16 matmuls in the backward passes only;
+        faster on a CPU with AMX, close tokens' order may swap). See protocol/PROTOCOL.md.
         """
         result = self.client.call("analyze", analyze_params(self.name, text, attribution, options))
         return Output.from_result(result, self.client)
@@ -58,7 +60,8 @@ class LanguageModel:
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
                  alternatives: int = 5, array_dtype: str = "float32", on_token: TokenCallback | None = None,
                  **extra: Any) -> Output:
-        """Generate ``generate`` tokens; ``on_token`` sees each token as it streams in."""
+        """Generate ``generate`` tokens; ``on_token`` sees each token as it streams in. With
+        ``attribution=[...]`` the generated tokens are analysed too; ``analyze``'s options apply."""
         handle = self.client.request("generate", generate_params(
             self.name, text, generate, do_sample, temperature, top_k, top_p, seed, alternatives,
             array_dtype, extra))
