@@ -8,9 +8,10 @@ import logging
 import sys
 from pathlib import Path
 
-from ecco_client.connection_file import default_state_dir
+from ecco_protocol.connection_file import default_state_dir, read_connection_file
 
-from .config import DEFAULT_ADDRESS, DaemonConfig
+from ecco_daemon.config import DEFAULT_ADDRESS, DaemonConfig
+from ecco_daemon.server.users import ADMIN, UserStore, connection_file_for, write_user_connection_file
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -82,11 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return status(args, state_dir)
     if args.command == "user":
-        from .user_cli import run_user_command
-
         return run_user_command(args, state_dir)
     if args.command == "pull":
-        from .models.loader import pull_model
+        from ecco_daemon.models.loader import pull_model
 
         print(pull_model(args.model))
         return 0
@@ -94,10 +93,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace, state_dir: Path) -> int:
-    from .curve import refuse_unsafe_bind
+    from ecco_daemon.server.curve import refuse_unsafe_bind
 
     refuse_unsafe_bind(args.address, args.curve)  # before the heavy imports and the model loads
-    from .daemon import Daemon
+    from ecco_daemon.daemon import Daemon
 
     models = [] if args.no_model else (args.model or [DEFAULT_MODEL])
     config = DaemonConfig(address=args.address, models=models, device=args.device, dtype=args.dtype,
@@ -116,13 +115,19 @@ def serve(args: argparse.Namespace, state_dir: Path) -> int:
 
 
 def status(args: argparse.Namespace, state_dir: Path) -> int:
-    import ecco_client
+    from ecco_protocol.one_shot import NoAnswer, request_once
 
     connection_file = args.connection_file or state_dir / "connection.json"
     try:
-        with ecco_client.connect(address=args.address, connection_file=connection_file, timeout=5) as client:
-            state = client.status()
-    except ecco_client.DaemonUnavailable as exc:
+        info = read_connection_file(connection_file)
+    except (OSError, ValueError) as exc:
+        print(f"no daemon: cannot read the connection file {connection_file}: {exc}", file=sys.stderr)
+        return 1
+    if args.address:
+        info.address = args.address
+    try:
+        state = request_once(info, "status", timeout_s=5.0)
+    except NoAnswer as exc:
         print(f"no daemon: {exc}", file=sys.stderr)
         return 1
     if args.json:
@@ -136,6 +141,45 @@ def status(args: argparse.Namespace, state_dir: Path) -> int:
     queue = state["queue"]
     print(f"  queue: {queue['length']} waiting, {len(queue['running'])} running")
     return 0
+
+
+def daemon_endpoint(state_dir: Path) -> tuple[str, str | None]:
+    """Address and CURVE public key of the daemon using this state folder, from its own connection file
+    (rewritten at each start); before any start, the default address and no encryption."""
+    own = connection_file_for(state_dir, ADMIN)
+    if own.exists():
+        info = read_connection_file(own)
+        return info.address, info.server_public_key
+    return DEFAULT_ADDRESS, None
+
+
+def run_user_command(args: argparse.Namespace, state_dir: Path) -> int:
+    users = UserStore(state_dir / "users.json")
+    if args.user_command == "add":
+        try:
+            user = users.add(args.name, role=args.role)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        address, server_public_key = daemon_endpoint(state_dir)
+        path = write_user_connection_file(state_dir, user, args.address or address, server_public_key)
+        print(path)
+        return 0
+    if args.user_command == "list":
+        for user in users.all():
+            print(f"{user.name}\t{user.role}")
+        return 0
+    if args.user_command == "remove":
+        if args.name == ADMIN:
+            print("error: the admin user cannot be removed", file=sys.stderr)
+            return 1
+        if not users.remove(args.name):
+            print(f"error: no user {args.name!r}", file=sys.stderr)
+            return 1
+        connection_file_for(state_dir, args.name).unlink(missing_ok=True)
+        print(f"removed {args.name}")
+        return 0
+    return 2
 
 
 if __name__ == "__main__":

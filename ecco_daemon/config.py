@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ecco_client.connection_file import default_state_dir
+from ecco_protocol.connection_file import default_state_dir
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 

@@ -9,23 +9,22 @@ import time
 from types import FrameType
 
 import zmq
+from ecco_protocol.errors import ErrorCode
 
-from ecco_client.wire.errors import ErrorCode
-
-from . import handlers  # noqa: F401  (registers the operations)
-from .config import DaemonConfig
-from .curve import client_address, load_or_create_server_keys, make_curve_server, refuse_unsafe_bind
-from .model_registry import ModelRegistry
-from .scheduler import Scheduler
-from .server.engine import ProtocolEngine
-from .server.errors import OperationError
-from .server.job import Job
-from .server.outbox import Outbox
-from .server.registry import OPERATIONS
-from .services import Services
-from .store import ResultStore
-from .users import UserStore, write_user_connection_file
-from .worker import Worker
+from ecco_daemon import handlers  # noqa: F401  (registers the operations)
+from ecco_daemon.config import DaemonConfig
+from ecco_daemon.runtime.context import Services
+from ecco_daemon.runtime.model_registry import ModelRegistry
+from ecco_daemon.runtime.scheduler import Scheduler
+from ecco_daemon.runtime.store import ResultStore
+from ecco_daemon.runtime.worker import Worker
+from ecco_daemon.server.curve import client_address, load_or_create_server_keys, make_curve_server, refuse_unsafe_bind
+from ecco_daemon.server.engine import ProtocolEngine
+from ecco_daemon.server.errors import OperationError
+from ecco_daemon.server.job import Job
+from ecco_daemon.server.outbox import Outbox
+from ecco_daemon.server.registry import OPERATIONS
+from ecco_daemon.server.users import UserStore, write_user_connection_file
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("ecco_daemon.security")

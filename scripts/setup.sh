@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine, idempotently: the virtual environment (torch 2.13.0 CPU first, so nothing can
-# pull a CUDA build), the two packages, and with --test the browser, sshd, Node packages and VS Code server.
+# pull a CUDA build), the three packages, and with --test the browser, sshd, Node packages and VS Code server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -22,10 +22,10 @@ EXTRAS=""
 [[ $WITH_TEST == 1 ]] && EXTRAS="[test]"
 # Skip pip when nothing it reads has changed since the last install (a warm run takes seconds).
 STAMP=".venv/.ecco-installed$EXTRAS"
-WANT=$(cat pyproject.toml clients/python/pyproject.toml | sha256sum | cut -c1-16)
+WANT=$(cat pyproject.toml protocol/python/pyproject.toml clients/python/pyproject.toml | sha256sum | cut -c1-16)
 if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
   say "installing ecco-client and ecco-daemon$EXTRAS"
-  $PY -m pip install -q -e clients/python -e ".$EXTRAS"
+  $PY -m pip install -q -e protocol/python -e clients/python -e ".$EXTRAS"
   echo "$WANT" > "$STAMP"
 fi
 $PY -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from ecco_client.connection_file import ConnectionInfo, read_connection_file
+from ecco_protocol.connection_file import ConnectionInfo, read_connection_file
 
 READY_TIMEOUT_S = 600.0  # a cold SmolLM2 cache downloads and converts first
 

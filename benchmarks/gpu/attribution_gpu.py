@@ -46,9 +46,9 @@ sys.path.insert(0, str(ROOT))
 from ecco_daemon.analysis.architecture import inspect_architecture  # noqa: E402
 from ecco_daemon.analysis.attribution import AttributionOptions, attribute  # noqa: E402
 from ecco_daemon.analysis.sequence import causal_sequence  # noqa: E402
-from ecco_daemon.generation import SamplingParams, generate  # noqa: E402
+from ecco_daemon.generation.decoding import SamplingParams, generate  # noqa: E402
+from ecco_daemon.generation.static_cache import CompileOptions, StaticDecoder, install_static_decoder  # noqa: E402
 from ecco_daemon.models.loaded import LoadedModel  # noqa: E402
-from ecco_daemon.static_decode import CompileOptions, StaticDecoder, install_static_decoder  # noqa: E402
 
 SMOLLM2 = dict(
     num_hidden_layers=30,

@@ -25,9 +25,9 @@ from ecco_daemon.analysis import logit_lens  # noqa: E402
 from ecco_daemon.analysis.attribution import AttributionOptions, attribute  # noqa: E402
 from ecco_daemon.analysis.capture import capture_forward  # noqa: E402
 from ecco_daemon.analysis.service import architecture_for, build_sequence  # noqa: E402
-from ecco_daemon.generation import SamplingParams, generate  # noqa: E402
+from ecco_daemon.generation.decoding import SamplingParams, generate  # noqa: E402
 from ecco_daemon.models.loader import load_model  # noqa: E402
-from ecco_daemon.tokens import encode_prompt  # noqa: E402
+from ecco_daemon.models.tokens import encode_prompt  # noqa: E402
 
 PROMPT = "In a quiet village by the sea, an old fisherman"
 

@@ -105,8 +105,8 @@ class InProcessTool:
 
     def run(self, prompt: str, method: str, n: int, steps: int) -> tuple[float, Any]:
         from ecco_daemon.analysis.service import analyze
-        from ecco_daemon.generation import SamplingParams, generate
-        from ecco_daemon.tokens import encode_prompt
+        from ecco_daemon.generation.decoding import SamplingParams, generate
+        from ecco_daemon.models.tokens import encode_prompt
 
         start = time.perf_counter()
         ids = encode_prompt(self.lm.tokenizer, prompt)

@@ -5,11 +5,11 @@ stored run); underneath, ``architecture.inspect_architecture``, ``attribution.at
 registry ``ATTRIBUTION_METHODS``, ``run.run_analysis`` and the per-analysis modules.
 """
 
-from .architecture import Architecture, inspect_architecture
-from .attribution import ATTRIBUTION_METHODS, Attribution, AttributionOptions, attribute
-from .errors import AnalysisError, InvalidArgument, NotCaptured, UnknownName, UnsupportedModel
-from .run import AnalysisRun, RunOptions, run_analysis
-from .sequence import TokenSequence, causal_sequence, masked_sequence, seq2seq_sequence
+from ecco_daemon.analysis.architecture import Architecture, inspect_architecture
+from ecco_daemon.analysis.attribution import ATTRIBUTION_METHODS, Attribution, AttributionOptions, attribute
+from ecco_daemon.analysis.errors import AnalysisError, InvalidArgument, NotCaptured, UnknownName, UnsupportedModel
+from ecco_daemon.analysis.run import AnalysisRun, RunOptions, run_analysis
+from ecco_daemon.analysis.sequence import TokenSequence, causal_sequence, masked_sequence, seq2seq_sequence
 
 __all__ = [
     "ATTRIBUTION_METHODS",

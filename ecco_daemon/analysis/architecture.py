@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .errors import UnsupportedModel
+from ecco_daemon.analysis.errors import UnsupportedModel
 
 Family = Literal["causal", "masked", "encoder_decoder"]
 

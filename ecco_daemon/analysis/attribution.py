@@ -26,10 +26,10 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from .architecture import Architecture
-from .batching import BatchedGrad, activation_bytes, chunk_size
-from .errors import InvalidArgument, UnknownName
-from .sequence import TokenSequence, embed_tokens, forward_rows, model_device
+from ecco_daemon.analysis.architecture import Architecture
+from ecco_daemon.analysis.batched_grad import BatchedGrad, activation_bytes, chunk_size
+from ecco_daemon.analysis.errors import InvalidArgument, UnknownName
+from ecco_daemon.analysis.sequence import TokenSequence, embed_tokens, forward_rows, model_device
 
 SCORES = ("logit", "log_prob", "prob", "contrastive")
 # Why "reduced" exists: on a CPU with AMX, bfloat16 matmuls run 3 to 8 times faster than float32 ones, and

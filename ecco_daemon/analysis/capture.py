@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architecture import Architecture, capture_io
-from .errors import InvalidArgument, NotCaptured
-from .sequence import TokenSequence, embed_tokens, model_device, model_kwargs
+from ecco_daemon.analysis.architecture import Architecture, capture_io
+from ecco_daemon.analysis.errors import InvalidArgument, NotCaptured
+from ecco_daemon.analysis.sequence import TokenSequence, embed_tokens, model_device, model_kwargs
 
 
 @dataclass

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architecture import Architecture, capture_io
-from .attribution import AttributionOptions, get_attribution_method
-from .capture import Captured, _activation_modules, resolve_layers
-from .errors import InvalidArgument
-from .run import AnalysisRun, RunOptions, complete_run
-from .sequence import TokenSequence, causal_sequence, embed_tokens, model_device, model_kwargs
+from ecco_daemon.analysis.architecture import Architecture, capture_io
+from ecco_daemon.analysis.attribution import AttributionOptions, get_attribution_method
+from ecco_daemon.analysis.capture import Captured, _activation_modules, resolve_layers
+from ecco_daemon.analysis.errors import InvalidArgument
+from ecco_daemon.analysis.run import AnalysisRun, RunOptions, complete_run
+from ecco_daemon.analysis.sequence import TokenSequence, causal_sequence, embed_tokens, model_device, model_kwargs
 
 MAX_JOINT_TOKENS = 8192  # rows x tokens in one stacked forward; more are split into several passes
 

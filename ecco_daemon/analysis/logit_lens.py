@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .architecture import Architecture
-from .scores import rank_of
+from ecco_daemon.analysis.architecture import Architecture
+from ecco_daemon.analysis.scores import rank_of
 
 ELEMENTS_PER_PROJECTION = 1 << 24  # bound on layers x rows x vocabulary logits held at once (64 MiB)
 

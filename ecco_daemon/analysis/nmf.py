@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
 
-from .errors import InvalidArgument
+from ecco_daemon.analysis.errors import InvalidArgument
 
 
 @dataclass

@@ -17,16 +17,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..tokens import token_texts
-from . import logit_lens
-from .architecture import Architecture
-from .attribution import Attribution, AttributionOptions, attribute, get_attribution_method
-from .capture import Captured, capture_forward
-from .errors import InvalidArgument, NotCaptured, UnknownName
-from .nmf import NMFResult, run_nmf
-from .scores import TokenScores, score_tokens
-from .sequence import TokenSequence, causal_sequence, masked_sequence, seq2seq_sequence
-from .similarity import SIMILARITY_METHODS, similarity
+from ecco_daemon.analysis import logit_lens
+from ecco_daemon.analysis.architecture import Architecture
+from ecco_daemon.analysis.attribution import Attribution, AttributionOptions, attribute, get_attribution_method
+from ecco_daemon.analysis.capture import Captured, capture_forward
+from ecco_daemon.analysis.errors import InvalidArgument, NotCaptured, UnknownName
+from ecco_daemon.analysis.nmf import NMFResult, run_nmf
+from ecco_daemon.analysis.scores import TokenScores, score_tokens
+from ecco_daemon.analysis.sequence import TokenSequence, causal_sequence, masked_sequence, seq2seq_sequence
+from ecco_daemon.analysis.similarity import SIMILARITY_METHODS, similarity
+from ecco_daemon.models.tokens import token_texts
 
 PREDICTED = -1  # a masked target id meaning "the model's own top prediction"
 

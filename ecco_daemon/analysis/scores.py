@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .sequence import TokenSequence
+from ecco_daemon.analysis.sequence import TokenSequence
 
 
 @dataclass

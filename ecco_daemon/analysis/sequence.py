@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architecture import Architecture, Family
-from .errors import InvalidArgument
+from ecco_daemon.analysis.architecture import Architecture, Family
+from ecco_daemon.analysis.errors import InvalidArgument
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ..tokens import token_texts
-from .architecture import Architecture, inspect_architecture
-from .attribution import AttributionOptions, available_methods, get_attribution_method
-from .errors import InvalidArgument, UnknownName
-from .run import AnalysisRun, RunOptions, as_wire_array, run_analysis
-from .sequence import TokenSequence, causal_sequence, masked_sequence, seq2seq_sequence
+from ecco_daemon.analysis.architecture import Architecture, inspect_architecture
+from ecco_daemon.analysis.attribution import AttributionOptions, available_methods, get_attribution_method
+from ecco_daemon.analysis.errors import InvalidArgument, UnknownName
+from ecco_daemon.analysis.run import AnalysisRun, RunOptions, as_wire_array, run_analysis
+from ecco_daemon.analysis.sequence import TokenSequence, causal_sequence, masked_sequence, seq2seq_sequence
+from ecco_daemon.models.tokens import token_texts
 
 _ARCHITECTURES: weakref.WeakKeyDictionary[nn.Module, Architecture] = weakref.WeakKeyDictionary()
 _ARCHITECTURE_LOCK = threading.Lock()

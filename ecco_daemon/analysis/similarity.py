@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidArgument, UnknownName
+from ecco_daemon.analysis.errors import InvalidArgument, UnknownName
 
 EPSILON = 1e-10
 

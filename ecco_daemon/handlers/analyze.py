@@ -9,19 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ecco_client.wire.errors import ErrorCode
+from ecco_protocol.errors import ErrorCode
 
-from ..analysis import service
-from ..analysis.attribution import BACKWARD_PRECISIONS, get_attribution_method
-from ..analysis.errors import AnalysisError
-from ..analysis.run import AnalysisRun
-from ..generation import position_limit
-from ..models.loaded import LoadedModel
-from ..params import ParamReader
-from ..server.errors import OperationError
-from ..server.job import Job
-from ..server.registry import OPERATIONS
-from ..tokens import encode_prompt
+from ecco_daemon.analysis import service
+from ecco_daemon.analysis.attribution import BACKWARD_PRECISIONS, get_attribution_method
+from ecco_daemon.analysis.errors import AnalysisError
+from ecco_daemon.analysis.run import AnalysisRun
+from ecco_daemon.generation.decoding import position_limit
+from ecco_daemon.models.loaded import LoadedModel
+from ecco_daemon.models.tokens import encode_prompt
+from ecco_daemon.server.errors import OperationError
+from ecco_daemon.server.job import Job
+from ecco_daemon.server.params import ParamReader
+from ecco_daemon.server.registry import OPERATIONS
 
 # What a run may compute; shared by "analyze" and by "generate" with attribution.
 ANALYSIS_PARAMS = [

@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ecco_client.wire.errors import ErrorCode
+from ecco_protocol.errors import ErrorCode
 
-from ..analysis import joint, service
-from ..analysis.errors import AnalysisError
-from ..batching import one_shot
-from ..server.errors import OperationError
-from ..server.job import Job
-from ..services import Services
-from .analyze import AnalyzeRequest, answer_run
+from ecco_daemon.analysis import joint, service
+from ecco_daemon.analysis.errors import AnalysisError
+from ecco_daemon.handlers.analyze import AnalyzeRequest, answer_run
+from ecco_daemon.runtime.context import Services
+from ecco_daemon.runtime.job_batches import one_shot
+from ecco_daemon.server.errors import OperationError
+from ecco_daemon.server.job import Job
 
 
 def _joint_request(job: Job) -> joint.JointRequest:

@@ -6,14 +6,14 @@ import os
 import time
 from typing import Any
 
-from ecco_client.wire.errors import ErrorCode
-from ecco_client.wire.version import PROTOCOL_VERSION
+from ecco_protocol.errors import ErrorCode
+from ecco_protocol.version import PROTOCOL_VERSION
 
-from .. import __version__
-from ..params import ParamReader
-from ..server.errors import OperationError
-from ..server.job import Job, JobState
-from ..server.registry import OPERATIONS
+from ecco_daemon import __version__
+from ecco_daemon.server.errors import OperationError
+from ecco_daemon.server.job import Job, JobState
+from ecco_daemon.server.params import ParamReader
+from ecco_daemon.server.registry import OPERATIONS
 
 
 @OPERATIONS.control("ping")

@@ -6,16 +6,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from ecco_protocol.errors import ErrorCode
 
-from ecco_client.wire.errors import ErrorCode
-
-from ..generation import GenerationOutput, SamplingParams, Step, can_batch, generate, position_limit
-from ..params import ParamReader
-from ..server.errors import OperationError
-from ..server.job import Job
-from ..server.registry import OPERATIONS
-from ..tokens import encode_prompt, token_texts
-from .analyze import ANALYSIS_PARAMS, AnalysisOptions, run_analysis_for
+from ecco_daemon.generation.decoding import GenerationOutput, SamplingParams, Step, can_batch, generate, position_limit
+from ecco_daemon.handlers.analyze import ANALYSIS_PARAMS, AnalysisOptions, run_analysis_for
+from ecco_daemon.models.tokens import encode_prompt, token_texts
+from ecco_daemon.server.errors import OperationError
+from ecco_daemon.server.job import Job
+from ecco_daemon.server.params import ParamReader
+from ecco_daemon.server.registry import OPERATIONS
 
 GENERATE_PARAMS = [
     "model", "prompt", "input_ids", "generate", "do_sample", "temperature", "top_k", "top_p", "seed",

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..batching import register_batch
-from ..generation import BatchDecoder, DecodeRow, Step
-from ..server.job import Cancelled, Job
-from ..services import Services
-from ..worker import finish_job
-from .generate import GenerateRequest, complete_generation, step_event
+from ecco_daemon.generation.decoding import BatchDecoder, DecodeRow, Step
+from ecco_daemon.handlers.generate import GenerateRequest, complete_generation, step_event
+from ecco_daemon.runtime.context import Services
+from ecco_daemon.runtime.job_batches import register_batch
+from ecco_daemon.runtime.worker import finish_job
+from ecco_daemon.server.job import Cancelled, Job
 
 
 class GenerationBatch:

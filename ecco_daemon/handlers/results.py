@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ecco_client.wire.errors import ErrorCode
+from ecco_protocol.errors import ErrorCode
 
-from ..params import ParamReader
-from ..server.errors import OperationError
-from ..server.job import Job
-from ..server.registry import OPERATIONS
+from ecco_daemon.server.errors import OperationError
+from ecco_daemon.server.job import Job
+from ecco_daemon.server.params import ParamReader
+from ecco_daemon.server.registry import OPERATIONS
 
 
 @OPERATIONS.control("results.info")

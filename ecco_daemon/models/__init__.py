@@ -10,10 +10,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .embedded import DEFAULT_MODEL, EMBEDDED
-    from .errors import CacheCorruptError, ModelLoadError
-    from .loaded import LoadedModel
-    from .loader import load_model, pull_model
+    from ecco_daemon.models.embedded import DEFAULT_MODEL, EMBEDDED
+    from ecco_daemon.models.errors import CacheCorruptError, ModelLoadError
+    from ecco_daemon.models.loaded import LoadedModel
+    from ecco_daemon.models.loader import load_model, pull_model
 
 _EXPORTS = {
     "DEFAULT_MODEL": "embedded",

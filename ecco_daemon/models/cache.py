@@ -24,8 +24,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..paths import models_cache_dir
-from .errors import CacheCorruptError, ModelLoadError
+from ecco_daemon.models.errors import CacheCorruptError, ModelLoadError
+from ecco_daemon.models.paths import models_cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from .errors import ModelLoadError
-from .family import CAUSAL, ENCODER_DECODER, auto_class_for, family_of
+from ecco_daemon.models.errors import ModelLoadError
+from ecco_daemon.models.family import CAUSAL, ENCODER_DECODER, auto_class_for, family_of
 
 log = logging.getLogger(__name__)
 

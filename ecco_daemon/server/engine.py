@@ -10,16 +10,16 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ecco_client.wire.codec import FrameError, RawMessage, encode_message, new_event_header, split_frames
-from ecco_client.wire.errors import ErrorCode
-from ecco_client.wire.signing import Buffer, ReplayGuard, SignatureError, Signer
-from ecco_client.wire.version import PROTOCOL_MAJOR
+from ecco_protocol.codec import FrameError, RawMessage, encode_message, new_event_header, split_frames
+from ecco_protocol.errors import ErrorCode
+from ecco_protocol.signing import Buffer, ReplayGuard, SignatureError, Signer
+from ecco_protocol.version import PROTOCOL_MAJOR
 
-from ..services import Services
-from .errors import OperationError
-from .job import Job
-from .outbox import Outbox
-from .registry import OperationRegistry
+from ecco_daemon.runtime.context import Services
+from ecco_daemon.server.errors import OperationError
+from ecco_daemon.server.job import Job
+from ecco_daemon.server.outbox import Outbox
+from ecco_daemon.server.registry import OperationRegistry
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("ecco_daemon.security")

@@ -9,16 +9,16 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from ecco_client.wire.codec import encode_message, new_event_header
-from ecco_client.wire.signing import Signer
+from ecco_protocol.codec import encode_message, new_event_header
+from ecco_protocol.signing import Signer
 
-from .errors import OperationError
+from ecco_daemon.server.errors import OperationError
 
 if TYPE_CHECKING:
-    from ..services import Services
-    from ..users import User
-    from .outbox import Outbox
-    from .registry import Operation
+    from ecco_daemon.runtime.context import Services
+    from ecco_daemon.server.outbox import Outbox
+    from ecco_daemon.server.registry import Operation
+    from ecco_daemon.server.users import User
 
 TERMINAL_EVENTS = frozenset({"result", "error"})
 

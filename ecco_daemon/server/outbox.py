@@ -10,8 +10,7 @@ import threading
 from collections.abc import Sequence
 
 import zmq
-
-from ecco_client.wire.signing import Buffer
+from ecco_protocol.signing import Buffer
 
 OUTBOX_ADDRESS = "inproc://ecco-outbox"
 

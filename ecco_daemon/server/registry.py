@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from .job import Job
+    from ecco_daemon.server.job import Job
 
 # A control operation runs on the socket loop and must return at once (ping, status, cancel).
 # A job operation is parsed on the loop (so bad input fails fast) and runs on a worker.

@@ -9,9 +9,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-
-from ecco_client.wire.codec import encode_message
-from ecco_client.wire.signing import Signer
+from ecco_protocol.codec import encode_message
+from ecco_protocol.signing import Signer
 
 KEY = "0123456789abcdef" * 4
 HERE = Path(__file__).parent

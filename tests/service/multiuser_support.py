@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-
-from ecco_client.connection_file import ConnectionInfo, read_connection_file
-from ecco_client.wire.codec import encode_message, new_request_header, split_frames
-from ecco_client.wire.signing import Signer
+from ecco_protocol.codec import encode_message, new_request_header, split_frames
+from ecco_protocol.connection_file import ConnectionInfo, read_connection_file
+from ecco_protocol.signing import Signer
 
 TERMINAL = ("result", "error")
 

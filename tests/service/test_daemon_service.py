@@ -8,11 +8,11 @@ import time
 import msgpack
 import pytest
 import zmq
+from ecco_protocol.codec import encode_message, new_request_header, split_frames
+from ecco_protocol.signing import Signer
+from ecco_protocol.version import MAGIC
 
 import ecco_client
-from ecco_client.wire.codec import encode_message, new_request_header, split_frames
-from ecco_client.wire.signing import Signer
-from ecco_client.wire.version import MAGIC
 
 
 @pytest.fixture()

@@ -16,13 +16,13 @@ import time
 
 import pytest
 import zmq
+from ecco_protocol.codec import encode_message, new_request_header, split_frames
+from ecco_protocol.signing import Signer
 
 import ecco_client
 from ecco_client.exceptions import TooLarge
-from ecco_client.wire.codec import encode_message, new_request_header, split_frames
-from ecco_client.wire.signing import Signer
-from ecco_daemon.curve import load_or_create_server_keys, server_keys_file
-from ecco_daemon.users import UserStore
+from ecco_daemon.server.curve import load_or_create_server_keys, server_keys_file
+from ecco_daemon.server.users import UserStore
 from tests.daemon_process import DaemonProcess
 from tests.service.multiuser_support import RawClient, add_user
 

@@ -16,7 +16,7 @@ from ecco_daemon.analysis.service import (
     run_result,
     view,
 )
-from ecco_daemon.tokens import encode_prompt
+from ecco_daemon.models.tokens import encode_prompt
 from tests.tiny_models import load_tiny_model
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from ecco_protocol.connection_file import default_state_dir
 from transformers import BertConfig, GPT2Config, LlamaConfig, T5Config
 
-from ecco_daemon import paths
+from ecco_daemon.models import paths
 from ecco_daemon.models.embedded import DEFAULT_MODEL, SMOLLM2_135M
 from ecco_daemon.models.errors import ModelLoadError
 from ecco_daemon.models.family import CAUSAL, ENCODER_DECODER, MASKED, family_of
@@ -153,7 +154,7 @@ def test_paths_follow_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     monkeypatch.setenv("ECCO_DAEMON_HOME", str(tmp_path / "h"))
     assert paths.cache_dir() == tmp_path / "c"
     assert paths.models_cache_dir() == tmp_path / "c" / "models"
-    assert paths.state_dir() == tmp_path / "h"
+    assert default_state_dir() == tmp_path / "h"
 
 
 def test_paths_default_under_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
@@ -161,4 +162,4 @@ def test_paths_default_under_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert paths.cache_dir() == tmp_path / ".cache" / "ecco-daemon"
-    assert paths.state_dir() == tmp_path / ".local" / "share" / "ecco-daemon"
+    assert default_state_dir() == tmp_path / ".local" / "share" / "ecco-daemon"

@@ -8,11 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from ecco_protocol.codec import split_frames
 
-from ecco_client.wire.codec import split_frames
-from ecco_daemon.batching import one_shot
 from ecco_daemon.config import DaemonConfig
-from ecco_daemon.generation import (
+from ecco_daemon.generation.decoding import (
     BatchDecoder,
     DecodeRow,
     PositionLimitError,
@@ -23,12 +22,13 @@ from ecco_daemon.generation import (
     position_limit,
 )
 from ecco_daemon.models.loaded import LoadedModel
-from ecco_daemon.scheduler import Scheduler
+from ecco_daemon.runtime.context import Services
+from ecco_daemon.runtime.job_batches import one_shot
+from ecco_daemon.runtime.scheduler import Scheduler
+from ecco_daemon.runtime.worker import Deadlines, Worker
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
-from ecco_daemon.services import Services
-from ecco_daemon.users import User
-from ecco_daemon.worker import Deadlines, Worker
+from ecco_daemon.server.users import User
 from tests.tiny_models import load_tiny_model
 
 PROMPTS = [

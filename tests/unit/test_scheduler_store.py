@@ -7,11 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from ecco_daemon.scheduler import Scheduler
+from ecco_daemon.runtime.scheduler import Scheduler
+from ecco_daemon.runtime.store import ResultStore
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
-from ecco_daemon.store import ResultStore
-from ecco_daemon.users import User
+from ecco_daemon.server.users import User
 
 
 def make_job(user: str, request_id: str, batch_key=None) -> Job:

@@ -17,12 +17,8 @@ from typing import Any
 import pytest
 import torch
 
-from ecco_daemon.generation import GenerationOutput, SamplingParams, Step, generate
-from ecco_daemon.models import ModelLoadError, load_model
-from ecco_daemon.models.cache import ModelCache
-from ecco_daemon.models.loaded import LoadedModel
-from ecco_daemon.models.options import parse_compile_decode
-from ecco_daemon.static_decode import (
+from ecco_daemon.generation.decoding import GenerationOutput, SamplingParams, Step, generate
+from ecco_daemon.generation.static_cache import (
     CompileOptions,
     StaticDecoder,
     cache_kwargs,
@@ -31,6 +27,10 @@ from ecco_daemon.static_decode import (
     static_decoder,
     wants_static_decoding,
 )
+from ecco_daemon.models import ModelLoadError, load_model
+from ecco_daemon.models.cache import ModelCache
+from ecco_daemon.models.loaded import LoadedModel
+from ecco_daemon.models.options import parse_compile_decode
 from tests.tiny_models import load_tiny_model
 
 PROMPTS = ["The capital of France is", "Hello", "A language model predicts the next token from the tokens"]
@@ -164,7 +164,7 @@ def test_a_failing_static_path_falls_back_to_eager_for_good_with_the_same_tokens
     backend, calls = flaky_backend(fail_at, fail_compile)
     lm, decoder = static(models, "llama", CompileOptions(backend=backend, mode=None))
     ids = encode(lm, PROMPTS[1])
-    with caplog.at_level(logging.WARNING, logger="ecco_daemon.static_decode"):
+    with caplog.at_level(logging.WARNING, logger="ecco_daemon.generation.static_cache"):
         got = generate(lm, ids, 10, sampling, alternatives=3)
         again = generate(lm, ids, 10, sampling, alternatives=3)
     expected = generate(eager, ids, 10, sampling, alternatives=3)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ecco_protocol.codec import WIRE_DTYPES, FrameError, decode_message, encode_message, new_request_header
+from ecco_protocol.signing import ReplayGuard, SignatureError, Signer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-from ecco_client.wire.codec import WIRE_DTYPES, FrameError, decode_message, encode_message, new_request_header
-from ecco_client.wire.signing import ReplayGuard, SignatureError, Signer
 
 SIGNER = Signer("k" * 64)
 

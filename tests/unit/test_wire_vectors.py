@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from ecco_client.wire.codec import encode_message, split_frames
-from ecco_client.wire.signing import Signer
-from ecco_client.wire.version import PROTOCOL_VERSION
+from ecco_protocol.codec import encode_message, split_frames
+from ecco_protocol.signing import Signer
+from ecco_protocol.version import PROTOCOL_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = sorted((ROOT / "protocol" / "vectors").glob("*.json"))
@@ -73,7 +72,7 @@ def test_vector_decodes_verifies_and_reencodes_byte_for_byte(path):
 
 @pytest.mark.parametrize("path", [p for p in VECTORS if p.stem.startswith("request_")], ids=lambda p: p.stem)
 def test_a_tampered_vector_fails_verification(path):
-    from ecco_client.wire.signing import SignatureError
+    from ecco_protocol.signing import SignatureError
 
     vector, frames = load(path)
     frames[3] = frames[3][:-1] + bytes([frames[3][-1] ^ 1])

@@ -1,7 +1,9 @@
 """ecco_client: Ecco's API, served by ecco-daemon. Needs no torch."""
 
-from .blocking import Client, RequestHandle, connect
-from .exceptions import (
+from ecco_protocol.version import PROTOCOL_VERSION
+
+from ecco_client.blocking import Client, RequestHandle, connect
+from ecco_client.exceptions import (
     BadRequest,
     Cancelled,
     DaemonUnavailable,
@@ -14,9 +16,8 @@ from .exceptions import (
     ResultEvicted,
     Unauthorized,
 )
-from .model import AsyncLanguageModel, LanguageModel
-from .output import Output
-from .wire.version import PROTOCOL_VERSION
+from ecco_client.model import AsyncLanguageModel, LanguageModel
+from ecco_client.output import Output
 
 __version__ = "0.1.0"
 

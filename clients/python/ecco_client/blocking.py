@@ -13,8 +13,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .aio.client import AsyncClient, Event, RequestStream
-from .aio.client import connect as aconnect
+from ecco_client.aio.client import AsyncClient, Event, RequestStream
+from ecco_client.aio.client import connect as aconnect
 
 T = TypeVar("T")
 _DONE = object()
@@ -119,7 +119,7 @@ class Client:
         return self.call("models.load", {"model": model, **options})["model"]
 
     def model(self, name: str | None = None) -> Any:
-        from .model import LanguageModel
+        from ecco_client.model import LanguageModel
 
         return LanguageModel(self, name)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from rich.console import Console
 
-from .blocking import connect
-from .exceptions import DaemonUnavailable, EccoError
+from ecco_client.blocking import connect
+from ecco_client.exceptions import DaemonUnavailable, EccoError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +75,7 @@ def wait(args: argparse.Namespace, console: Console) -> int:
 
 
 def print_explanation(client: Any, args: argparse.Namespace, console: Console) -> int:
-    from .render.terminal import terminal_view
+    from ecco_client.render.terminal import terminal_view
 
     methods = [args.attribution] if args.attribution else []
     out = client.model(args.model).analyze(args.text, attribution=methods)

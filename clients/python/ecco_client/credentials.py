@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .connection_file import default_connection_file, read_connection_file
-from .exceptions import DaemonUnavailable
+from ecco_protocol.connection_file import default_connection_file, read_connection_file
+
+from ecco_client.exceptions import DaemonUnavailable
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .wire.errors import ErrorCode
+from ecco_protocol.errors import ErrorCode
 
 
 class EccoError(Exception):

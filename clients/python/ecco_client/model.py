@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
-from .output import Output
+from ecco_client.output import Output
 
 TokenCallback = Callable[[dict[str, Any]], None]
 

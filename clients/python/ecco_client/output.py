@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from . import views
-from .render.html import ViewSpec, write_html
+from ecco_client import views
+from ecco_client.render.html import ViewSpec, write_html
 
 SIMILARITY_METHODS = ("cca", "svcca", "pwcca", "cka")
 

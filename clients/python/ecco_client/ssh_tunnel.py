@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .exceptions import DaemonUnavailable
+from ecco_client.exceptions import DaemonUnavailable
 
 __all__ = [
     "ForwardingProhibited",

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import ProtocolError
+from ecco_client.exceptions import ProtocolError
 
 NMF_K_RANGE = (1, 20)  # the factor counts a live explorer offers
 

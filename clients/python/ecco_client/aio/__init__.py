@@ -1,5 +1,5 @@
 """The asyncio client: the core that the blocking client wraps (as jupyter_client does)."""
 
-from .client import AsyncClient, Event, RequestStream, connect
+from ecco_client.aio.client import AsyncClient, Event, RequestStream, connect
 
 __all__ = ["AsyncClient", "Event", "RequestStream", "connect"]

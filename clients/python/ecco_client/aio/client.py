@@ -17,13 +17,13 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
+from ecco_protocol.codec import FrameError, encode_message, new_request_header, split_frames
+from ecco_protocol.errors import ErrorCode
+from ecco_protocol.signing import SignatureError, Signer
 from zmq.utils.monitor import recv_monitor_message
 
-from ..credentials import Credentials, resolve_credentials
-from ..exceptions import DaemonUnavailable, EccoError, ProtocolError, error_from_reply
-from ..wire.codec import FrameError, encode_message, new_request_header, split_frames
-from ..wire.errors import ErrorCode
-from ..wire.signing import SignatureError, Signer
+from ecco_client.credentials import Credentials, resolve_credentials
+from ecco_client.exceptions import DaemonUnavailable, EccoError, ProtocolError, error_from_reply
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class AsyncClient:
         return (await self.call("models.load", {"model": model, **options}))["model"]
 
     def model(self, name: str | None = None) -> Any:
-        from ..model import AsyncLanguageModel
+        from ecco_client.model import AsyncLanguageModel
 
         return AsyncLanguageModel(self, name)
 
@@ -281,7 +281,7 @@ async def connect(address: str | None = None, *, key: str | None = None, user: s
     credentials = resolve_credentials(address, key, user, connection_file)
     tunnel = None
     if ssh is not None:
-        from ..ssh_tunnel import SshTunnel
+        from ecco_client.ssh_tunnel import SshTunnel
 
         # Opening waits for ssh (up to its timeout): off the event loop, so other work keeps going.
         tunnel = await asyncio.to_thread(SshTunnel, ssh, credentials.address, **(ssh_options or {}))

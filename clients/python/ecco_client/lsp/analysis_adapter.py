@@ -11,8 +11,11 @@ from typing import Any
 
 from lsprotocol import types
 
-from ..render.plain import to_plain
-from ..views import (
+from ecco_client.lsp.errors import BadArguments, CommandFailed
+from ecco_client.lsp.results import ExplainedToken
+from ecco_client.lsp.token_spans import token_spans
+from ecco_client.render.plain import to_plain
+from ecco_client.views import (
     Alternative,
     Analysis,
     layer_predictions_entry,
@@ -24,9 +27,6 @@ from ..views import (
     saliency_view,
     view_reply,
 )
-from .errors import BadArguments, CommandFailed
-from .results import ExplainedToken
-from .token_spans import token_spans
 
 ALTERNATIVES = 5  # alternatives kept per token (hover shows five)
 TOPK = 10

@@ -9,11 +9,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..aio.client import AsyncClient, Event
-from ..exceptions import DaemonUnavailable, EccoError
-from .daemon_link import DaemonLink
-from .errors import command_failure
-from .progress import WorkProgress
+from ecco_client.aio.client import AsyncClient, Event
+from ecco_client.exceptions import DaemonUnavailable, EccoError
+from ecco_client.lsp.daemon_link import DaemonLink
+from ecco_client.lsp.errors import command_failure
+from ecco_client.lsp.progress import WorkProgress
 
 log = logging.getLogger(__name__)
 CANCEL_TIMEOUT_S = 5.0

@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..aio.client import AsyncClient
-from ..aio.client import connect as aconnect
-from ..exceptions import DaemonUnavailable, EccoError
-from .settings import Settings
+from ecco_client.aio.client import AsyncClient
+from ecco_client.aio.client import connect as aconnect
+from ecco_client.exceptions import DaemonUnavailable, EccoError
+from ecco_client.lsp.settings import Settings
 
 log = logging.getLogger(__name__)
 

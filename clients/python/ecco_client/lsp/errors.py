@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pygls.exceptions import JsonRpcException
 
-from ..exceptions import DaemonUnavailable, EccoError, ModelNotFound, RemoteError
+from ecco_client.exceptions import DaemonUnavailable, EccoError, ModelNotFound, RemoteError
 
 REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid, but doing it failed
 

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from .. import views
-from . import analysis_adapter as adapter
-from .daemon_calls import call, run_job
-from .errors import BadArguments, CommandFailed
-from .progress import WorkProgress
-from .results import Explanation
+from ecco_client import views
+from ecco_client.lsp import analysis_adapter as adapter
+from ecco_client.lsp.daemon_calls import call, run_job
+from ecco_client.lsp.errors import BadArguments, CommandFailed
+from ecco_client.lsp.progress import WorkProgress
+from ecco_client.lsp.results import Explanation
 
 if TYPE_CHECKING:
-    from .server import EccoLanguageServer
+    from ecco_client.lsp.server import EccoLanguageServer
 
 log = logging.getLogger(__name__)
 MAX_GENERATE = 512

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from lsprotocol import types
 
-from .results import ExplainedToken, Explanation
+from ecco_client.lsp.results import ExplainedToken, Explanation
 
 HOVER_ALTERNATIVES = 5
 DIAGNOSTIC_SOURCE = "ecco"

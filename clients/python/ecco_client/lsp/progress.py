@@ -13,7 +13,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from ..aio.client import Event
+from ecco_client.aio.client import Event
 
 log = logging.getLogger(__name__)
 

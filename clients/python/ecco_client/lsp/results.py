@@ -12,7 +12,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from ..views import Alternative
+from ecco_client.views import Alternative
 
 MAX_RESULTS = 32  # explained selections kept, oldest dropped first
 

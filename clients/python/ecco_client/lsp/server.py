@@ -10,13 +10,13 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from .. import __version__
-from .cancellation import CancellableProtocol, current_request_id
-from .daemon_link import DaemonLink, DaemonStatus
-from .explain import Explainer
-from .presentation import diagnostics_for, hover_for
-from .results import ResultStore
-from .settings import SECTION, Settings, parse_settings
+from ecco_client import __version__
+from ecco_client.lsp.cancellation import CancellableProtocol, current_request_id
+from ecco_client.lsp.daemon_link import DaemonLink, DaemonStatus
+from ecco_client.lsp.explain import Explainer
+from ecco_client.lsp.presentation import diagnostics_for, hover_for
+from ecco_client.lsp.results import ResultStore
+from ecco_client.lsp.settings import SECTION, Settings, parse_settings
 
 log = logging.getLogger(__name__)
 

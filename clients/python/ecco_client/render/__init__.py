@@ -5,10 +5,10 @@ The terminal gets the probability and saliency views as rich text (terminal_view
 The view data each view takes is specified in protocol/VIEWS.md.
 """
 
-from .bundle import BundleMissing, bundle_path, bundle_source
-from .html import ViewSpec, render_html, write_html
-from .plain import to_plain
-from .terminal import probability_text, saliency_text, terminal_view
+from ecco_client.render.bundle import BundleMissing, bundle_path, bundle_source
+from ecco_client.render.html import ViewSpec, render_html, write_html
+from ecco_client.render.plain import to_plain
+from ecco_client.render.terminal import probability_text, saliency_text, terminal_view
 
 VIEWS = (
     "tokens",

@@ -16,8 +16,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from .bundle import bundle_source
-from .plain import to_plain
+from ecco_client.render.bundle import bundle_source
+from ecco_client.render.plain import to_plain
 
 SPEC_TYPE = "application/vnd.ecco.view+json"
 FALLBACK_TEXT = "Ecco view: it appears once its script runs (in Jupyter, trust the notebook)."

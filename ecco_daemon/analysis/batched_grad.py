@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from .architecture import Architecture
+from ecco_daemon.analysis.architecture import Architecture
 
 log = logging.getLogger(__name__)
 

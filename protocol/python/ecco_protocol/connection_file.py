@@ -46,7 +46,7 @@ def read_connection_file(path: Path | str) -> ConnectionInfo:
 
 
 def default_state_dir() -> Path:
-    """The daemon's state folder; shared with ecco_daemon.paths so both sides agree without importing each other."""
+    """The daemon's state folder (keys, users, connection files): one definition that the daemon and clients share."""
     env = os.environ.get("ECCO_DAEMON_HOME")
     if env:
         return Path(env).expanduser()

@@ -6,12 +6,12 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ecco_client.wire.errors import ErrorCode
+from ecco_protocol.errors import ErrorCode
 
-from .server.errors import OperationError
+from ecco_daemon.server.errors import OperationError
 
 if TYPE_CHECKING:
-    from .models.loaded import LoadedModel
+    from ecco_daemon.models.loaded import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class ModelRegistry:
         self._load_lock = threading.Lock()
 
     def load(self, spec: str, *, name: str | None = None, **options: Any) -> LoadedModel:
-        from .models.loader import ModelLoadError, load_model
+        from ecco_daemon.models.loader import ModelLoadError, load_model
 
         with self._load_lock:
             existing = self.find(name or spec)

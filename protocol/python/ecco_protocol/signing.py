@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterable
 
-from .errors import ErrorCode
+from ecco_protocol.errors import ErrorCode
 
 Buffer = bytes | bytearray | memoryview
 

@@ -1,7 +1,8 @@
-"""Where the daemon keeps its files.
+"""Where the daemon caches converted models.
 
-Why: every part (model cache, connection files, user keys) must agree on one place, and tests must be able
-to point it elsewhere with an environment variable instead of touching the user's home.
+Why: every part that caches models must agree on one place, and tests must be able to point it
+elsewhere with an environment variable instead of touching the user's home. (The state folder is
+defined once, in ecco_protocol.connection_file.)
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import os
 from pathlib import Path
 
 CACHE_ENV = "ECCO_DAEMON_CACHE"
-HOME_ENV = "ECCO_DAEMON_HOME"
 
 
 def _from_env(variable: str, xdg_variable: str, xdg_default: str) -> Path:
@@ -24,11 +24,6 @@ def _from_env(variable: str, xdg_variable: str, xdg_default: str) -> Path:
 def cache_dir() -> Path:
     """Rebuildable files (converted models): $ECCO_DAEMON_CACHE, else ~/.cache/ecco-daemon."""
     return _from_env(CACHE_ENV, "XDG_CACHE_HOME", ".cache")
-
-
-def state_dir() -> Path:
-    """Files worth keeping (keys, connection files): $ECCO_DAEMON_HOME, else ~/.local/share/ecco-daemon."""
-    return _from_env(HOME_ENV, "XDG_DATA_HOME", ".local/share")
 
 
 def models_cache_dir() -> Path:

@@ -1,9 +1,9 @@
 """The wire format: framing, msgpack encoding with binary arrays, and HMAC signing."""
 
-from .codec import Message, decode_message, encode_message, new_request_header
-from .errors import ErrorCode
-from .signing import ReplayGuard, Signer
-from .version import MAGIC, PROTOCOL_MAJOR, PROTOCOL_VERSION
+from ecco_protocol.codec import Message, decode_message, encode_message, new_request_header
+from ecco_protocol.errors import ErrorCode
+from ecco_protocol.signing import ReplayGuard, Signer
+from ecco_protocol.version import MAGIC, PROTOCOL_MAJOR, PROTOCOL_VERSION
 
 __all__ = [
     "MAGIC",

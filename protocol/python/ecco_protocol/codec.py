@@ -17,9 +17,9 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from .errors import ErrorCode
-from .signing import Buffer, Signer
-from .version import MAGIC, PROTOCOL_VERSION
+from ecco_protocol.errors import ErrorCode
+from ecco_protocol.signing import Buffer, Signer
+from ecco_protocol.version import MAGIC, PROTOCOL_VERSION
 
 ARRAY_KEY = "__nd__"
 # dtypes that may cross the wire; always little-endian.

@@ -13,9 +13,9 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
-from ecco_client.wire.errors import ErrorCode
+from ecco_protocol.errors import ErrorCode
 
-from .server.errors import OperationError
+from ecco_daemon.server.errors import OperationError
 
 
 @dataclass

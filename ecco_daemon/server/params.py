@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .server.errors import bad_request
+from ecco_daemon.server.errors import bad_request
 
 _MISSING = object()
 

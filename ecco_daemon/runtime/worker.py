@@ -14,14 +14,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ecco_client.wire.errors import ErrorCode
+from ecco_protocol.errors import ErrorCode
 
-from .batching import JobBatch, batch_factory
-from .server.errors import OperationError
-from .server.job import Cancelled, Job, JobState
+from ecco_daemon.runtime.job_batches import JobBatch, batch_factory
+from ecco_daemon.server.errors import OperationError
+from ecco_daemon.server.job import Cancelled, Job, JobState
 
 if TYPE_CHECKING:
-    from .services import Services
+    from ecco_daemon.runtime.context import Services
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .models.loaded import LoadedModel
-from .static_decode import StaticSteps, cache_kwargs, full_attention_only, returned_cache, static_decoder
+from ecco_daemon.generation.static_cache import (
+    StaticSteps,
+    cache_kwargs,
+    full_attention_only,
+    returned_cache,
+    static_decoder,
+)
+from ecco_daemon.models.loaded import LoadedModel
 
 
 @dataclass(frozen=True)

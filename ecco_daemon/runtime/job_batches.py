@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .server.job import Job
-    from .services import Services
+    from ecco_daemon.runtime.context import Services
+    from ecco_daemon.server.job import Job
 
 
 class JobBatch(Protocol):
@@ -74,7 +74,7 @@ class OneShotBatch:
         self._jobs += jobs
 
     def step(self) -> None:
-        from .worker import finish_job
+        from ecco_daemon.runtime.worker import finish_job
 
         jobs, self._jobs = self._jobs, []
         try:
@@ -104,7 +104,7 @@ class OneShotBatch:
         return len(self._jobs)
 
     def abort(self, error: Exception) -> None:
-        from .worker import finish_job
+        from ecco_daemon.runtime.worker import finish_job
 
         jobs, self._jobs = self._jobs, []
         for job in jobs:

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .config import DaemonConfig
-    from .model_registry import ModelRegistry
-    from .scheduler import Scheduler
-    from .server.job import Job
-    from .store import ResultStore
-    from .users import UserStore
+    from ecco_daemon.config import DaemonConfig
+    from ecco_daemon.runtime.model_registry import ModelRegistry
+    from ecco_daemon.runtime.scheduler import Scheduler
+    from ecco_daemon.runtime.store import ResultStore
+    from ecco_daemon.server.job import Job
+    from ecco_daemon.server.users import UserStore
 
 
 class InflightRequests:

@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from .models.family import CAUSAL
-from .models.loaded import LoadedModel
+from ecco_daemon.models.family import CAUSAL
+from ecco_daemon.models.loaded import LoadedModel
 
 log = logging.getLogger(__name__)
 

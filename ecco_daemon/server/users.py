@@ -15,7 +15,7 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ecco_client.connection_file import ConnectionInfo, write_connection_file
+from ecco_protocol.connection_file import ConnectionInfo, write_connection_file
 
 ROLES = ("admin", "user")
 ADMIN = "admin"

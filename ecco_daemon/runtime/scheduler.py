@@ -6,10 +6,10 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-from ecco_client.wire.errors import ErrorCode
+from ecco_protocol.errors import ErrorCode
 
-from .server.errors import OperationError
-from .server.job import Job, JobState
+from ecco_daemon.server.errors import OperationError
+from ecco_daemon.server.job import Job, JobState
 
 PositionListener = Callable[[Job, int, int], None]
 
