@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from types import FrameType
 
 import zmq
@@ -13,11 +12,11 @@ from ecco_protocol.errors import ErrorCode
 
 from ecco_daemon import handlers  # noqa: F401  (registers the operations)
 from ecco_daemon.config import DaemonConfig
-from ecco_daemon.runtime.context import Services
+from ecco_daemon.runtime.context import RuntimeContext
+from ecco_daemon.runtime.executor import Executor, make_executor
 from ecco_daemon.runtime.model_registry import ModelRegistry
 from ecco_daemon.runtime.scheduler import Scheduler
 from ecco_daemon.runtime.store import ResultStore
-from ecco_daemon.runtime.worker import Worker
 from ecco_daemon.server.curve import client_address, load_or_create_server_keys, make_curve_server, refuse_unsafe_bind
 from ecco_daemon.server.engine import ProtocolEngine
 from ecco_daemon.server.errors import OperationError
@@ -39,7 +38,7 @@ def announce_position(job: Job, position: int, total: int) -> None:
 class Daemon:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
-        self.services = Services(
+        self.ctx = RuntimeContext(
             config=config,
             models=ModelRegistry(device=config.device, dtype=config.dtype, compile_decode=config.compile_decode),
             store=ResultStore(config.result_ttl_s, config.result_store_bytes),
@@ -51,7 +50,7 @@ class Daemon:
         self.context = zmq.Context()
         self.router: zmq.Socket | None = None
         self.outbox: Outbox | None = None
-        self.workers: list[Worker] = []
+        self.executor: Executor | None = None
         self.bound_address: str | None = None
 
     def bind(self) -> str:
@@ -67,12 +66,12 @@ class Daemon:
         router.bind(self.config.address)
         self.router = router
         self.bound_address = router.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.services.config.address = self.bound_address
+        self.ctx.config.address = self.bound_address
         self.outbox = Outbox(self.context, router)
-        self.services.users.ensure_admin()
+        self.ctx.users.ensure_admin()
         # Every user's connection file names this run's address (and key to the encryption, if any).
         address = client_address(self.bound_address)
-        for user in self.services.users.all():
+        for user in self.ctx.users.all():
             write_user_connection_file(self.config.state_dir, user, address, server_public_key)
         return self.bound_address
 
@@ -83,12 +82,12 @@ class Daemon:
     def load_models(self) -> None:
         trusted = set(self.config.trust_remote_code_models)
         for spec in self.config.models:
-            self.services.models.load(spec, trust_remote_code=spec in trusted)
+            self.ctx.models.load(spec, trust_remote_code=spec in trusted)
 
     def serve(self) -> None:
         """Run until SIGINT/SIGTERM or a shutdown request; then answer everything still pending."""
         assert self.router is not None and self.outbox is not None
-        stop = self.services.shutdown_requested
+        stop = self.ctx.shutdown_requested
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             log.info("received %s, shutting down", signal.Signals(signum).name)
@@ -97,11 +96,10 @@ class Daemon:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, on_signal)
             signal.signal(signal.SIGTERM, on_signal)
-        engine = ProtocolEngine(self.services, OPERATIONS, self.outbox)
+        engine = ProtocolEngine(self.ctx, OPERATIONS, self.outbox)
         self.engine = engine
-        self.workers = [Worker(self.services, max_batch=self.config.max_batch_size)]
-        for worker in self.workers:
-            worker.start()
+        self.executor = make_executor(self.ctx)
+        self.executor.start()
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.outbox.pull, zmq.POLLIN)
@@ -127,19 +125,15 @@ class Daemon:
     def _shutdown(self) -> None:
         assert self.outbox is not None and self.router is not None
         error = OperationError(ErrorCode.SHUTTING_DOWN, "the daemon is shutting down")
-        for job in self.services.scheduler.close():
-            self.services.inflight.remove(job)
+        for job in self.ctx.scheduler.close():
+            self.ctx.inflight.remove(job)
             job.fail(error)
-        for job in self.services.inflight.all():
+        for job in self.ctx.inflight.all():
             job.cancel(ErrorCode.SHUTTING_DOWN.value)
-        deadline = time.monotonic() + self.config.shutdown_grace_s
-        for worker in self.workers:
-            worker.stop()
-        while any(w.is_alive() for w in self.workers) and time.monotonic() < deadline:
-            self.outbox.forward_pending()
-            time.sleep(0.02)
+        if self.executor is not None:
+            self.executor.stop(self.config.shutdown_grace_s, while_waiting=self.outbox.forward_pending)
         # Whatever is still running past the grace period is answered now; its late events are dropped.
-        for job in self.services.inflight.all():
+        for job in self.ctx.inflight.all():
             job.fail(error)
         self.outbox.forward_pending()
         if getattr(self, "engine", None) is not None and self.engine.refusals:

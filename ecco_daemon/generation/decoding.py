@@ -454,12 +454,3 @@ class BatchDecoder:
         elif len(output.generated_ids) >= row.max_new_tokens:
             row.done = True
 
-
-def generate_batch(lm: LoadedModel, rows: list[DecodeRow]) -> list[DecodeRow]:
-    """Decode all rows together until each is done (no joining): the in-process batched path."""
-    decoder = BatchDecoder(lm)
-    decoder.add(rows)
-    decoder.drop_finished()
-    while len(decoder):
-        decoder.step()
-    return rows

@@ -18,6 +18,7 @@ from ecco_daemon.analysis.run import AnalysisRun
 from ecco_daemon.generation.decoding import position_limit
 from ecco_daemon.models.loaded import LoadedModel
 from ecco_daemon.models.tokens import encode_prompt
+from ecco_daemon.runtime.context import RuntimeContext
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
 from ecco_daemon.server.params import ParamReader
@@ -81,7 +82,7 @@ class StoredRun:
     model: str
 
 
-def run_analysis_for(job: Job, lm: LoadedModel, ids: list[int], options: AnalysisOptions,
+def run_analysis_for(ctx: RuntimeContext, job: Job, lm: LoadedModel, ids: list[int], options: AnalysisOptions,
                      first_target: int | None, target_ids: list[int] | None, float16: bool) -> dict[str, Any]:
     """Run, store, and answer with the run's first reply (tokens, scores, rankings, attributions)."""
     if options.attention and not _eager(lm):
@@ -98,14 +99,14 @@ def run_analysis_for(job: Job, lm: LoadedModel, ids: list[int], options: Analysi
         backward_precision=options.backward_precision, rankings=options.rankings,
         check_cancelled=job.check_cancelled,
     )
-    return answer_run(job, lm, run, float16)
+    return answer_run(ctx, job, lm, run, float16)
 
 
-def answer_run(job: Job, lm: LoadedModel, run: AnalysisRun, float16: bool) -> dict[str, Any]:
+def answer_run(ctx: RuntimeContext, job: Job, lm: LoadedModel, run: AnalysisRun, float16: bool) -> dict[str, Any]:
     """Store the run for later views and answer with its first reply (solo and batched runs alike)."""
     result = service.run_result(run, lm.tokenizer, float16)
     result["model"] = lm.name
-    result["result_id"] = job.services.store.put(job.user.name, "analysis", StoredRun(run, lm.name), run.nbytes)
+    result["result_id"] = ctx.store.put(job.user.name, "analysis", StoredRun(run, lm.name), run.nbytes)
     return result
 
 
@@ -135,8 +136,8 @@ class AnalyzeRequest:
             float16=read.choice("array_dtype", ["float32", "float16"], "float32") == "float16",
         )
 
-    def prepare(self, job: Job) -> None:
-        lm = job.services.models.get(self.model)
+    def prepare(self, ctx: RuntimeContext, job: Job) -> None:
+        lm = ctx.models.get(self.model)
         self.model = lm.name
         ids = self.input_ids if self.input_ids is not None else encode_prompt(lm.tokenizer, self.text or "")
         targets = self.target_ids
@@ -146,9 +147,9 @@ class AnalyzeRequest:
         if any(i < 0 or i >= vocab for i in [*ids, *(targets or [])]):
             raise OperationError(ErrorCode.BAD_REQUEST, f"token ids must lie in [0, {vocab})")
         n_tokens = len(ids) + len(targets or [])
-        if n_tokens > job.services.config.max_input_tokens:
+        if n_tokens > ctx.config.max_input_tokens:
             raise OperationError(ErrorCode.TOO_LARGE, f"{n_tokens} tokens exceed the limit of "
-                                                      f"{job.services.config.max_input_tokens}")
+                                                      f"{ctx.config.max_input_tokens}")
         positions = position_limit(lm)
         longest = len(ids) if lm.family == "causal" else max(len(ids), len(targets or []) + 1)
         if positions is not None and longest > positions:
@@ -169,10 +170,10 @@ class AnalyzeRequest:
 
 
 @OPERATIONS.job("analyze", parse=AnalyzeRequest.parse)
-def analyze_op(job: Job, request: AnalyzeRequest) -> dict[str, Any]:
-    lm = job.services.models.get(request.model)
+def analyze_op(ctx: RuntimeContext, job: Job, request: AnalyzeRequest) -> dict[str, Any]:
+    lm = ctx.models.get(request.model)
     assert request.resolved_ids is not None
-    result = run_analysis_for(job, lm, request.resolved_ids, request.options, None, request.resolved_targets,
+    result = run_analysis_for(ctx, job, lm, request.resolved_ids, request.options, None, request.resolved_targets,
                               request.float16)
     result["batched_with"] = 1  # how many analyses shared the forward pass (see analyze_batch)
     return result
@@ -194,15 +195,15 @@ class ViewRequest:
         return cls(read.str("result_id", max_length=128), read.str("view", max_length=64), view_params,
                    read.choice("array_dtype", ["float32", "float16"], "float32") == "float16")
 
-    def prepare(self, job: Job) -> None:
+    def prepare(self, ctx: RuntimeContext, job: Job) -> None:
         # Fails fast (NOT_FOUND, RESULT_EVICTED, another user's id) before the job is queued.
-        job.services.store.get(job.user.name, self.result_id, kind="analysis")
+        ctx.store.get(job.user.name, self.result_id, kind="analysis")
 
 
 @OPERATIONS.job("view", parse=ViewRequest.parse)
-def view_op(job: Job, request: ViewRequest) -> dict[str, Any]:
-    stored: StoredRun = job.services.store.get(job.user.name, request.result_id, kind="analysis").value
-    lm = job.services.models.get(stored.model)
+def view_op(ctx: RuntimeContext, job: Job, request: ViewRequest) -> dict[str, Any]:
+    stored: StoredRun = ctx.store.get(job.user.name, request.result_id, kind="analysis").value
+    lm = ctx.models.get(stored.model)
     params = dict(request.params)
     if request.float16:
         params.setdefault("float16", True)

@@ -17,7 +17,7 @@ from ecco_protocol.errors import ErrorCode
 from ecco_daemon.analysis import joint, service
 from ecco_daemon.analysis.errors import AnalysisError
 from ecco_daemon.handlers.analyze import AnalyzeRequest, answer_run
-from ecco_daemon.runtime.context import Services
+from ecco_daemon.runtime.context import RuntimeContext
 from ecco_daemon.runtime.job_batches import one_shot
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
@@ -41,7 +41,7 @@ def _as_reply_error(exc: Exception) -> Exception:
 
 
 @one_shot("analyze")
-def analyze_together(services: Services, jobs: Sequence[Job]) -> list[dict[str, Any] | BaseException]:
+def analyze_together(ctx: RuntimeContext, jobs: Sequence[Job]) -> list[dict[str, Any] | BaseException]:
     outcomes: list[dict[str, Any] | BaseException | None] = [None] * len(jobs)
     live: list[int] = []
     for index, job in enumerate(jobs):
@@ -52,7 +52,7 @@ def analyze_together(services: Services, jobs: Sequence[Job]) -> list[dict[str, 
         else:
             live.append(index)
     if live:
-        lm = services.models.get(jobs[live[0]].params.model)
+        lm = ctx.models.get(jobs[live[0]].params.model)
         for index in live:
             jobs[index].progress("analysis", tokens=len(jobs[index].params.resolved_ids), methods=[],
                                  batched_with=len(live))
@@ -68,7 +68,7 @@ def analyze_together(services: Services, jobs: Sequence[Job]) -> list[dict[str, 
                 outcomes[index] = _as_reply_error(run)
                 continue
             try:
-                result = answer_run(job, lm, run, job.params.float16)
+                result = answer_run(ctx, job, lm, run, job.params.float16)
             except Exception as exc:  # the store refusing this run (too big) is this job's error
                 outcomes[index] = exc
             else:

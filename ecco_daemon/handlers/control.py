@@ -10,6 +10,7 @@ from ecco_protocol.errors import ErrorCode
 from ecco_protocol.version import PROTOCOL_VERSION
 
 from ecco_daemon import __version__
+from ecco_daemon.runtime.context import RuntimeContext
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job, JobState
 from ecco_daemon.server.params import ParamReader
@@ -17,52 +18,51 @@ from ecco_daemon.server.registry import OPERATIONS
 
 
 @OPERATIONS.control("ping")
-def ping(job: Job, params: dict[str, Any]) -> dict[str, Any]:
+def ping(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, Any]:
     return {"pong": True, "time": time.time()}
 
 
 @OPERATIONS.control("status")
-def status(job: Job, params: dict[str, Any]) -> dict[str, Any]:
-    services = job.services
+def status(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, Any]:
     # Users see their own jobs; admins see every queue.
     scope = None if job.user.is_admin else job.user.name
     running = [
         {"id": j.request_id, "user": j.user.name, "op": j.operation.name}
-        for j in services.inflight.all()
+        for j in ctx.inflight.all()
         if j.state is JobState.RUNNING and (scope is None or j.user.name == scope)
     ]
     state = {
         "daemon": {"version": __version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
-                   "uptime_s": time.time() - services.started, "address": services.config.address},
+                   "uptime_s": time.time() - ctx.started, "address": ctx.config.address},
         "user": {"name": job.user.name, "role": job.user.role},
-        "models": services.models.describe(),
+        "models": ctx.models.describe(),
         "devices": _devices(),
-        "queue": {"length": len(services.scheduler), "running": running,
-                  "queued": services.scheduler.snapshot(scope)},
-        "store": services.store.usage(scope),
+        "queue": {"length": len(ctx.scheduler), "running": running,
+                  "queued": ctx.scheduler.snapshot(scope)},
+        "store": ctx.store.usage(scope),
     }
     if job.user.is_admin:
-        state["security"] = {"refusals": dict(services.refusals)}
+        state["security"] = {"refusals": dict(ctx.refusals)}
     return state
 
 
 @OPERATIONS.control("cancel")
-def cancel(job: Job, params: dict[str, Any]) -> dict[str, Any]:
+def cancel(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, Any]:
     target_id = ParamReader(params, ["target"]).str("target")
-    target = job.services.inflight.get(job.user.name, target_id)
+    target = ctx.inflight.get(job.user.name, target_id)
     if target is None:
         return {"target": target_id, "cancelled": False, "state": "unknown"}
     state = target.state.value
     target.cancel()
-    if job.services.scheduler.remove(target):
-        job.services.inflight.remove(target)
+    if ctx.scheduler.remove(target):
+        ctx.inflight.remove(target)
         target.fail(OperationError(ErrorCode.CANCELLED, "cancelled while queued"))
     return {"target": target_id, "cancelled": True, "state": state}
 
 
 @OPERATIONS.control("shutdown", admin_only=True)
-def shutdown(job: Job, params: dict[str, Any]) -> dict[str, Any]:
-    job.services.shutdown_requested.set()
+def shutdown(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, Any]:
+    ctx.shutdown_requested.set()
     return {"shutting_down": True}
 
 

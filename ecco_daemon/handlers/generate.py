@@ -11,6 +11,7 @@ from ecco_protocol.errors import ErrorCode
 from ecco_daemon.generation.decoding import GenerationOutput, SamplingParams, Step, can_batch, generate, position_limit
 from ecco_daemon.handlers.analyze import ANALYSIS_PARAMS, AnalysisOptions, run_analysis_for
 from ecco_daemon.models.tokens import encode_prompt, token_texts
+from ecco_daemon.runtime.context import RuntimeContext
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
 from ecco_daemon.server.params import ParamReader
@@ -64,10 +65,10 @@ class GenerateRequest:
             analysis=AnalysisOptions.read(read) if wants_analysis else None,
         )
 
-    def prepare(self, job: Job) -> None:
+    def prepare(self, ctx: RuntimeContext, job: Job) -> None:
         """Checks that need the model, done on the loop so a bad request fails before queueing."""
-        config = job.services.config
-        lm = job.services.models.get(self.model)
+        config = ctx.config
+        lm = ctx.models.get(self.model)
         if lm.family == "masked":
             raise OperationError(ErrorCode.UNSUPPORTED_MODEL,
                                  f"{lm.name} is a masked language model: it does not generate; use analyze")
@@ -136,8 +137,8 @@ def generation_result(tokenizer: Any, out: GenerationOutput, float_dtype: str) -
 
 
 @OPERATIONS.job("generate", parse=GenerateRequest.parse)
-def generate_op(job: Job, request: GenerateRequest) -> dict[str, Any]:
-    lm = job.services.models.get(request.model)
+def generate_op(ctx: RuntimeContext, job: Job, request: GenerateRequest) -> dict[str, Any]:
+    lm = ctx.models.get(request.model)
     n_input = len(request.resolved_ids)
 
     def on_step(index: int, step: Step) -> None:
@@ -146,23 +147,24 @@ def generate_op(job: Job, request: GenerateRequest) -> dict[str, Any]:
 
     out = generate(lm, request.resolved_ids, request.max_new_tokens, request.sampling, request.alternatives,
                    on_step=on_step, check_cancelled=job.check_cancelled)
-    return complete_generation(job, request, out)
+    return complete_generation(ctx, job, request, out)
 
 
-def complete_generation(job: Job, request: GenerateRequest, out: GenerationOutput) -> dict[str, Any]:
+def complete_generation(ctx: RuntimeContext, job: Job, request: GenerateRequest,
+                        out: GenerationOutput) -> dict[str, Any]:
     """The result of a finished generation; the solo and the batched paths both end here."""
-    lm = job.services.models.get(request.model)
+    lm = ctx.models.get(request.model)
     result = generation_result(lm.tokenizer, out, request.array_dtype)
     result["model"] = lm.name
     if request.analysis is not None:
         float16 = request.array_dtype == "float16"
         if lm.family == "encoder-decoder":  # the encoder reads the prompt; the decoder's tokens are scored
-            analysis = run_analysis_for(job, lm, out.input_ids, request.analysis, None, out.generated_ids, float16)
+            analysis = run_analysis_for(ctx, job, lm, out.input_ids, request.analysis, None, out.generated_ids, float16)
         else:
-            analysis = run_analysis_for(job, lm, out.all_ids, request.analysis, len(out.input_ids), None, float16)
+            analysis = run_analysis_for(ctx, job, lm, out.all_ids, request.analysis, len(out.input_ids), None, float16)
         result["analysis"] = analysis
         result["result_id"] = analysis["result_id"]
         return result
-    result["result_id"] = job.services.store.put(job.user.name, "generation", out,
+    result["result_id"] = ctx.store.put(job.user.name, "generation", out,
                                                  nbytes=64 * (len(out.all_ids) + 1) * max(1, request.alternatives))
     return result

@@ -10,37 +10,38 @@ from typing import Any
 
 from ecco_daemon.generation.decoding import BatchDecoder, DecodeRow, Step
 from ecco_daemon.handlers.generate import GenerateRequest, complete_generation, step_event
-from ecco_daemon.runtime.context import Services
-from ecco_daemon.runtime.job_batches import register_batch
-from ecco_daemon.runtime.worker import finish_job
+from ecco_daemon.runtime.context import RuntimeContext
+from ecco_daemon.runtime.job_batches import Outcome, register_batch
 from ecco_daemon.server.job import Cancelled, Job
 
 
 class GenerationBatch:
-    def __init__(self, services: Services, batch_key: tuple[Any, ...]) -> None:
-        self.services = services
-        self.lm = services.models.get(str(batch_key[1]))
+    def __init__(self, ctx: RuntimeContext, batch_key: tuple[Any, ...]) -> None:
+        self.ctx = ctx
+        self.lm = ctx.models.get(str(batch_key[1]))
         self.decoder = BatchDecoder(self.lm)
 
-    def admit(self, jobs: list[Job]) -> None:
+    def admit(self, jobs: list[Job]) -> list[Outcome]:
         rows = [self._row(job) for job in jobs]
         self.decoder.add(rows)
-        self._finish(self.decoder.drop_finished())
+        finished = self.decoder.drop_finished()
         # Rows done at once (no new tokens, or a failed prefill) never entered the decoder.
-        self._finish([row for row in rows if row.done and not row.tag.finished])  # type: ignore[attr-defined]
+        leaving = {id(row) for row in finished}
+        finished += [row for row in rows if row.done and id(row) not in leaving]
+        return self._outcomes(finished)
 
-    def step(self) -> None:
+    def step(self) -> list[Outcome]:
         cancelled = [row for row in self.decoder.rows if row.tag.cancelled]  # type: ignore[attr-defined]
-        self._finish(self.decoder.drop_finished(cancelled))
+        outcomes = self._outcomes(self.decoder.drop_finished(cancelled))
         if len(self.decoder):
-            self._finish(self.decoder.step())
+            outcomes += self._outcomes(self.decoder.step())
+        return outcomes
 
     def active(self) -> int:
         return len(self.decoder)
 
-    def abort(self, error: Exception) -> None:
-        for row in self.decoder.drop_finished(list(self.decoder.rows)):
-            finish_job(row.tag, error=error)  # type: ignore[arg-type]
+    def drain(self) -> list[Job]:
+        return [row.tag for row in self.decoder.drop_finished(list(self.decoder.rows))]  # type: ignore[misc]
 
     def _row(self, job: Job) -> DecodeRow:
         request: GenerateRequest = job.params
@@ -54,22 +55,20 @@ class GenerationBatch:
         return DecodeRow(request.resolved_ids, request.max_new_tokens, request.sampling, request.alternatives,
                          on_step=on_step, tag=job)
 
-    def _finish(self, rows: list[DecodeRow]) -> None:
+    def _outcomes(self, rows: list[DecodeRow]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
         for row in rows:
             job: Job = row.tag  # type: ignore[assignment]
-            if job.finished:
-                continue
             if job.cancelled:
-                finish_job(job, error=Cancelled())
+                outcomes.append((job, Cancelled()))
             elif row.error is not None:
-                finish_job(job, error=row.error)
+                outcomes.append((job, row.error))
             else:
                 try:
-                    result = complete_generation(job, job.params, row.output)
+                    outcomes.append((job, complete_generation(self.ctx, job, job.params, row.output)))
                 except Exception as exc:
-                    finish_job(job, error=exc)
-                else:
-                    finish_job(job, result=result)
+                    outcomes.append((job, exc))
+        return outcomes
 
 
 register_batch("generate")(GenerationBatch)

@@ -7,6 +7,7 @@ from typing import Any
 
 from ecco_protocol.errors import ErrorCode
 
+from ecco_daemon.runtime.context import RuntimeContext
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
 from ecco_daemon.server.params import ParamReader
@@ -14,8 +15,8 @@ from ecco_daemon.server.registry import OPERATIONS
 
 
 @OPERATIONS.control("models.list")
-def list_models(job: Job, params: dict[str, Any]) -> dict[str, Any]:
-    return {"models": job.services.models.describe()}
+def list_models(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, Any]:
+    return {"models": ctx.models.describe()}
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class LoadRequest:
 
 
 @OPERATIONS.job("models.load", parse=LoadRequest.parse, admin_only=True)
-def load_model(job: Job, request: LoadRequest) -> dict[str, Any]:
-    if request.trust_remote_code and request.spec not in job.services.config.trust_remote_code_models:
+def load_model(ctx: RuntimeContext, job: Job, request: LoadRequest) -> dict[str, Any]:
+    if request.trust_remote_code and request.spec not in ctx.config.trust_remote_code_models:
         # Remote code runs with the daemon's rights: only for models the admin named at start.
         raise OperationError(ErrorCode.FORBIDDEN,
                              f"trust_remote_code is off for {request.spec!r}; start the daemon with "
@@ -52,11 +53,11 @@ def load_model(job: Job, request: LoadRequest) -> dict[str, Any]:
     for key in ("dtype", "device", "attn_implementation"):
         if getattr(request, key) is not None:
             options[key] = getattr(request, key)
-    model = job.services.models.load(request.spec, name=request.name, **options)
+    model = ctx.models.load(request.spec, name=request.name, **options)
     return {"model": model.describe()}
 
 
 @OPERATIONS.control("models.unload", admin_only=True)
-def unload_model(job: Job, params: dict[str, Any]) -> dict[str, Any]:
+def unload_model(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, Any]:
     name = ParamReader(params, ["model"]).str("model")
-    return {"model": name, "unloaded": job.services.models.unload(name)}
+    return {"model": name, "unloaded": ctx.models.unload(name)}

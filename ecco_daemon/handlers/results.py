@@ -11,6 +11,7 @@ from typing import Any
 
 from ecco_protocol.errors import ErrorCode
 
+from ecco_daemon.runtime.context import RuntimeContext
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
 from ecco_daemon.server.params import ParamReader
@@ -18,16 +19,16 @@ from ecco_daemon.server.registry import OPERATIONS
 
 
 @OPERATIONS.control("results.info")
-def result_info(job: Job, params: dict[str, Any]) -> dict[str, Any]:
+def result_info(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, Any]:
     result_id = ParamReader(params, ["result_id"]).str("result_id", max_length=128)
-    entry = job.services.store.get(job.user.name, result_id)
+    entry = ctx.store.get(job.user.name, result_id)
     return {"result_id": result_id, "kind": entry.kind, "bytes": entry.nbytes,
             "expires_in_s": max(0.0, entry.expires - time.monotonic())}
 
 
 @OPERATIONS.control("results.release")
-def release_result(job: Job, params: dict[str, Any]) -> dict[str, Any]:
+def release_result(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, Any]:
     result_id = ParamReader(params, ["result_id"]).str("result_id", max_length=128)
-    if not job.services.store.release(job.user.name, result_id):
+    if not ctx.store.release(job.user.name, result_id):
         raise OperationError(ErrorCode.NOT_FOUND, f"no result {result_id} for this user")
     return {"result_id": result_id, "released": True}

@@ -15,11 +15,12 @@ from ecco_protocol.errors import ErrorCode
 from ecco_protocol.signing import Buffer, ReplayGuard, SignatureError, Signer
 from ecco_protocol.version import PROTOCOL_MAJOR
 
-from ecco_daemon.runtime.context import Services
+from ecco_daemon.runtime.context import RuntimeContext
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
 from ecco_daemon.server.outbox import Outbox
 from ecco_daemon.server.registry import OperationRegistry
+from ecco_daemon.server.users import User
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("ecco_daemon.security")
@@ -28,33 +29,46 @@ MAX_REQUEST_ID_LENGTH = 128
 
 
 class ProtocolEngine:
-    def __init__(self, services: Services, registry: OperationRegistry, outbox: Outbox) -> None:
-        self.services = services
+    """Owns the in-flight map (through the context) and the one error path: every failure is answered here."""
+
+    def __init__(self, ctx: RuntimeContext, registry: OperationRegistry, outbox: Outbox) -> None:
+        self.ctx = ctx
         self.registry = registry
         self.outbox = outbox
         self.replay_guard = ReplayGuard()
-        self.refusals: dict[str, int] = services.refusals
+        self.refusals: dict[str, int] = ctx.refusals
 
     def handle(self, identity: bytes, frames: Sequence[Buffer]) -> None:
+        """Authenticate, parse and dispatch one message; whatever fails is answered with an error event.
+
+        Before authentication an error reply cannot be signed (we don't know the sender's key); from the
+        moment the signature verifies, every reply, the catch-all's included, is signed with their key.
+        """
         request_id: str | None = None
+        signer: Signer | None = None
+        job: Job | None = None
         try:
             raw = split_frames(frames)
             header = raw.header()
             request_id = _request_id(header)
-            self._dispatch(identity, raw, header, request_id)
-        except _Signed as exc:
-            self._refuse(identity, request_id, exc)
-        except FrameError as exc:
-            self._refuse(identity, request_id, OperationError(ErrorCode.BAD_FRAME, str(exc)))
+            user, signer = self._authenticate(raw, header)
+            job = self._job(identity, raw, header, request_id, user, signer)
+            if job.operation.kind == "control":
+                job.emit("result", job.operation.handler(self.ctx, job, job.params) or {})
+            else:
+                self._submit(job)
         except SignatureError as exc:
-            self._refuse(identity, request_id, OperationError(ErrorCode.UNAUTHORIZED, str(exc)))
+            self._refuse(identity, request_id, None, OperationError(ErrorCode.UNAUTHORIZED, str(exc)))
+        except FrameError as exc:
+            self._refuse(identity, request_id, signer, OperationError(ErrorCode.BAD_FRAME, str(exc)), job)
         except OperationError as exc:
-            self._refuse(identity, request_id, exc)
-        except Exception as exc:  # a bug must not take the loop down
+            self._refuse(identity, request_id, signer, exc, job)
+        except Exception as exc:  # a bug must not take the loop down, nor leave the caller waiting
             log.exception("unexpected failure handling a message")
-            self._refuse(identity, request_id, OperationError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"))
+            error = OperationError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+            self._refuse(identity, request_id, signer, error, job)
 
-    def _dispatch(self, identity: bytes, raw: RawMessage, header: dict[str, Any], request_id: str) -> None:
+    def _authenticate(self, raw: RawMessage, header: dict[str, Any]) -> tuple[User, Signer]:
         version = str(header.get("v", ""))
         if not version.split(".")[0].isdigit() or int(version.split(".")[0]) != PROTOCOL_MAJOR:
             raise OperationError(
@@ -66,90 +80,64 @@ class ProtocolEngine:
             raise FrameError("header needs 'user' and 'op' strings")
         if not isinstance(timestamp, (int, float)):
             raise FrameError("header needs a numeric 'ts'")
-        user = self.services.users.get(user_name)
+        user = self.ctx.users.get(user_name)
         if user is None:
             raise SignatureError(f"unknown user {user_name!r}")
         signer = Signer(user.key)
         signer.verify(raw.signature, raw.signed_frames)
         self.replay_guard.check(raw.signature, float(timestamp))
-        # From here on, replies are signed: the sender proved who they are.
-        size = sum(len(memoryview(f)) for f in raw.signed_frames)
-        if size > self.services.config.max_message_bytes:
-            raise _Signed(signer, OperationError(
-                ErrorCode.TOO_LARGE,
-                f"message is {size} bytes; the limit is {self.services.config.max_message_bytes}",
-            ))
-        try:
-            content = raw.content()
-            params = content.get("params", {})
-            if not isinstance(params, dict):
-                raise FrameError("'params' must be a map")
-            operation = self.registry.get(op_name)
-            if operation is None:
-                raise OperationError(
-                    ErrorCode.UNKNOWN_OPERATION,
-                    f"unknown operation {op_name!r}; valid: {', '.join(self.registry.names())}",
-                )
-            if operation.admin_only and not user.is_admin:
-                raise OperationError(ErrorCode.FORBIDDEN, f"{op_name!r} is for admins; {user.name!r} is a user")
-            parsed = _parse(operation.parse, params)
-        except FrameError as exc:
-            raise _Signed(signer, OperationError(ErrorCode.BAD_FRAME, str(exc))) from None
-        except OperationError as exc:
-            raise _Signed(signer, exc) from None
-        job = Job(request_id, identity, user, operation, parsed, self.services, self.outbox, signer)
-        if operation.kind == "control":
-            self._run_control(job)
-        else:
-            self._submit(job)
+        return user, signer
 
-    def _run_control(self, job: Job) -> None:
-        try:
-            result = job.operation.handler(job, job.params)
-            job.emit("result", result or {})
-        except OperationError as exc:
-            self._count(exc)
-            job.fail(exc)
+    def _job(self, identity: bytes, raw: RawMessage, header: dict[str, Any], request_id: str, user: User,
+             signer: Signer) -> Job:
+        size = sum(len(memoryview(f)) for f in raw.signed_frames)
+        if size > self.ctx.config.max_message_bytes:
+            raise OperationError(
+                ErrorCode.TOO_LARGE,
+                f"message is {size} bytes; the limit is {self.ctx.config.max_message_bytes}",
+            )
+        content = raw.content()
+        params = content.get("params", {})
+        if not isinstance(params, dict):
+            raise FrameError("'params' must be a map")
+        op_name = header["op"]
+        operation = self.registry.get(op_name)
+        if operation is None:
+            raise OperationError(
+                ErrorCode.UNKNOWN_OPERATION,
+                f"unknown operation {op_name!r}; valid: {', '.join(self.registry.names())}",
+            )
+        if operation.admin_only and not user.is_admin:
+            raise OperationError(ErrorCode.FORBIDDEN, f"{op_name!r} is for admins; {user.name!r} is a user")
+        return Job(request_id, identity, user, operation, _parse(operation.parse, params), self.outbox, signer)
 
     def _submit(self, job: Job) -> None:
         prepare = getattr(job.params, "prepare", None)
-        try:
-            if prepare is not None:
-                prepare(job)
-            if not self.services.inflight.add(job):
-                raise OperationError(ErrorCode.BAD_REQUEST, f"request id {job.request_id!r} is already in flight")
-        except OperationError as exc:
-            self._count(exc)
-            job.fail(exc)
-            return
+        if prepare is not None:
+            prepare(self.ctx, job)
+        if not self.ctx.inflight.add(job):
+            raise OperationError(ErrorCode.BAD_REQUEST, f"request id {job.request_id!r} is already in flight")
         job.emit("accepted", {"op": job.operation.name})
         try:
-            self.services.scheduler.submit(job)
-        except OperationError as exc:
-            self._count(exc)
-            self.services.inflight.remove(job)
-            job.fail(exc)
+            self.ctx.scheduler.submit(job)
+        except BaseException:
+            self.ctx.inflight.remove(job)
+            raise
 
     def _count(self, error: OperationError) -> None:
         self.refusals[error.code.value] = self.refusals.get(error.code.value, 0) + 1
 
-    def _refuse(self, identity: bytes, request_id: str | None, error: OperationError | _Signed) -> None:
-        signer = None
-        if isinstance(error, _Signed):
-            signer, error = error.signer, error.error
+    def _refuse(self, identity: bytes, request_id: str | None, signer: Signer | None, error: OperationError,
+                job: Job | None = None) -> None:
+        """The one error path. A job that exists answers through itself, so it is answered exactly once."""
         self._count(error)
         if error.code is ErrorCode.UNAUTHORIZED:
             security_log.warning("refused a message (request %s): %s", request_id, error.message)
+        if job is not None:
+            job.fail(error)
+            return
         header = new_event_header(request_id, "error", 0)
         self.outbox.send(identity, encode_message(header, error.to_content(), signer))
-
-
-class _Signed(Exception):
-    """An error for an authenticated sender: its reply is signed with their key."""
-
-    def __init__(self, signer: Signer, error: OperationError) -> None:
-        self.signer = signer
-        self.error = error
 
 
 def _request_id(header: dict[str, Any]) -> str:

@@ -15,7 +15,6 @@ from ecco_protocol.signing import Signer
 from ecco_daemon.server.errors import OperationError
 
 if TYPE_CHECKING:
-    from ecco_daemon.runtime.context import Services
     from ecco_daemon.server.outbox import Outbox
     from ecco_daemon.server.registry import Operation
     from ecco_daemon.server.users import User
@@ -40,7 +39,6 @@ class Job:
     user: User
     operation: Operation
     params: Any
-    services: Services
     outbox: Outbox
     signer: Signer | None
     # Jobs with equal batch keys may run together in one forward pass (same model, same kind of work).

@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from ecco_daemon.runtime.context import RuntimeContext
     from ecco_daemon.server.job import Job
 
 # A control operation runs on the socket loop and must return at once (ping, status, cancel).
 # A job operation is parsed on the loop (so bad input fails fast) and runs on a worker.
 Kind = Literal["control", "job"]
 Parser = Callable[[dict[str, Any]], Any]
-Handler = Callable[["Job", Any], dict[str, Any] | None]
+# Handlers get the runtime context as an argument; a job carries only its own request.
+Handler = Callable[["RuntimeContext", "Job", Any], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)

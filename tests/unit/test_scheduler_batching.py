@@ -18,14 +18,15 @@ from ecco_daemon.generation.decoding import (
     SamplingParams,
     can_batch,
     generate,
-    generate_batch,
     position_limit,
 )
 from ecco_daemon.models.loaded import LoadedModel
-from ecco_daemon.runtime.context import Services
+from ecco_daemon.runtime.context import RuntimeContext
+from ecco_daemon.runtime.deadlines import Deadlines
 from ecco_daemon.runtime.job_batches import one_shot
+from ecco_daemon.runtime.job_runner import JobRunner
 from ecco_daemon.runtime.scheduler import Scheduler
-from ecco_daemon.runtime.worker import Deadlines, Worker
+from ecco_daemon.runtime.worker import Worker
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
 from ecco_daemon.server.users import User
@@ -40,6 +41,15 @@ PROMPTS = [
 
 
 DEVICES = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+def generate_batch(lm: LoadedModel, rows: list[DecodeRow]) -> list[DecodeRow]:
+    """Decode all rows together until each is done (no joining), as the generate batch does without joiners."""
+    decoder = BatchDecoder(lm)
+    decoder.add(rows)
+    decoder.drop_finished()
+    while len(decoder):
+        decoder.step()
+    return rows
 
 
 def tiny_lm(family: str, attn: str = "sdpa", stop_ids: frozenset[int] = frozenset(),
@@ -243,7 +253,7 @@ class RecordingOutbox:
 
 
 @one_shot("test-one-pass")
-def add_one_together(services, jobs):
+def add_one_together(ctx, jobs):
     """A teacher-forced pass stand-in: fails as a whole when any input is negative, like a bad row would."""
     if any(job.params < 0 for job in jobs):
         raise ValueError("a negative input broke the joint pass")
@@ -252,15 +262,15 @@ def add_one_together(services, jobs):
 
 def test_one_pass_batches_run_together_and_a_failing_job_fails_alone():
     scheduler, outbox = Scheduler(), RecordingOutbox()
-    services = Services(config=DaemonConfig(), models=None, store=None, scheduler=scheduler, users=None)
+    ctx = RuntimeContext(config=DaemonConfig(), models=None, store=None, scheduler=scheduler, users=None)
     jobs = []
     for user, request_id, value in (("alice", "a", 1), ("bob", "b", -5), ("carol", "c", 10)):
-        job = Job(request_id, b"id", User(user, "k"), SimpleNamespace(name="analyze"), value, services, outbox, None)
+        job = Job(request_id, b"id", User(user, "k"), SimpleNamespace(name="analyze"), value, outbox, None)
         job.batch_key = ("test-one-pass", "m")
-        services.inflight.add(job)
+        ctx.inflight.add(job)
         scheduler.submit(job)
         jobs.append(job)
-    worker = Worker(services, max_batch=8)
+    worker = Worker(JobRunner(ctx), max_batch=8)
     worker.start()
     deadline = time.monotonic() + 10
     while not all(job.finished for job in jobs) and time.monotonic() < deadline:
@@ -271,20 +281,20 @@ def test_one_pass_batches_run_together_and_a_failing_job_fails_alone():
     assert terminal["c"] == ("result", {"value": 11, "batch": 1})
     assert terminal["b"][0] == "error" and terminal["b"][1]["code"] == "INTERNAL"
     assert len([e for e in outbox.events if e[1] in ("result", "error")]) == 3  # one answer each
-    assert len(services.inflight) == 0
+    assert len(ctx.inflight) == 0
 
 
 def test_one_pass_batches_share_one_call_when_all_inputs_are_good():
     scheduler, outbox = Scheduler(), RecordingOutbox()
-    services = Services(config=DaemonConfig(), models=None, store=None, scheduler=scheduler, users=None)
+    ctx = RuntimeContext(config=DaemonConfig(), models=None, store=None, scheduler=scheduler, users=None)
     jobs = []
     for index in range(4):
-        job = Job(f"r{index}", b"id", User(f"user{index}", "k"), SimpleNamespace(name="analyze"), index, services,
+        job = Job(f"r{index}", b"id", User(f"user{index}", "k"), SimpleNamespace(name="analyze"), index,
                   outbox, None)
         job.batch_key = ("test-one-pass", "m")
         scheduler.submit(job)
         jobs.append(job)
-    worker = Worker(services, max_batch=8)
+    worker = Worker(JobRunner(ctx), max_batch=8)
     worker.start()
     deadline = time.monotonic() + 10
     while not all(job.finished for job in jobs) and time.monotonic() < deadline:
