@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from ecco_daemon.runtime.context import RuntimeContext
-    from ecco_daemon.server.job import Job
+from typing import Any, Literal
 
 # A control operation runs on the socket loop and must return at once (ping, status, cancel).
 # A job operation is parsed on the loop (so bad input fails fast) and runs on a worker.
 Kind = Literal["control", "job"]
 Parser = Callable[[dict[str, Any]], Any]
-# Handlers get the runtime context as an argument; a job carries only its own request.
-Handler = Callable[["RuntimeContext", "Job", Any], dict[str, Any] | None]
+# handler(ctx: RuntimeContext, job: Job, params) -> result. Typed loosely here so that the registry, which
+# jobs name, depends on neither jobs nor the runtime; each handler annotates its own arguments.
+Handler = Callable[[Any, Any, Any], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
