@@ -2,7 +2,8 @@
 
 from ecco_protocol.version import PROTOCOL_VERSION
 
-from ecco_client.blocking import Client, RequestHandle, connect
+from ecco_client.aio.model import AsyncLanguageModel
+from ecco_client.blocking import Client, LanguageModel, RequestHandle, connect
 from ecco_client.exceptions import (
     BadRequest,
     Cancelled,
@@ -16,7 +17,6 @@ from ecco_client.exceptions import (
     ResultEvicted,
     Unauthorized,
 )
-from ecco_client.model import AsyncLanguageModel, LanguageModel
 from ecco_client.output import Output
 
 __version__ = "0.1.0"

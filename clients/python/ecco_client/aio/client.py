@@ -10,8 +10,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,87 +20,21 @@ from ecco_protocol.errors import ErrorCode
 from ecco_protocol.signing import SignatureError, Signer
 from zmq.utils.monitor import recv_monitor_message
 
+from ecco_client.aio.model import AsyncLanguageModel
+from ecco_client.aio.request import TERMINAL, Event, EventCallback, RequestStream
 from ecco_client.credentials import Credentials, resolve_credentials
-from ecco_client.exceptions import DaemonUnavailable, EccoError, ProtocolError, error_from_reply
+from ecco_client.exceptions import DaemonUnavailable, EccoError, ProtocolError
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"result", "error"})
 # A daemon that cannot authenticate us cannot sign its answer; these codes may arrive unsigned.
 UNSIGNED_CODES = frozenset({ErrorCode.UNAUTHORIZED.value, ErrorCode.BAD_FRAME.value,
                             ErrorCode.UNSUPPORTED_VERSION.value})
 
 
-@dataclass(frozen=True)
-class Event:
-    request_id: str
-    name: str  # accepted | queued | progress | token | result | error
-    content: dict[str, Any]
-
-
-class RequestStream:
-    """The events of one request. Iterate for the non-terminal ones; ``await result()`` for the answer."""
-
-    def __init__(self, client: AsyncClient, request_id: str, op: str,
-                 on_event: Callable[[Event], None] | None) -> None:
-        self.client = client
-        self.request_id = request_id
-        self.op = op
-        self.on_event = on_event
-        self._queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
-        self._result: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        # A caller may never ask for the outcome (fire and forget); that is not worth a warning at exit.
-        self._result.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self.last_queue_position: int | None = None
-
-    def _deliver(self, event: Event) -> None:
-        if self._result.done():
-            return
-        if event.name == "queued":
-            self.last_queue_position = event.content.get("position")
-        if self.on_event is not None:
-            try:
-                self.on_event(event)
-            except Exception:  # a faulty callback must not break the receiver
-                log.exception("on_event callback failed")
-        if event.name == "result":
-            self._result.set_result(event.content)
-        elif event.name == "error":
-            self._result.set_exception(error_from_reply(event.content))
-        self._queue.put_nowait(event)
-
-    def _fail(self, exc: BaseException) -> None:
-        if not self._result.done():
-            self._result.set_exception(exc)
-            self._queue.put_nowait(exc)
-
-    @property
-    def done(self) -> bool:
-        return self._result.done()
-
-    async def result(self) -> dict[str, Any]:
-        return await asyncio.shield(self._result)
-
-    async def events(self) -> AsyncIterator[Event]:
-        """Non-terminal events in order; ends after the result, raises on an error."""
-        while True:
-            item = await self._queue.get()
-            if isinstance(item, BaseException):
-                raise item
-            if item.name == "error":
-                raise error_from_reply(item.content)
-            if item.name == "result":
-                return
-            yield item
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self.events()
-
-    async def cancel(self) -> dict[str, Any]:
-        return await self.client.call("cancel", {"target": self.request_id})
-
-
 class AsyncClient:
+    """One DEALER connection to a daemon: many requests in flight, each answered by its own events."""
+
     def __init__(self, credentials: Credentials, timeout: float = 10.0, tunnel: Any = None) -> None:
         self.credentials = credentials
         self.address = credentials.address
@@ -131,7 +63,8 @@ class AsyncClient:
     # -- requests -------------------------------------------------------------------------------
 
     async def request(self, op: str, params: dict[str, Any] | None = None, *,
-                      on_event: Callable[[Event], None] | None = None) -> RequestStream:
+                      on_event: EventCallback | None = None) -> RequestStream:
+        """Sends one request; its events arrive on the returned stream."""
         if self._closed:
             raise DaemonUnavailable("this client is closed")
         header = new_request_header(op, self.credentials.user)
@@ -145,9 +78,10 @@ class AsyncClient:
         return stream
 
     async def call(self, op: str, params: dict[str, Any] | None = None, *,
-                   on_event: Callable[[Event], None] | None = None) -> dict[str, Any]:
-        stream = await self.request(op, params, on_event=on_event)
-        return await stream.result()
+                   on_event: EventCallback | None = None) -> dict[str, Any]:
+        """Sends one request and waits for its result; cancelling the wait cancels the daemon's job."""
+        async with await self.request(op, params, on_event=on_event) as stream:
+            return await stream.result()
 
     async def ping(self) -> float:
         """Round trip in seconds."""
@@ -164,9 +98,8 @@ class AsyncClient:
     async def load_model(self, model: str, **options: Any) -> dict[str, Any]:
         return (await self.call("models.load", {"model": model, **options}))["model"]
 
-    def model(self, name: str | None = None) -> Any:
-        from ecco_client.model import AsyncLanguageModel
-
+    def model(self, name: str | None = None) -> AsyncLanguageModel:
+        """A model on this daemon by name (or alias); None: the daemon's default model."""
         return AsyncLanguageModel(self, name)
 
     async def wait_ready(self) -> None:
@@ -277,7 +210,10 @@ class AsyncClient:
 async def connect(address: str | None = None, *, key: str | None = None, user: str | None = None,
                   connection_file: str | Path | None = None, timeout: float = 10.0,
                   ssh: str | None = None, ssh_options: dict[str, Any] | None = None) -> AsyncClient:
-    """Connect and check that a daemon answers; raises DaemonUnavailable when none does."""
+    """Connect to a daemon and check that it answers (DaemonUnavailable otherwise).
+
+    With no arguments, the local daemon's connection file gives the address and key.
+    """
     credentials = resolve_credentials(address, key, user, connection_file)
     tunnel = None
     if ssh is not None:

@@ -1,0 +1,96 @@
+"""A model on the daemon, with Ecco's vocabulary: ``lm.generate(text, generate=N)``.
+
+The one source of the model's methods: the blocking ``LanguageModel`` is built from this class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, Callable, Sequence
+from typing import Any
+
+from ecco_client.aio.request import Requester, RequestStream
+from ecco_client.output import Output
+from ecco_client.params import analyze_params, generate_params
+
+TokenCallback = Callable[[dict[str, Any]], None]
+
+
+class TokenStream:
+    """The token events of one generation as they arrive (``async for``); ``await result()`` is the Output.
+
+    Nothing is sent before the first of them is asked for. Closing the stream early (``aclose()``)
+    cancels the generation on the daemon.
+    """
+
+    def __init__(self, client: Requester, params: dict[str, Any]) -> None:
+        self._client = client
+        self._params = params
+        self._request: RequestStream | None = None
+        self._tokens: AsyncGenerator[dict[str, Any], None] | None = None
+
+    def __aiter__(self) -> TokenStream:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        if self._tokens is None:
+            # Made here, on the event loop, so that the loop closes it (and cancels the job) if it is dropped.
+            self._tokens = self._read()
+        return await self._tokens.__anext__()
+
+    async def result(self) -> Output:
+        request = await self._start()
+        return Output.from_result(await request.result(), self._client)
+
+    async def aclose(self) -> None:
+        if self._tokens is not None:
+            await self._tokens.aclose()
+
+    async def _start(self) -> RequestStream:
+        if self._request is None:
+            self._request = await self._client.request("generate", self._params)
+        return self._request
+
+    async def _read(self) -> AsyncGenerator[dict[str, Any], None]:
+        async with await self._start() as request:
+            async for event in request:
+                if event.name == "token":
+                    yield event.content
+
+
+class AsyncLanguageModel:
+    def __init__(self, client: Requester, name: str | None) -> None:
+        self.client = client
+        self.name = name
+
+    async def analyze(self, text: str | list[int], attribution: Sequence[str] = (), **options: Any) -> Output:
+        """Teacher-forced: every token after the first is scored and attributed as if it had been generated.
+
+        Options: steps (integrated gradients), foil (token ids, contrastive), attention, activation_layers,
+        topk, target / target_ids (encoder-decoder output text), array_dtype, rankings (False: computed when
+        ``rankings()`` first asks), backward_precision ("reduced": bf16 matmuls in the backward passes only;
+        faster on a CPU with AMX, close tokens' order may swap). See protocol/PROTOCOL.md.
+        """
+        result = await self.client.call("analyze", analyze_params(self.name, text, attribution, options))
+        return Output.from_result(result, self.client)
+
+    async def generate(self, text: str | list[int], generate: int = 20, *, do_sample: bool = False,
+                       temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
+                       alternatives: int = 5, array_dtype: str = "float32",
+                       on_token: TokenCallback | None = None, **extra: Any) -> Output:
+        """Generate ``generate`` tokens; ``on_token`` sees each token as it streams in. With
+        ``attribution=[...]`` the generated tokens are analysed too; ``analyze``'s options apply."""
+        tokens = self.stream(text, generate, do_sample=do_sample, temperature=temperature, top_k=top_k,
+                             top_p=top_p, seed=seed, alternatives=alternatives, array_dtype=array_dtype, **extra)
+        async with contextlib.aclosing(tokens):
+            async for token in tokens:
+                if on_token is not None:
+                    on_token(token)
+        return await tokens.result()
+
+    def stream(self, text: str | list[int], generate: int = 20, **options: Any) -> TokenStream:
+        """Yield each token event as it arrives; the finished Output is the generator's return value.
+
+        Async: ``async for`` the events, then ``await stream.result()`` for the Output.
+        """
+        return TokenStream(self.client, generate_params(self.name, text, generate, options))
