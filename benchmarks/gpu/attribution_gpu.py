@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from ecco_daemon.analysis.architecture import inspect_architecture  # noqa: E402
-from ecco_daemon.analysis.attribution import AttributionOptions, attribute  # noqa: E402
+from ecco_daemon.analysis.attribution import attribute  # noqa: E402
+from ecco_daemon.analysis.options import AnalysisOptions  # noqa: E402
 from ecco_daemon.analysis.sequence import causal_sequence  # noqa: E402
 from ecco_daemon.generation.decoding import SamplingParams, generate  # noqa: E402
 from ecco_daemon.generation.static_cache import CompileOptions, StaticDecoder, install_static_decoder  # noqa: E402
@@ -202,7 +203,7 @@ def ours(
     model: torch.nn.Module, arch: Any, ids: list[int], n_input: int, method: str, steps: int
 ) -> np.ndarray:
     seq = causal_sequence(ids, n_input)
-    result = attribute(model, arch, seq, method, AttributionOptions(steps=steps, score="prob"))
+    result = attribute(model, arch, seq, method, AnalysisOptions(steps=steps, score="prob"))
     return result.values
 
 

@@ -22,9 +22,11 @@ from scipy.stats import spearmanr
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ecco_daemon.analysis import logit_lens  # noqa: E402
-from ecco_daemon.analysis.attribution import AttributionOptions, attribute  # noqa: E402
+from ecco_daemon.analysis.attribution import attribute  # noqa: E402
 from ecco_daemon.analysis.capture import capture_forward  # noqa: E402
-from ecco_daemon.analysis.service import architecture_for, build_sequence  # noqa: E402
+from ecco_daemon.analysis.options import AnalysisOptions  # noqa: E402
+from ecco_daemon.analysis.sequence import build_sequence  # noqa: E402
+from ecco_daemon.analysis.service import architecture_for  # noqa: E402
 from ecco_daemon.generation.decoding import SamplingParams, generate  # noqa: E402
 from ecco_daemon.models.loader import load_model  # noqa: E402
 from ecco_daemon.models.tokens import encode_prompt  # noqa: E402
@@ -70,14 +72,14 @@ def main() -> int:
         current = cpu(
             f"{label}: attribute(), causal blocks",
             lambda m=method, s=steps: (
-                attribute(lm.model, arch, seq, m, AttributionOptions(score="prob", steps=s)).values
+                attribute(lm.model, arch, seq, m, AnalysisOptions(score="prob", steps=s)).values
             ),
         )
         reduced = cpu(
             f"{label}: attribute(), reduced backward precision",
             lambda m=method, s=steps: (
                 attribute(
-                    lm.model, arch, seq, m, AttributionOptions(score="prob", steps=s, backward_precision="reduced")
+                    lm.model, arch, seq, m, AnalysisOptions(score="prob", steps=s, backward_precision="reduced")
                 ).values
             ),
         )

@@ -104,6 +104,7 @@ class InProcessTool:
         self.params = dict(params)
 
     def run(self, prompt: str, method: str, n: int, steps: int) -> tuple[float, Any]:
+        from ecco_daemon.analysis.options import AnalysisOptions
         from ecco_daemon.analysis.service import analyze
         from ecco_daemon.generation.decoding import SamplingParams, generate
         from ecco_daemon.models.tokens import encode_prompt
@@ -114,15 +115,8 @@ class InProcessTool:
         token_ids = ids + list(generated.generated_ids)
         run = None
         if method in METHODS:
-            options = {"score": "prob", "steps": steps, **self.params}
-            run = analyze(
-                self.lm.model,
-                self.lm.tokenizer,
-                token_ids,
-                first_target=len(ids),
-                attribution=[method],
-                **options,
-            )
+            options = AnalysisOptions(attribution=(method,), **{"score": "prob", "steps": steps, **self.params})
+            run = analyze(self.lm.model, self.lm.tokenizer, token_ids, options, first_target=len(ids))
         seconds = time.perf_counter() - start
         return seconds, (token_ids, len(ids), run)
 

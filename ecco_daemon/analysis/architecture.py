@@ -13,14 +13,13 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from ecco_daemon.analysis.errors import UnsupportedModel
-
-Family = Literal["causal", "masked", "encoder_decoder"]
+from ecco_daemon.models.family import CAUSAL, ENCODER_DECODER, FAMILIES, MASKED, Family
 
 # Parts that may be overridden, by model_type. Paths are dotted module names from the top model; the
 # per-layer paths ("mlp_down", "attention") are relative to each layer. Keep this short: it is for models
@@ -124,14 +123,14 @@ def _path_of(model: nn.Module, target: nn.Module) -> str | None:
 def _family(model: nn.Module) -> Family | None:
     config = getattr(model, "config", None)
     if getattr(config, "is_encoder_decoder", False):
-        return "encoder_decoder"
+        return ENCODER_DECODER
     can_generate = getattr(type(model), "can_generate", None)
     if callable(can_generate) and can_generate():
-        return "causal"
+        return CAUSAL
     if "MaskedLM" in type(model).__name__ or "ForMaskedLM" in str(getattr(config, "architectures", "")):
-        return "masked"
+        return MASKED
     if "CausalLM" in type(model).__name__ or "LMHead" in type(model).__name__:
-        return "causal"
+        return CAUSAL
     return None
 
 
@@ -274,7 +273,7 @@ def _build_stack(
 
 
 def _stack_root_path(model: nn.Module, family: Family, which: str) -> str:
-    if family == "encoder_decoder":
+    if family == ENCODER_DECODER:
         getter = getattr(model, f"get_{which}", None)
         stack = getter() if callable(getter) else getattr(model, which, None)
         path = _path_of(model, stack) if stack is not None else None
@@ -321,9 +320,9 @@ def inspect_architecture(
     missing: list[str] = []
 
     family = override.get("family") or _family(model)
-    if family not in ("causal", "masked", "encoder_decoder"):
+    if family not in FAMILIES:
         missing.append("model family (causal LM, masked LM or encoder-decoder)")
-        family = "causal"
+        family = CAUSAL
     getter = getattr(model, "get_input_embeddings", None)
     input_embedding = getter() if callable(getter) else None
     if input_embedding is None:
@@ -343,7 +342,7 @@ def inspect_architecture(
         model, decoder_root, _config_layers(config, "decoder"), hidden, override, missing, "decoder"
     )
     encoder = None
-    if family == "encoder_decoder":
+    if family == ENCODER_DECODER:
         encoder_root = _stack_root_path(model, family, "encoder")
         encoder = _build_stack(
             model, encoder_root, _config_layers(config, "encoder"), hidden, {}, missing, "encoder"
@@ -436,7 +435,7 @@ def _probe_inputs(model: nn.Module, arch: Architecture) -> dict[str, torch.Tenso
     n = max(2, min(arch.vocab_size or 4, 4))
     ids = torch.arange(1, n + 1, device=device).clamp(max=max(arch.vocab_size - 1, 1)).unsqueeze(0)
     mask = torch.ones_like(ids)
-    if arch.family == "encoder_decoder":
+    if arch.family == ENCODER_DECODER:
         return {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": ids[:, :2]}
     return {"input_ids": ids, "attention_mask": mask}
 

@@ -1,4 +1,4 @@
-"""Primary attributions for all output tokens together, and the registry of attribution methods.
+"""Primary attributions for all output tokens together: the methods, registered in ``methods.py``.
 
 Why: Ecco ran captum once per generated token over the growing prefix. Here one teacher-forced forward
 (with ``inputs_embeds`` requiring grad) gives every target's score, and batched backward passes give
@@ -6,7 +6,7 @@ every target's gradient. Integrated gradients runs its interpolation steps as on
 its occluded copies as batches. Values are normalized per output token to sum to 1 over the tokens that
 may explain it, as Ecco does. The shared model is never mutated: no layer is swapped, no hook is left.
 
-Methods (``ATTRIBUTION_METHODS``; Ecco's names ``ig``, ``saliency``, ``input_x_gradient`` are aliases):
+Methods (``methods.ATTRIBUTION_METHODS``; Ecco's names ``ig``, ``saliency``, ``input_x_gradient`` are aliases):
 - gradient: L2 norm over the embedding of the score's gradient, per token;
 - grad_x_input: L2 norm of gradient * embedding;
 - integrated_gradients: zero baseline, Gauss-Legendre steps as captum (default 50), L2 norm;
@@ -28,35 +28,15 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ecco_daemon.analysis.architecture import Architecture
 from ecco_daemon.analysis.batched_grad import BatchedGrad, activation_bytes, chunk_size
-from ecco_daemon.analysis.errors import InvalidArgument, UnknownName
+from ecco_daemon.analysis.errors import InvalidArgument
+from ecco_daemon.analysis.methods import ATTRIBUTION_METHODS, register_attribution_method
+from ecco_daemon.analysis.options import AnalysisOptions
 from ecco_daemon.analysis.sequence import TokenSequence, embed_tokens, forward_rows, model_device
+from ecco_daemon.models.family import CAUSAL
 
-SCORES = ("logit", "log_prob", "prob", "contrastive")
-# Why "reduced" exists: on a CPU with AMX, bfloat16 matmuls run 3 to 8 times faster than float32 ones, and
-# the backward passes are most of an attribution's cost. It is opt-in: rankings of close tokens can swap.
-BACKWARD_PRECISIONS = ("full", "reduced")
-
-
-@dataclass
-class AttributionOptions:
-    """Knobs for one attribution call; defaults follow Ecco/captum."""
-
-    steps: int = 50  # integrated gradients interpolation steps
-    ig_method: str = "gausslegendre"  # or "riemann_trapezoid"
-    score: str | None = None  # what is attributed; None: the method's default (Ecco: the target's probability)
-    foil_ids: Any = None  # (N,) or one id: contrast each target against this token
-    chunk_size: int | None = None  # targets per batched backward; None: from free memory
-    step_batch: int | None = None  # IG steps / occluded copies per forward; None: from free memory
-    batched: bool = True  # False: one backward per target (the fallback), for checks
-    block_size: int | None = None  # causal targets per block (see TargetBlock); None: by device
-    autocast: str | None = (
-        None  # "bfloat16" / "float16": run the passes under torch.autocast (model untouched)
-    )
-    # "reduced": the backward's matmuls take bfloat16 inputs with float32 accumulation (TF32 on CUDA); the
-    # forward, and so every score and probability, stays float32. See BACKWARD_PRECISIONS.
-    backward_precision: str = "full"
-    # Called between chunks: raise there to cancel (the daemon's job.check_cancelled).
-    check_cancelled: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+# Called between chunks of work: raises to cancel (the daemon passes its job's check_cancelled).
+CancelCheck = Callable[[], None]
+AUTOCAST = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
@@ -87,84 +67,41 @@ class Attribution:
         return int(sum(a.nbytes for a in arrays if a is not None))
 
 
-@dataclass(frozen=True)
-class AttributionMethod:
-    name: str
-    compute: Callable[..., Attribution]
-    default_score: str
-    needs_foil: bool
-    description: str
-
-
-ATTRIBUTION_METHODS: dict[str, AttributionMethod] = {}
-ALIASES = {
-    "ig": "integrated_gradients",
-    "saliency": "gradient",
-    "input_x_gradient": "grad_x_input",
-    "gradient_x_input": "grad_x_input",
-}
-
-
-def register_attribution_method(
-    name: str, *, default_score: str = "prob", needs_foil: bool = False, description: str = ""
-) -> Callable[[Callable[..., Attribution]], Callable[..., Attribution]]:
-    """Add a method to the registry; a duplicate name is refused at import time."""
-
-    def decorate(fn: Callable[..., Attribution]) -> Callable[..., Attribution]:
-        if name in ATTRIBUTION_METHODS or name in ALIASES:
-            raise ValueError(f"attribution method {name!r} is already registered")
-        ATTRIBUTION_METHODS[name] = AttributionMethod(
-            name, fn, default_score, needs_foil, description or (fn.__doc__ or "").strip().split("\n")[0]
-        )
-        return fn
-
-    return decorate
-
-
-def get_attribution_method(name: str) -> AttributionMethod:
-    """Look up a method by name or Ecco alias; an unknown name lists the valid ones."""
-    method = ATTRIBUTION_METHODS.get(ALIASES.get(name, name))
-    if method is None:
-        raise UnknownName("attribution method", name, [*ATTRIBUTION_METHODS, *ALIASES])
-    return method
-
-
-def available_methods() -> list[str]:
-    return list(ATTRIBUTION_METHODS)
-
-
 def attribute(
     model: nn.Module,
     arch: Architecture,
     seq: TokenSequence,
     method: str,
-    options: AttributionOptions | None = None,
+    options: AnalysisOptions | None = None,
+    check_cancelled: CancelCheck | None = None,
 ) -> Attribution:
-    """Attribute every output token of ``seq`` with ``method``; see the module docstring."""
-    spec = get_attribution_method(method)
-    options = options or AttributionOptions()
+    """Attribute every output token of ``seq`` with ``method``, a canonical name from
+    ``options.attribution`` (names were checked when the options were built); see the module docstring."""
+    spec = ATTRIBUTION_METHODS[method]
+    options = options or AnalysisOptions()
     if seq.n_targets == 0:
         raise InvalidArgument("the sequence has no output tokens to attribute")
     foils = _foil_array(options.foil_ids, seq.n_targets)
-    score = options.score or ("contrastive" if foils is not None else spec.default_score)
-    if score not in SCORES:
-        raise UnknownName("attribution score", score, SCORES)
-    if (score == "contrastive" or spec.needs_foil) and foils is None:
-        raise InvalidArgument(f"{spec.name} needs foil_ids: the token(s) to contrast each target against")
     if spec.needs_foil:
         score = "contrastive"
-    if options.backward_precision not in BACKWARD_PRECISIONS:
-        raise UnknownName("backward precision", options.backward_precision, BACKWARD_PRECISIONS)
+    else:
+        score = options.score or ("contrastive" if foils is not None else spec.default_score)
+    if score == "contrastive" and foils is None:
+        raise InvalidArgument(f"{spec.name} needs foil_ids: the token(s) to contrast each target against")
     with (
         torch.inference_mode(False),
         torch.enable_grad(),
         _autocast(model, options.autocast),
         _attention_kernel(options),
     ):
-        return spec.compute(model, arch, seq, options, score, foils)
+        return spec.compute(model, arch, seq, options, score, foils, check_cancelled or _not_cancelled)
 
 
-def _attention_kernel(options: AttributionOptions):
+def _not_cancelled() -> None:
+    """The cancel check of a caller that never cancels."""
+
+
+def _attention_kernel(options: AnalysisOptions):
     """The math attention kernel under a reduced-precision backward: the CPU flash kernel's backward runs
     its many small matmuls through the bfloat16 conversion and becomes several times slower."""
     if options.backward_precision == "full":
@@ -176,10 +113,7 @@ def _autocast(model: nn.Module, dtype_name: str | None):
     """A torch.autocast context for lower-precision passes, or a no-op; it never converts the weights."""
     if dtype_name is None:
         return contextlib.nullcontext()
-    dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype_name not in dtypes:
-        raise UnknownName("autocast dtype", dtype_name, dtypes)
-    return torch.autocast(model_device(model).type, dtype=dtypes[dtype_name])
+    return torch.autocast(model_device(model).type, dtype=AUTOCAST[dtype_name])
 
 
 # ------------------------------------------------------------------------------------------ internals
@@ -248,7 +182,7 @@ CPU_BLOCK_TARGETS = {"full": 8, "reduced": 16}
 def target_blocks(seq: TokenSequence, size: int) -> list[TargetBlock]:
     """Causal targets in blocks of ``size`` over their prefixes; other families: one block, every token."""
     positions = seq.target_positions
-    if seq.family != "causal" or np.any(np.diff(positions) < 0):
+    if seq.family != CAUSAL or np.any(np.diff(positions) < 0):
         return [TargetBlock(0, seq.n_targets, seq.n_tokens)]
     return [
         TargetBlock(start, min(seq.n_targets, start + size), int(positions[min(seq.n_targets, start + size) - 1]))
@@ -256,18 +190,13 @@ def target_blocks(seq: TokenSequence, size: int) -> list[TargetBlock]:
     ]
 
 
-def _block_size(options: AttributionOptions, device: torch.device, per_target: int, n_targets: int) -> int:
+def _block_size(options: AnalysisOptions, device: torch.device, per_target: int, n_targets: int) -> int:
     """Targets per block: small on a CPU (arithmetic-bound); on a GPU as many as memory allows (launch-bound)."""
     if options.block_size is not None:
         return max(1, options.block_size)
     if device.type == "cpu":
         return CPU_BLOCK_TARGETS[options.backward_precision]
     return chunk_size(n_targets, per_target, device, options.chunk_size)
-
-
-def _checkpoint(options: AttributionOptions) -> None:
-    if options.check_cancelled is not None:
-        options.check_cancelled()
 
 
 def _normalize(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -305,9 +234,10 @@ def _gradient_norms(
     model: nn.Module,
     arch: Architecture,
     seq: TokenSequence,
-    options: AttributionOptions,
+    options: AnalysisOptions,
     score: str,
     foils: np.ndarray | None,
+    checkpoint: CancelCheck,
     times_input: bool,
 ) -> tuple[np.ndarray, bool]:
     """L2 norm per token of grad (or grad * input) for every target: (N, S)."""
@@ -317,13 +247,13 @@ def _gradient_norms(
     norms = torch.zeros(seq.n_targets, seq.n_tokens, device=device)
     size = _block_size(options, device, activation_bytes(model, arch, seq.n_tokens), seq.n_targets)
     for block in target_blocks(seq, size):
-        _checkpoint(options)
+        checkpoint()
         inputs = embeds[: block.n_tokens].unsqueeze(0).clone().requires_grad_(True)  # (1, n, H)
         outputs = block.scores(model, seq, inputs, score, foils)  # (1, C)
         per_target = activation_bytes(model, arch, block.n_tokens)
         chunk = chunk_size(block.stop - block.start, per_target, device, options.chunk_size)
         for start, grads in backward.chunks(outputs, inputs, chunk):  # grads (c, 1, n, H)
-            _checkpoint(options)
+            checkpoint()
             grads = grads[:, 0].float()
             if times_input:
                 grads = grads * inputs[0].detach().float()
@@ -333,45 +263,42 @@ def _gradient_norms(
 
 
 @register_attribution_method("gradient", description="L2 norm of the score's gradient per token")
-def gradient(model, arch, seq, options, score, foils) -> Attribution:
-    raw, vmap = _gradient_norms(model, arch, seq, options, score, foils, times_input=False)
+def gradient(model, arch, seq, options, score, foils, checkpoint) -> Attribution:
+    raw, vmap = _gradient_norms(model, arch, seq, options, score, foils, checkpoint, times_input=False)
     return _result("gradient", seq, score, raw, foils, used_vmap=vmap)
 
 
 @register_attribution_method("grad_x_input", description="L2 norm of gradient * embedding per token")
-def grad_x_input(model, arch, seq, options, score, foils) -> Attribution:
-    raw, vmap = _gradient_norms(model, arch, seq, options, score, foils, times_input=True)
+def grad_x_input(model, arch, seq, options, score, foils, checkpoint) -> Attribution:
+    raw, vmap = _gradient_norms(model, arch, seq, options, score, foils, checkpoint, times_input=True)
     return _result("grad_x_input", seq, score, raw, foils, used_vmap=vmap)
 
 
 @register_attribution_method(
     "contrastive", needs_foil=True, description="grad_x_input of log p(target) - log p(foil)"
 )
-def contrastive(model, arch, seq, options, score, foils) -> Attribution:
-    raw, vmap = _gradient_norms(model, arch, seq, options, "contrastive", foils, times_input=True)
+def contrastive(model, arch, seq, options, score, foils, checkpoint) -> Attribution:
+    raw, vmap = _gradient_norms(model, arch, seq, options, "contrastive", foils, checkpoint, times_input=True)
     return _result("contrastive", seq, "contrastive", raw, foils, used_vmap=vmap)
 
 
 def ig_steps(steps: int, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """Interpolation points in [0, 1] and their weights (captum's rules)."""
-    if steps < 1:
-        raise InvalidArgument(f"integrated gradients needs at least 1 step, got {steps}")
+    """Interpolation points in [0, 1] and their weights (captum's rules; ``options.IG_METHODS``)."""
     if method == "gausslegendre":
         points, weights = np.polynomial.legendre.leggauss(steps)
         return 0.5 * (points + 1), 0.5 * weights
-    if method == "riemann_trapezoid":
-        if steps < 2:
-            raise InvalidArgument("riemann_trapezoid needs at least 2 steps")
-        weights = np.full(steps, 1.0 / (steps - 1))
-        weights[[0, -1]] /= 2
-        return np.linspace(0, 1, steps), weights
-    raise UnknownName("integrated gradients method", method, ["gausslegendre", "riemann_trapezoid"])
+    # riemann_trapezoid: the one other rule AnalysisOptions accepts
+    if steps < 2:
+        raise InvalidArgument("riemann_trapezoid needs at least 2 steps")
+    weights = np.full(steps, 1.0 / (steps - 1))
+    weights[[0, -1]] /= 2
+    return np.linspace(0, 1, steps), weights
 
 
 @register_attribution_method(
     "integrated_gradients", description="integrated gradients from a zero baseline, L2 norm per token"
 )
-def integrated_gradients(model, arch, seq, options, score, foils) -> Attribution:
+def integrated_gradients(model, arch, seq, options, score, foils, checkpoint) -> Attribution:
     device = model_device(model)
     embeds = embed_tokens(arch, seq, device)  # (S, H); the baseline is zero, so the path is alpha * embeds
     alphas, weights = ig_steps(options.steps, options.ig_method)
@@ -385,14 +312,14 @@ def integrated_gradients(model, arch, seq, options, score, foils) -> Attribution
         step_batch = chunk_size(len(alphas), 2 * per_sequence, device, options.step_batch)
         total = torch.zeros(block.stop - block.start, *prefix.shape, dtype=torch.float32, device=device)
         for first in range(0, len(alphas), step_batch):
-            _checkpoint(options)
+            checkpoint()
             alpha = torch.as_tensor(alphas[first : first + step_batch], dtype=embeds.dtype, device=device)
             weight = torch.as_tensor(weights[first : first + step_batch], dtype=torch.float32, device=device)
             path = (alpha[:, None, None] * prefix).requires_grad_(True)  # (M, n, H)
             outputs = block.scores(model, seq, path, score, foils)  # (M, C)
             chunk = chunk_size(block.stop - block.start, len(alpha) * per_sequence, device, options.chunk_size)
             for start, grads in backward.chunks(outputs, path, chunk):  # grads (c, M, n, H)
-                _checkpoint(options)
+                checkpoint()
                 total[start : start + grads.shape[0]] += torch.einsum("m,cmsh->csh", weight, grads.float())
             del outputs, path
         attributions = total * prefix.float()  # (C, n, H)
@@ -424,7 +351,7 @@ def integrated_gradients(model, arch, seq, options, score, foils) -> Attribution
     default_score="log_prob",
     description="change of the target's log-probability when a token's embedding is zeroed",
 )
-def occlusion(model, arch, seq, options, score, foils) -> Attribution:
+def occlusion(model, arch, seq, options, score, foils, checkpoint) -> Attribution:
     device = model_device(model)
     embeds = embed_tokens(arch, seq, device)  # (S, H)
     per_sequence = activation_bytes(model, arch, seq.n_tokens) // 4  # no backward: forward only
@@ -438,7 +365,7 @@ def occlusion(model, arch, seq, options, score, foils) -> Attribution:
     with torch.no_grad():
         original = scores(embeds.unsqueeze(0))[0]
         for first in range(0, seq.n_tokens, batch):
-            _checkpoint(options)
+            checkpoint()
             positions = torch.arange(first, min(seq.n_tokens, first + batch), device=device)
             copies = embeds.unsqueeze(0).repeat(len(positions), 1, 1)  # (M, S, H)
             copies[torch.arange(len(positions), device=device), positions] = 0

@@ -18,6 +18,7 @@ from torch import nn
 from ecco_daemon.analysis.architecture import Architecture, capture_io
 from ecco_daemon.analysis.errors import InvalidArgument, NotCaptured
 from ecco_daemon.analysis.sequence import TokenSequence, embed_tokens, model_device, model_kwargs
+from ecco_daemon.models.family import ENCODER_DECODER
 
 
 @dataclass
@@ -94,7 +95,7 @@ def capture_forward(
         activation_array = torch.stack(rows).cpu().numpy()
     attention_arrays = None
     if attention:
-        if seq.family == "encoder_decoder":
+        if seq.family == ENCODER_DECODER:
             attention_arrays = {
                 "self": _stack_attention(output.decoder_attentions, "decoder attention"),
                 "cross": _stack_attention(output.cross_attentions, "cross attention"),

@@ -9,7 +9,7 @@ can see another's tokens and no mask changes a row's numbers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,49 +17,30 @@ import torch
 from torch import nn
 
 from ecco_daemon.analysis.architecture import Architecture, capture_io
-from ecco_daemon.analysis.attribution import AttributionOptions, get_attribution_method
+from ecco_daemon.analysis.attribution import CancelCheck
 from ecco_daemon.analysis.capture import Captured, _activation_modules, resolve_layers
 from ecco_daemon.analysis.errors import InvalidArgument
-from ecco_daemon.analysis.run import AnalysisRun, RunOptions, complete_run
-from ecco_daemon.analysis.sequence import TokenSequence, causal_sequence, embed_tokens, model_device, model_kwargs
+from ecco_daemon.analysis.options import AnalysisOptions
+from ecco_daemon.analysis.run import AnalysisRun, complete_run
+from ecco_daemon.analysis.sequence import TokenSequence, build_sequence, embed_tokens, model_device, model_kwargs
+from ecco_daemon.models.family import CAUSAL
 
 MAX_JOINT_TOKENS = 8192  # rows x tokens in one stacked forward; more are split into several passes
 
 
 @dataclass(frozen=True)
 class JointRequest:
-    """One request of a joint analysis: the causal token ids (every token after the first is scored)."""
+    """One request of a joint analysis: its causal token ids (every token after the first is scored), its
+    options as the handler built them, and its own cancel check."""
 
     input_ids: Sequence[int]
-    attribution: Sequence[str] = ()
-    steps: int = 50
-    foil_ids: Sequence[int] | None = None
-    score: str | None = None
-    activations: bool = True
-    activation_layers: Sequence[int] | None = None
-    topk: int = 10
-    autocast: str | None = None
-    rankings: bool = True
-    check_cancelled: Callable[[], None] | None = field(default=None, compare=False)
-
-    def run_options(self) -> RunOptions:
-        return RunOptions(
-            attributions=list(self.attribution),
-            attribution=AttributionOptions(
-                steps=self.steps, foil_ids=list(self.foil_ids) if self.foil_ids else None, score=self.score,
-                autocast=self.autocast, check_cancelled=self.check_cancelled,
-            ),
-            activations=self.activations,
-            activation_layers=self.activation_layers,
-            attention=False,
-            topk=self.topk,
-            rankings=self.rankings,
-        )
+    options: AnalysisOptions = field(default_factory=AnalysisOptions)
+    check_cancelled: CancelCheck | None = field(default=None, compare=False)
 
 
 def shareable(arch: Architecture, seqs: Sequence[TokenSequence]) -> bool:
     """Whether these sequences can share one unpadded forward: causal, and all of one length."""
-    return (arch.family == "causal" and all(s.family == "causal" for s in seqs)
+    return (arch.family == CAUSAL and all(s.family == CAUSAL for s in seqs)
             and len({s.n_tokens for s in seqs}) <= 1)
 
 
@@ -109,37 +90,35 @@ def _chunks(n_items: int, n_tokens: int) -> list[range]:
 def analyze_jointly(
     model: nn.Module, arch: Architecture, tokenizer: object, requests: Sequence[JointRequest]
 ) -> list[AnalysisRun | Exception]:
-    """One run per request, the forward shared; a request's own error (too short, bad layer, its
+    """One run per request, the forward shared; a request's own error (too short, bad layer, attention asked, its
     attribution failing or being cancelled) is its entry in the list, the others are unaffected.
 
     Raises only when the shared forward itself fails; the caller then runs each request alone.
     """
     outcomes: list[AnalysisRun | Exception | None] = [None] * len(requests)
-    ready: list[tuple[int, TokenSequence, RunOptions, list[int]]] = []
+    ready: list[tuple[int, TokenSequence, list[int]]] = []
     for index, request in enumerate(requests):
         try:
-            for name in request.attribution:
-                get_attribution_method(name)
-            ids = [int(i) for i in request.input_ids]
-            if len(ids) < 2:
-                raise InvalidArgument("an analysis needs at least two tokens: one to read, one to score")
-            seq = causal_sequence(ids, 1)
-            options = request.run_options()
+            options = request.options
+            if options.attention:
+                raise InvalidArgument("a joint pass records no attention weights; run this analysis alone")
             layers = resolve_layers(arch, options.activation_layers) if options.activations else []
-            ready.append((index, seq, options, layers))
+            ready.append((index, build_sequence(arch, tokenizer, request.input_ids), layers))
         except Exception as exc:
             outcomes[index] = exc
-    if ready and not shareable(arch, [seq for _, seq, _, _ in ready]):
+    if ready and not shareable(arch, [seq for _, seq, _ in ready]):
         raise InvalidArgument("a joint pass needs causal sequences of one length")
     n_tokens = ready[0][1].n_tokens if ready else 0
     for chunk in _chunks(len(ready), n_tokens):
         items = [ready[i] for i in chunk]
-        captured = capture_joint(model, arch, [seq for _, seq, _, _ in items], [lay for *_, lay in items])
-        for (index, seq, options, _), row in zip(items, captured, strict=True):
+        captured = capture_joint(model, arch, [seq for _, seq, _ in items], [layers for *_, layers in items])
+        for (index, seq, _), row in zip(items, captured, strict=True):
+            request = requests[index]
             try:
-                if options.attribution.check_cancelled is not None:
-                    options.attribution.check_cancelled()
-                outcomes[index] = complete_run(model, arch, tokenizer, seq, row, options)
+                if request.check_cancelled is not None:
+                    request.check_cancelled()
+                outcomes[index] = complete_run(model, arch, tokenizer, seq, row, request.options,
+                                               request.check_cancelled)
             except Exception as exc:
                 outcomes[index] = exc
     assert all(outcome is not None for outcome in outcomes)

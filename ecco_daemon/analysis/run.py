@@ -19,27 +19,19 @@ from torch import nn
 
 from ecco_daemon.analysis import logit_lens
 from ecco_daemon.analysis.architecture import Architecture
-from ecco_daemon.analysis.attribution import Attribution, AttributionOptions, attribute, get_attribution_method
+from ecco_daemon.analysis.attribution import Attribution, CancelCheck, attribute
 from ecco_daemon.analysis.capture import Captured, capture_forward
 from ecco_daemon.analysis.errors import InvalidArgument, NotCaptured, UnknownName
+from ecco_daemon.analysis.methods import get_attribution_method
 from ecco_daemon.analysis.nmf import NMFResult, run_nmf
+from ecco_daemon.analysis.options import AnalysisOptions
 from ecco_daemon.analysis.scores import TokenScores, score_tokens
-from ecco_daemon.analysis.sequence import TokenSequence, causal_sequence, masked_sequence, seq2seq_sequence
+from ecco_daemon.analysis.sequence import TokenSequence
 from ecco_daemon.analysis.similarity import SIMILARITY_METHODS, similarity
+from ecco_daemon.models.family import MASKED
 from ecco_daemon.models.tokens import token_texts
 
 PREDICTED = -1  # a masked target id meaning "the model's own top prediction"
-
-
-@dataclass
-class RunOptions:
-    attributions: Sequence[str] = ()  # method names, see attribution.ATTRIBUTION_METHODS
-    attribution: AttributionOptions = field(default_factory=AttributionOptions)
-    activations: bool = True  # record MLP activations (for NMF and neuron views)
-    activation_layers: Sequence[int] | None = None  # None: every layer
-    attention: bool = False  # needs a model loaded with attn_implementation="eager"
-    rankings: bool = True  # in the first reply; False: computed when a view first asks (as Ecco does)
-    topk: int = 10
 
 
 @dataclass
@@ -193,37 +185,9 @@ def as_wire_array(array: np.ndarray, float16: bool = False) -> np.ndarray:
 # --------------------------------------------------------------------------------------- building runs
 
 
-def text_sequence(
-    arch: Architecture,
-    tokenizer: Any,
-    text: str,
-    *,
-    target: str | None = None,
-    target_ids: Sequence[int] | None = None,
-) -> TokenSequence:
-    """The sequence to analyse for ``text``: causal scores every token after the first; masked scores
-    the mask tokens (as the model's own prediction unless ``target_ids``); encoder-decoder needs the
-    output as ``target`` text or ``target_ids``."""
-    ids = tokenizer(text).input_ids
-    if arch.family == "causal":
-        return causal_sequence(ids, 1)
-    if arch.family == "masked":
-        if tokenizer.mask_token_id is None:
-            raise InvalidArgument("the tokenizer has no mask token")
-        return masked_sequence(ids, tokenizer.mask_token_id, target_ids)
-    if target_ids is None:
-        if target is None:
-            raise InvalidArgument("an encoder-decoder analysis needs the output text (target) or target_ids")
-        target_ids = tokenizer(target).input_ids
-    start = arch.decoder_start_token_id
-    if start is None:
-        start = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return seq2seq_sequence(ids, [int(start), *target_ids])
-
-
 def _resolve_predicted(seq: TokenSequence, logits: torch.Tensor) -> TokenSequence:
     """Replace masked targets marked PREDICTED (or still the mask token) by the model's top choice."""
-    if seq.family != "masked":
+    if seq.family != MASKED:
         return seq
     targets = seq.target_ids.copy()
     unknown = (targets == PREDICTED) | (targets == seq.token_ids[seq.target_positions])
@@ -234,22 +198,16 @@ def _resolve_predicted(seq: TokenSequence, logits: torch.Tensor) -> TokenSequenc
     return TokenSequence(seq.family, seq.token_ids, seq.n_encoder, seq.target_positions, targets)
 
 
-def decode_tokens(tokenizer: Any, token_ids: np.ndarray) -> list[str]:
-    """Each token as the text it adds (the daemon's one way of showing tokens)."""
-    return token_texts(tokenizer, [int(i) for i in token_ids])
-
-
 def run_analysis(
     model: nn.Module,
     arch: Architecture,
     tokenizer: Any,
     seq: TokenSequence,
-    options: RunOptions | None = None,
+    options: AnalysisOptions | None = None,
+    check_cancelled: CancelCheck | None = None,
 ) -> AnalysisRun:
     """One captured forward, then scores, rankings and the requested attributions."""
-    options = options or RunOptions()
-    for name in options.attributions:
-        get_attribution_method(name)  # fail early on an unknown name
+    options = options or AnalysisOptions()
     captured = capture_forward(
         model,
         arch,
@@ -258,21 +216,21 @@ def run_analysis(
         activations=options.activations,
         attention=options.attention,
     )
-    return complete_run(model, arch, tokenizer, _resolve_predicted(seq, captured.logits), captured, options)
+    seq = _resolve_predicted(seq, captured.logits)
+    return complete_run(model, arch, tokenizer, seq, captured, options, check_cancelled)
 
 
 def complete_run(model: nn.Module, arch: Architecture, tokenizer: Any, seq: TokenSequence, captured: Captured,
-                 options: RunOptions) -> AnalysisRun:
+                 options: AnalysisOptions, check_cancelled: CancelCheck | None = None) -> AnalysisRun:
     """Scores, rankings and attributions from a captured forward: the one place a run is assembled,
     whether its forward ran alone or stacked with others (analysis/joint.py)."""
-    attributions = {}
-    for name in options.attributions:
-        method = get_attribution_method(name).name
-        attributions[method] = attribute(model, arch, seq, method, options.attribution)
+    attributions = {
+        method: attribute(model, arch, seq, method, options, check_cancelled) for method in options.attribution
+    }
     return AnalysisRun(
         arch=arch,
         seq=seq,
-        tokens=decode_tokens(tokenizer, seq.token_ids),
+        tokens=token_texts(tokenizer, seq.token_ids.tolist()),
         scores=score_tokens(captured.logits, seq, options.topk),
         rankings=(
             logit_lens.rankings(arch, captured.hidden, seq.target_rows, seq.target_ids) if options.rankings else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecco_daemon.analysis.architecture import Architecture, Family
+from ecco_daemon.analysis.architecture import Architecture
 from ecco_daemon.analysis.errors import InvalidArgument
+from ecco_daemon.models.family import CAUSAL, ENCODER_DECODER, MASKED, Family
 
 
 @dataclass(frozen=True)
@@ -27,13 +29,13 @@ class TokenSequence:
 
     causal: every token; targets are the tokens from ``first_target`` on, each predicted by the row before.
     masked: every token; targets sit at the [MASK] positions, predicted by their own row.
-    encoder_decoder: encoder tokens then decoder tokens (the first decoder token is the start token);
+    encoder-decoder: encoder tokens then decoder tokens (the first decoder token is the start token);
     targets are the decoder tokens after the start token.
     """
 
     family: Family
     token_ids: np.ndarray  # (S,) int64
-    n_encoder: int  # encoder tokens at the front of token_ids (encoder_decoder only; else 0)
+    n_encoder: int  # encoder tokens at the front of token_ids (encoder-decoder only; else 0)
     target_positions: np.ndarray  # (N,) index into token_ids of each output token
     target_ids: np.ndarray  # (N,) the token each output position is scored for
 
@@ -60,9 +62,9 @@ class TokenSequence:
 
     def prediction_row(self, position: int) -> int:
         """The logits row that predicts the token at ``position`` (position == n_tokens: the next token)."""
-        if self.family == "masked":
+        if self.family == MASKED:
             row = position
-        elif self.family == "causal":
+        elif self.family == CAUSAL:
             row = position - 1
         else:
             row = position - self.n_encoder - 1
@@ -74,9 +76,9 @@ class TokenSequence:
         return row
 
     def predictable_positions(self) -> list[int]:
-        if self.family == "masked":
+        if self.family == MASKED:
             return list(range(self.n_tokens))
-        if self.family == "causal":
+        if self.family == CAUSAL:
             return list(range(1, self.n_tokens + 1))
         return list(range(self.n_encoder + 1, self.n_tokens + 1))
 
@@ -88,7 +90,7 @@ class TokenSequence:
         """(N, S) bool: which tokens may explain each output token (preceding ones; all for masked)."""
         mask = np.zeros((self.n_targets, self.n_tokens), dtype=bool)
         for n, position in enumerate(self.target_positions):
-            if self.family == "masked":
+            if self.family == MASKED:
                 mask[n, :] = True
             else:
                 mask[n, : int(position)] = True
@@ -101,7 +103,7 @@ def causal_sequence(token_ids: Any, first_target: int = 1) -> TokenSequence:
     if not 1 <= first_target <= len(ids):
         raise InvalidArgument(f"first_target must be in 1..{len(ids)}, got {first_target}")
     positions = np.arange(first_target, len(ids), dtype=np.int64)
-    return TokenSequence("causal", ids, 0, positions, ids[positions])
+    return TokenSequence(CAUSAL, ids, 0, positions, ids[positions])
 
 
 def masked_sequence(token_ids: Any, mask_token_id: int, target_ids: Any | None = None) -> TokenSequence:
@@ -111,7 +113,7 @@ def masked_sequence(token_ids: Any, mask_token_id: int, target_ids: Any | None =
     if len(positions) == 0:
         raise InvalidArgument("a masked-LM analysis needs at least one mask token in the text")
     targets = ids[positions] if target_ids is None else np.asarray(target_ids, dtype=np.int64).reshape(-1)
-    return TokenSequence("masked", ids, 0, positions, targets)
+    return TokenSequence(MASKED, ids, 0, positions, targets)
 
 
 def seq2seq_sequence(encoder_ids: Any, decoder_ids: Any) -> TokenSequence:
@@ -122,7 +124,47 @@ def seq2seq_sequence(encoder_ids: Any, decoder_ids: Any) -> TokenSequence:
         raise InvalidArgument("an encoder-decoder analysis needs encoder tokens and a decoder start token")
     ids = np.concatenate([enc, dec])
     positions = np.arange(len(enc) + 1, len(ids), dtype=np.int64)
-    return TokenSequence("encoder_decoder", ids, len(enc), positions, ids[positions])
+    return TokenSequence(ENCODER_DECODER, ids, len(enc), positions, ids[positions])
+
+
+def build_sequence(
+    arch: Architecture,
+    tokenizer: Any,
+    input_ids: Sequence[int],
+    *,
+    first_target: int | None = None,
+    target_ids: Sequence[int] | None = None,
+) -> TokenSequence:
+    """The token sequence for a request.
+
+    causal: ``input_ids`` is prompt + continuation; output tokens start at ``first_target`` (default 1:
+    every token after the first, as "analyze" does; the prompt length after a generation).
+    masked: output tokens are the mask tokens of ``input_ids``, scored for ``target_ids`` if given, else
+    for the model's own prediction.
+    encoder-decoder: ``input_ids`` is the encoder input and ``target_ids`` the output tokens (the decoder
+    start token is prepended unless already there).
+    """
+    ids = [int(i) for i in input_ids]
+    if not ids:
+        raise InvalidArgument("the text is empty after tokenization")
+    if arch.family == CAUSAL:
+        if len(ids) < 2:
+            raise InvalidArgument("an analysis needs at least two tokens: one to read, one to score")
+        return causal_sequence(ids, 1 if first_target is None else first_target)
+    if arch.family == MASKED:
+        if tokenizer.mask_token_id is None:
+            raise InvalidArgument("the tokenizer has no mask token")
+        return masked_sequence(ids, tokenizer.mask_token_id, target_ids)
+    if not target_ids:
+        raise InvalidArgument(
+            "an encoder-decoder analysis needs the output tokens (target_ids or target text)"
+        )
+    start = arch.decoder_start_token_id
+    start = int(start if start is not None else (tokenizer.pad_token_id or 0))
+    decoder = [int(i) for i in target_ids]
+    if decoder[0] != start:
+        decoder = [start, *decoder]
+    return seq2seq_sequence(ids, decoder)
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -139,7 +181,7 @@ def embed_tokens(arch: Architecture, seq: TokenSequence, device: torch.device) -
 def model_kwargs(seq: TokenSequence, embeds: torch.Tensor) -> dict[str, Any]:
     """Keyword arguments for the model from embeddings of every token (B, S, H), or of a causal prefix."""
     batch = embeds.shape[0]
-    if seq.family == "encoder_decoder":
+    if seq.family == ENCODER_DECODER:
         enc, dec = embeds[:, : seq.n_encoder], embeds[:, seq.n_encoder :]
         return {
             "inputs_embeds": enc,
@@ -150,7 +192,7 @@ def model_kwargs(seq: TokenSequence, embeds: torch.Tensor) -> dict[str, Any]:
     # A causal prefix (attribution feeds only the tokens a target may depend on) is as long as embeds.
     mask = torch.ones(batch, embeds.shape[1], dtype=torch.long, device=embeds.device)
     kwargs: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": mask}
-    if seq.family == "causal":
+    if seq.family == CAUSAL:
         kwargs["use_cache"] = False
     return kwargs
 

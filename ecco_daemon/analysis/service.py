@@ -17,108 +17,42 @@ import numpy as np
 from torch import nn
 
 from ecco_daemon.analysis.architecture import Architecture, inspect_architecture
-from ecco_daemon.analysis.attribution import AttributionOptions, available_methods, get_attribution_method
+from ecco_daemon.analysis.attribution import CancelCheck
 from ecco_daemon.analysis.errors import InvalidArgument, UnknownName
-from ecco_daemon.analysis.run import AnalysisRun, RunOptions, as_wire_array, run_analysis
-from ecco_daemon.analysis.sequence import TokenSequence, causal_sequence, masked_sequence, seq2seq_sequence
+from ecco_daemon.analysis.options import AnalysisOptions
+from ecco_daemon.analysis.run import AnalysisRun, as_wire_array, run_analysis
+from ecco_daemon.analysis.sequence import build_sequence
+from ecco_daemon.models.family import MASKED
 from ecco_daemon.models.tokens import token_texts
 
 _ARCHITECTURES: weakref.WeakKeyDictionary[nn.Module, Architecture] = weakref.WeakKeyDictionary()
 _ARCHITECTURE_LOCK = threading.Lock()
 
 
-def architecture_for(model: nn.Module, overrides: dict[str, str] | None = None) -> Architecture:
+def architecture_for(model: nn.Module) -> Architecture:
     """The model's architecture, inspected once (one probe forward) and cached while the model lives."""
     with _ARCHITECTURE_LOCK:
         arch = _ARCHITECTURES.get(model)
-        if arch is None or overrides:
-            arch = inspect_architecture(model, overrides)
+        if arch is None:
+            arch = inspect_architecture(model)
             _ARCHITECTURES[model] = arch
         return arch
-
-
-def build_sequence(
-    arch: Architecture,
-    tokenizer: Any,
-    input_ids: Sequence[int],
-    *,
-    first_target: int | None = None,
-    target_ids: Sequence[int] | None = None,
-) -> TokenSequence:
-    """The token sequence for a request.
-
-    causal: ``input_ids`` is prompt + continuation; output tokens start at ``first_target`` (default 1:
-    every token after the first, as "analyze" does; the prompt length after a generation).
-    masked: output tokens are the mask tokens of ``input_ids``, scored for ``target_ids`` if given, else
-    for the model's own prediction.
-    encoder_decoder: ``input_ids`` is the encoder input and ``target_ids`` the output tokens (the decoder
-    start token is prepended unless already there).
-    """
-    ids = [int(i) for i in input_ids]
-    if not ids:
-        raise InvalidArgument("the text is empty after tokenization")
-    if arch.family == "causal":
-        if len(ids) < 2:
-            raise InvalidArgument("an analysis needs at least two tokens: one to read, one to score")
-        return causal_sequence(ids, 1 if first_target is None else first_target)
-    if arch.family == "masked":
-        if tokenizer.mask_token_id is None:
-            raise InvalidArgument("the tokenizer has no mask token")
-        return masked_sequence(ids, tokenizer.mask_token_id, target_ids)
-    if not target_ids:
-        raise InvalidArgument(
-            "an encoder-decoder analysis needs the output tokens (target_ids or target text)"
-        )
-    start = arch.decoder_start_token_id
-    start = int(start if start is not None else (tokenizer.pad_token_id or 0))
-    decoder = [int(i) for i in target_ids]
-    if decoder[0] != start:
-        decoder = [start, *decoder]
-    return seq2seq_sequence(ids, decoder)
 
 
 def analyze(
     model: nn.Module,
     tokenizer: Any,
     input_ids: Sequence[int],
+    options: AnalysisOptions | None = None,
     *,
     first_target: int | None = None,
     target_ids: Sequence[int] | None = None,
-    attribution: Sequence[str] = (),
-    steps: int = 50,
-    foil_ids: Any = None,
-    score: str | None = None,
-    activations: bool = True,
-    activation_layers: Sequence[int] | None = None,
-    attention: bool = False,
-    topk: int = 10,
-    autocast: str | None = None,
-    backward_precision: str = "full",
-    rankings: bool = True,
-    check_cancelled: Callable[[], None] | None = None,
+    check_cancelled: CancelCheck | None = None,
 ) -> AnalysisRun:
     """One analysis run for a request; store the returned run and answer views from it."""
-    for name in attribution:
-        get_attribution_method(name)
     arch = architecture_for(model)
     seq = build_sequence(arch, tokenizer, input_ids, first_target=first_target, target_ids=target_ids)
-    options = RunOptions(
-        attributions=list(attribution),
-        attribution=AttributionOptions(
-            steps=steps,
-            foil_ids=foil_ids,
-            score=score,
-            autocast=autocast,
-            backward_precision=backward_precision,
-            check_cancelled=check_cancelled,
-        ),
-        activations=activations,
-        activation_layers=activation_layers,
-        attention=attention,
-        topk=topk,
-        rankings=rankings,
-    )
-    return run_analysis(model, arch, tokenizer, seq, options)
+    return run_analysis(model, arch, tokenizer, seq, options, check_cancelled)
 
 
 # ---------------------------------------------------------------------------------------------- views
@@ -175,7 +109,7 @@ def view_rankings(run: AnalysisRun, tokenizer: Any, *, float16: bool = False) ->
         "positions": positions,
         "output_tokens": [run.tokens[int(p)] for p in positions],
         "input_tokens": [
-            run.tokens[int(p) - 1] if run.seq.family != "masked" else run.tokens[int(p)] for p in positions
+            run.tokens[int(p) - 1] if run.seq.family != MASKED else run.tokens[int(p)] for p in positions
         ],
     }
 
@@ -303,8 +237,3 @@ def view(run: AnalysisRun, tokenizer: Any, name: str, params: dict[str, Any]) ->
     if missing:
         raise InvalidArgument(f"{name} needs {', '.join(missing)}")
     return fn(run, tokenizer, **params)
-
-
-def describe_capabilities() -> dict[str, Any]:
-    """What the analyses offer, for status replies and client discovery."""
-    return {"attribution_methods": available_methods(), "views": sorted(VIEWS)}

@@ -20,6 +20,7 @@ from ecco_daemon.generation.static_cache import (
     returned_cache,
     static_decoder,
 )
+from ecco_daemon.models.family import CAUSAL
 from ecco_daemon.models.loaded import LoadedModel
 
 
@@ -194,7 +195,7 @@ def generate(
 def can_batch(lm: LoadedModel) -> bool:
     """Decoder-only models with a plain growing key/value cache; others decode one request at a time."""
     config = lm.model.config
-    return not getattr(config, "is_encoder_decoder", False) and lm.family == "causal" and full_attention_only(config)
+    return not getattr(config, "is_encoder_decoder", False) and lm.family == CAUSAL and full_attention_only(config)
 
 
 def position_limit(lm: LoadedModel) -> int | None:

@@ -1,3 +1,3 @@
-"""One module per group of operations; importing this package registers them all."""
+"""One module per operation (control operations grouped); importing this package registers them all."""
 
-from ecco_daemon.handlers import analyze, analyze_batch, control, generate, generate_batch, models, results  # noqa: F401
+from ecco_daemon.handlers import analyze, control, generate, models, results, view  # noqa: F401

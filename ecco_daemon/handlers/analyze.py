@@ -1,24 +1,34 @@
-"""Teacher-forced analysis of given text, and later views answered from the stored run.
+"""The "analyze" operation: teacher-forced analysis of given text, alone or stacked with others.
 
-The run is kept in the caller's result store: layer predictions at another position, rankings_watch
-with other tokens or NMF with another k (``view``) read it and never run the model again.
+Its options (``AnalysisOptions``, shared with "generate" when the generated text is analysed) are built
+once from the request here and travel unchanged to the computation. The run is kept in the caller's
+result store, so later views (handlers/view.py) read it and never run the model again.
+
+Batching: ``AnalyzeRequest.joint_key`` gives equal keys only to jobs on one causal model with one token
+count and no attention or attributions; their forward is stacked as (B, T) by ``analysis.joint``. Each
+job gets the reply it would get alone, plus ``batched_with``: how many analyses shared its pass. A job's
+own error (bad layer, cancelled, timed out) answers only it; if the shared pass fails, ``OneShotBatch``
+runs each job alone so only the culprit gets the error.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ecco_protocol.errors import ErrorCode
 
-from ecco_daemon.analysis import service
-from ecco_daemon.analysis.attribution import BACKWARD_PRECISIONS, get_attribution_method
+from ecco_daemon.analysis import joint, service
 from ecco_daemon.analysis.errors import AnalysisError
+from ecco_daemon.analysis.options import AnalysisOptions
 from ecco_daemon.analysis.run import AnalysisRun
-from ecco_daemon.generation.decoding import position_limit
+from ecco_daemon.handlers.inputs import check_input_limit, check_positions, check_vocabulary, prompt_ids
+from ecco_daemon.models.family import CAUSAL
 from ecco_daemon.models.loaded import LoadedModel
 from ecco_daemon.models.tokens import encode_prompt
 from ecco_daemon.runtime.context import RuntimeContext
+from ecco_daemon.runtime.job_batches import one_shot
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
 from ecco_daemon.server.params import ParamReader
@@ -30,48 +40,27 @@ ANALYSIS_PARAMS = [
     "backward_precision", "rankings",
 ]
 MAX_IG_STEPS = 1000
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class AnalysisOptions:
-    attribution: tuple[str, ...]
-    steps: int
-    foil: tuple[int, ...] | None
-    score: str | None
-    activations: bool
-    activation_layers: tuple[int, ...] | None
-    attention: bool
-    topk: int
-    autocast: str | None
-    backward_precision: str
-    rankings: bool
-
-    @classmethod
-    def read(cls, read: ParamReader) -> AnalysisOptions:
-        methods = tuple(read.str_list("attribution", []))
-        for name in methods:
-            _checked(get_attribution_method, name)
-        foil = read.params.get("foil")
-        if isinstance(foil, str):
-            raise OperationError(ErrorCode.BAD_REQUEST, "'foil' takes token ids; tokenize the foil text first")
-        return cls(
-            attribution=methods,
-            steps=read.int("steps", 50, minimum=1, maximum=MAX_IG_STEPS),
-            foil=tuple(read.int_list("foil", [])) or None,
-            score=read.choice("score", ["logit", "prob", "log_prob"], None),
-            activations=read.bool("activations", True),
-            activation_layers=tuple(read.int_list("activation_layers", [])) or None,
-            attention=read.bool("attention", False),
-            topk=read.int("topk", 10, minimum=1, maximum=100),
-            autocast=read.choice("autocast", ["bfloat16", "float16"], None),
-            backward_precision=read.choice("backward_precision", list(BACKWARD_PRECISIONS), "full"),
-            rankings=read.bool("rankings", True),
-        )
-
-    def cost(self, n_tokens: int) -> int:
-        """Work units: every method costs a backward pass per token; IG costs ``steps`` of them."""
-        per_token = sum(self.steps if m in ("integrated_gradients", "ig") else 1 for m in self.attribution)
-        return n_tokens * max(1, per_token)
+def read_analysis_options(read: ParamReader) -> AnalysisOptions:
+    """The request's analysis options, built (and their names checked) once, here."""
+    if isinstance(read.params.get("foil"), str):
+        raise OperationError(ErrorCode.BAD_REQUEST, "'foil' takes token ids; tokenize the foil text first")
+    return checked(
+        AnalysisOptions,
+        attribution=tuple(read.str_list("attribution", [])),
+        steps=read.int("steps", 50, minimum=1, maximum=MAX_IG_STEPS),
+        foil_ids=tuple(read.int_list("foil", [])),
+        score=read.str("score", None, max_length=64),
+        activations=read.bool("activations", True),
+        activation_layers=tuple(read.int_list("activation_layers", [])),
+        attention=read.bool("attention", False),
+        topk=read.int("topk", 10, minimum=1, maximum=100),
+        autocast=read.str("autocast", None, max_length=64),
+        backward_precision=read.str("backward_precision", "full", max_length=64),
+        rankings=read.bool("rankings", True),
+    )
 
 
 @dataclass
@@ -90,15 +79,8 @@ def run_analysis_for(ctx: RuntimeContext, job: Job, lm: LoadedModel, ids: list[i
                              f"{lm.name} was loaded without eager attention; load it with "
                              "attn_implementation='eager' to see attention weights")
     job.progress("analysis", tokens=len(ids), methods=list(options.attribution))
-    run = _checked(
-        service.analyze, lm.model, lm.tokenizer, ids, first_target=first_target, target_ids=target_ids,
-        attribution=options.attribution, steps=options.steps,
-        foil_ids=list(options.foil) if options.foil else None, score=options.score,
-        activations=options.activations, activation_layers=options.activation_layers,
-        attention=options.attention, topk=options.topk, autocast=options.autocast,
-        backward_precision=options.backward_precision, rankings=options.rankings,
-        check_cancelled=job.check_cancelled,
-    )
+    run = checked(service.analyze, lm.model, lm.tokenizer, ids, options, first_target=first_target,
+                  target_ids=target_ids, check_cancelled=job.check_cancelled)
     return answer_run(ctx, job, lm, run, float16)
 
 
@@ -126,44 +108,36 @@ class AnalyzeRequest:
     def parse(cls, params: dict[str, Any]) -> AnalyzeRequest:
         read = ParamReader(params, ["model", "text", "input_ids", "target", "target_ids", "array_dtype",
                                     *ANALYSIS_PARAMS])
-        text, input_ids = read.str("text", None), read.int_list("input_ids", None)
-        if (text is None) == (input_ids is None):
+        text, ids = read.str("text", None), read.int_list("input_ids", None)
+        if (text is None) == (ids is None):
             raise OperationError(ErrorCode.BAD_REQUEST, "give exactly one of 'text' or 'input_ids'")
         return cls(
-            model=read.str("model", None, max_length=4096), text=text, input_ids=input_ids,
+            model=read.str("model", None, max_length=4096), text=text, input_ids=ids,
             target=read.str("target", None), target_ids=read.int_list("target_ids", None),
-            options=AnalysisOptions.read(read),
+            options=read_analysis_options(read),
             float16=read.choice("array_dtype", ["float32", "float16"], "float32") == "float16",
         )
 
     def prepare(self, ctx: RuntimeContext, job: Job) -> None:
         lm = ctx.models.get(self.model)
         self.model = lm.name
-        ids = self.input_ids if self.input_ids is not None else encode_prompt(lm.tokenizer, self.text or "")
+        ids = prompt_ids(lm, self.text, self.input_ids, "text")
         targets = self.target_ids
         if targets is None and self.target is not None:
-            targets = [int(i) for i in lm.tokenizer(self.target, add_special_tokens=True)["input_ids"]]
-        vocab = lm.model.get_input_embeddings().num_embeddings
-        if any(i < 0 or i >= vocab for i in [*ids, *(targets or [])]):
-            raise OperationError(ErrorCode.BAD_REQUEST, f"token ids must lie in [0, {vocab})")
+            targets = encode_prompt(lm.tokenizer, self.target)
+        check_vocabulary(lm, [*ids, *(targets or [])], "token ids")
         n_tokens = len(ids) + len(targets or [])
-        if n_tokens > ctx.config.max_input_tokens:
-            raise OperationError(ErrorCode.TOO_LARGE, f"{n_tokens} tokens exceed the limit of "
-                                                      f"{ctx.config.max_input_tokens}")
-        positions = position_limit(lm)
-        longest = len(ids) if lm.family == "causal" else max(len(ids), len(targets or []) + 1)
-        if positions is not None and longest > positions:
-            # Past its last position the model fails (on CUDA, for every user): refuse before running.
-            raise OperationError(ErrorCode.TOO_LARGE, f"{longest} tokens exceed the {positions} positions "
-                                                      f"of {lm.name}")
+        check_input_limit(n_tokens, ctx.config.max_input_tokens, f"{n_tokens} tokens")
+        longest = len(ids) if lm.family == CAUSAL else max(len(ids), len(targets or []) + 1)
+        check_positions(lm, longest, f"{longest} tokens")
         self.resolved_ids, self.resolved_targets = ids, targets
         job.cost = self.options.cost(n_tokens)
         job.batch_key = self.joint_key(lm)
 
     def joint_key(self, lm: LoadedModel) -> tuple[Any, ...] | None:
-        """Jobs with equal keys share one forward pass (see handlers/analyze_batch): a causal model, the
-        same token count, and only what that pass gives (no attention, no attributions' backward passes)."""
-        if lm.family != "causal" or self.options.attention or self.options.attribution:
+        """Jobs with equal keys share one forward pass (``analyze_together``): a causal model, the same
+        token count, and only what that pass gives (no attention, no attributions' backward passes)."""
+        if lm.family != CAUSAL or self.options.attention or self.options.attribution:
             return None
         assert self.resolved_ids is not None
         return ("analyze", lm.name, len(self.resolved_ids))
@@ -175,48 +149,59 @@ def analyze_op(ctx: RuntimeContext, job: Job, request: AnalyzeRequest) -> dict[s
     assert request.resolved_ids is not None
     result = run_analysis_for(ctx, job, lm, request.resolved_ids, request.options, None, request.resolved_targets,
                               request.float16)
-    result["batched_with"] = 1  # how many analyses shared the forward pass (see analyze_batch)
+    result["batched_with"] = 1  # how many analyses shared the forward pass (see analyze_together)
     return result
 
 
-@dataclass(frozen=True)
-class ViewRequest:
-    result_id: str
-    view: str
-    params: dict[str, Any]
-    float16: bool
+@one_shot("analyze")
+def analyze_together(ctx: RuntimeContext, jobs: Sequence[Job]) -> list[dict[str, Any] | BaseException]:
+    """Analyses from any users that fit one forward pass, run together; one outcome per job."""
+    outcomes: list[dict[str, Any] | BaseException | None] = [None] * len(jobs)
+    live: list[int] = []
+    for index, job in enumerate(jobs):
+        try:
+            job.check_cancelled()
+        except Exception as exc:
+            outcomes[index] = exc
+        else:
+            live.append(index)
+    if live:
+        lm = ctx.models.get(jobs[live[0]].params.model)
+        for index in live:
+            jobs[index].progress("analysis", tokens=len(jobs[index].params.resolved_ids), methods=[],
+                                 batched_with=len(live))
+        requests = [joint.JointRequest(jobs[i].params.resolved_ids, jobs[i].params.options,
+                                       jobs[i].check_cancelled) for i in live]
+        # The shared part raises, so each job is retried alone.
+        arch = checked(service.architecture_for, lm.model)
+        runs = checked(joint.analyze_jointly, lm.model, arch, lm.tokenizer, requests)
+        for index, run in zip(live, runs, strict=True):
+            job = jobs[index]
+            if isinstance(run, Exception):
+                outcomes[index] = _reply_error(run)
+                continue
+            try:
+                result = answer_run(ctx, job, lm, run, job.params.float16)
+            except Exception as exc:  # the store refusing this run (too big) is this job's error
+                outcomes[index] = exc
+            else:
+                result["batched_with"] = len(live)
+                outcomes[index] = result
+    return outcomes  # type: ignore[return-value]
 
-    @classmethod
-    def parse(cls, params: dict[str, Any]) -> ViewRequest:
-        read = ParamReader(params, ["result_id", "view", "params", "array_dtype"])
-        view_params = params.get("params") or {}
-        if not isinstance(view_params, dict):
-            raise OperationError(ErrorCode.BAD_REQUEST, "'params' must be a map")
-        return cls(read.str("result_id", max_length=128), read.str("view", max_length=64), view_params,
-                   read.choice("array_dtype", ["float32", "float16"], "float32") == "float16")
 
-    def prepare(self, ctx: RuntimeContext, job: Job) -> None:
-        # Fails fast (NOT_FOUND, RESULT_EVICTED, another user's id) before the job is queued.
-        ctx.store.get(job.user.name, self.result_id, kind="analysis")
-
-
-@OPERATIONS.job("view", parse=ViewRequest.parse)
-def view_op(ctx: RuntimeContext, job: Job, request: ViewRequest) -> dict[str, Any]:
-    stored: StoredRun = ctx.store.get(job.user.name, request.result_id, kind="analysis").value
-    lm = ctx.models.get(stored.model)
-    params = dict(request.params)
-    if request.float16:
-        params.setdefault("float16", True)
-    reply = _checked(service.view, stored.run, lm.tokenizer, request.view, params)
-    return {"result_id": request.result_id, "view": request.view, "data": reply}
-
-
-def _checked(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def checked(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Analysis errors become protocol errors with the analysis's own code."""
     try:
         return fn(*args, **kwargs)
     except AnalysisError as exc:
-        raise OperationError(ErrorCode(exc.code), str(exc)) from None
+        raise _reply_error(exc) from None
+
+
+def _reply_error(exc: Exception) -> Exception:
+    if isinstance(exc, AnalysisError):
+        return OperationError(ErrorCode(exc.code), str(exc))
+    return exc
 
 
 def _eager(lm: LoadedModel) -> bool:

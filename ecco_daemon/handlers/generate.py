@@ -1,4 +1,10 @@
-"""Generation: tokens stream back as they are produced; the result keeps every step's probabilities."""
+"""The "generate" operation: tokens stream back as they are produced; the result keeps every step's
+probabilities, and the generated text is analysed too when the request asks.
+
+Batching: requests from any users on one model decode together (``GenerationBatch``). Each job is one row
+of a ``BatchDecoder``: its tokens stream to its own requester, its cancel flag (cancel, TIMEOUT,
+shutdown) takes only its row out, and a failure in its row answers only it.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,24 @@ from typing import Any
 import numpy as np
 from ecco_protocol.errors import ErrorCode
 
-from ecco_daemon.generation.decoding import GenerationOutput, SamplingParams, Step, can_batch, generate, position_limit
-from ecco_daemon.handlers.analyze import ANALYSIS_PARAMS, AnalysisOptions, run_analysis_for
-from ecco_daemon.models.tokens import encode_prompt, token_texts
+from ecco_daemon.analysis.options import AnalysisOptions
+from ecco_daemon.generation.decoding import (
+    BatchDecoder,
+    DecodeRow,
+    GenerationOutput,
+    SamplingParams,
+    Step,
+    can_batch,
+    generate,
+)
+from ecco_daemon.handlers.analyze import ANALYSIS_PARAMS, read_analysis_options, run_analysis_for
+from ecco_daemon.handlers.inputs import check_input_limit, check_positions, check_vocabulary, prompt_ids
+from ecco_daemon.models.family import ENCODER_DECODER, MASKED
+from ecco_daemon.models.tokens import token_texts
 from ecco_daemon.runtime.context import RuntimeContext
+from ecco_daemon.runtime.job_batches import Outcome, register_batch
 from ecco_daemon.server.errors import OperationError
-from ecco_daemon.server.job import Job
+from ecco_daemon.server.job import Cancelled, Job
 from ecco_daemon.server.params import ParamReader
 from ecco_daemon.server.registry import OPERATIONS
 
@@ -42,15 +60,15 @@ class GenerateRequest:
     def parse(cls, params: dict[str, Any]) -> GenerateRequest:
         read = ParamReader(params, GENERATE_PARAMS)
         prompt = read.str("prompt", None)
-        input_ids = read.int_list("input_ids", None)
-        if (prompt is None) == (input_ids is None):
+        ids = read.int_list("input_ids", None)
+        if (prompt is None) == (ids is None):
             raise OperationError(ErrorCode.BAD_REQUEST, "give exactly one of 'prompt' or 'input_ids'")
         # Any analysis option asks for the analysis: none is silently ignored.
         wants_analysis = read.bool("analyze", False) or any(name in params for name in ANALYSIS_PARAMS)
         return cls(
             model=read.str("model", None, max_length=4096),
             prompt=prompt,
-            input_ids=input_ids,
+            input_ids=ids,
             max_new_tokens=read.int("generate", 20, minimum=0),
             sampling=SamplingParams(
                 do_sample=read.bool("do_sample", False),
@@ -62,41 +80,29 @@ class GenerateRequest:
             alternatives=read.int("alternatives", 5, minimum=0, maximum=100),
             stream=read.bool("stream", True),
             array_dtype=read.choice("array_dtype", ["float32", "float16"], "float32"),
-            analysis=AnalysisOptions.read(read) if wants_analysis else None,
+            analysis=read_analysis_options(read) if wants_analysis else None,
         )
 
     def prepare(self, ctx: RuntimeContext, job: Job) -> None:
         """Checks that need the model, done on the loop so a bad request fails before queueing."""
         config = ctx.config
         lm = ctx.models.get(self.model)
-        if lm.family == "masked":
+        if lm.family == MASKED:
             raise OperationError(ErrorCode.UNSUPPORTED_MODEL,
                                  f"{lm.name} is a masked language model: it does not generate; use analyze")
         self.model = lm.name
         if self.max_new_tokens > config.max_new_tokens:
             raise OperationError(ErrorCode.TOO_LARGE,
                                  f"'generate' is {self.max_new_tokens}; this daemon allows {config.max_new_tokens}")
-        ids = self.input_ids if self.input_ids is not None else encode_prompt(lm.tokenizer, self.prompt or "")
-        if not ids:
-            raise OperationError(ErrorCode.BAD_REQUEST, "the prompt is empty after tokenization")
-        vocab = lm.model.get_input_embeddings().num_embeddings
-        if any(i < 0 or i >= vocab for i in ids):
-            raise OperationError(ErrorCode.BAD_REQUEST, f"input_ids must lie in [0, {vocab})")
-        if len(ids) + self.max_new_tokens > config.max_input_tokens:
-            raise OperationError(ErrorCode.TOO_LARGE,
-                                 f"{len(ids)} input + {self.max_new_tokens} new tokens exceed the limit of "
-                                 f"{config.max_input_tokens}")
-        positions = position_limit(lm)
-        if positions is not None and len(ids) + self.max_new_tokens > positions:
-            # Past its last position the model fails (on CUDA, for every user): refuse before running.
-            raise OperationError(ErrorCode.TOO_LARGE,
-                                 f"{len(ids)} input + {self.max_new_tokens} new tokens exceed the "
-                                 f"{positions} positions of {lm.name}")
+        ids = prompt_ids(lm, self.prompt, self.input_ids, "prompt")
+        check_vocabulary(lm, ids, "input_ids")
+        n_tokens = len(ids) + self.max_new_tokens
+        described = f"{len(ids)} input + {self.max_new_tokens} new tokens"
+        check_input_limit(n_tokens, config.max_input_tokens, described)
+        check_positions(lm, n_tokens, described)
         self.resolved_ids = ids
-        job.cost = len(ids) + self.max_new_tokens
-        if self.analysis is not None:
-            job.cost = max(job.cost, self.analysis.cost(len(ids) + self.max_new_tokens))
-        # Requests on one model decode together (handlers/generate_batch.py) when the model allows it;
+        job.cost = n_tokens if self.analysis is None else max(n_tokens, self.analysis.cost(n_tokens))
+        # Requests on one model decode together (GenerationBatch) when the model allows it;
         # one that is analysed afterwards runs alone, so its backward passes never hold up other rows.
         job.batch_key = ("generate", lm.name) if can_batch(lm) and self.analysis is None else None
 
@@ -158,7 +164,7 @@ def complete_generation(ctx: RuntimeContext, job: Job, request: GenerateRequest,
     result["model"] = lm.name
     if request.analysis is not None:
         float16 = request.array_dtype == "float16"
-        if lm.family == "encoder-decoder":  # the encoder reads the prompt; the decoder's tokens are scored
+        if lm.family == ENCODER_DECODER:  # the encoder reads the prompt; the decoder's tokens are scored
             analysis = run_analysis_for(ctx, job, lm, out.input_ids, request.analysis, None, out.generated_ids, float16)
         else:
             analysis = run_analysis_for(ctx, job, lm, out.all_ids, request.analysis, len(out.input_ids), None, float16)
@@ -168,3 +174,64 @@ def complete_generation(ctx: RuntimeContext, job: Job, request: GenerateRequest,
     result["result_id"] = ctx.store.put(job.user.name, "generation", out,
                                                  nbytes=64 * (len(out.all_ids) + 1) * max(1, request.alternatives))
     return result
+
+
+class GenerationBatch:
+    """The batch runner for "generate": one decoding row per job, stepped together."""
+
+    def __init__(self, ctx: RuntimeContext, batch_key: tuple[Any, ...]) -> None:
+        self.ctx = ctx
+        self.lm = ctx.models.get(str(batch_key[1]))
+        self.decoder = BatchDecoder(self.lm)
+
+    def admit(self, jobs: list[Job]) -> list[Outcome]:
+        rows = [self._row(job) for job in jobs]
+        self.decoder.add(rows)
+        finished = self.decoder.drop_finished()
+        # Rows done at once (no new tokens, or a failed prefill) never entered the decoder.
+        leaving = {id(row) for row in finished}
+        finished += [row for row in rows if row.done and id(row) not in leaving]
+        return self._outcomes(finished)
+
+    def step(self) -> list[Outcome]:
+        cancelled = [row for row in self.decoder.rows if row.tag.cancelled]  # type: ignore[attr-defined]
+        outcomes = self._outcomes(self.decoder.drop_finished(cancelled))
+        if len(self.decoder):
+            outcomes += self._outcomes(self.decoder.step())
+        return outcomes
+
+    def active(self) -> int:
+        return len(self.decoder)
+
+    def drain(self) -> list[Job]:
+        return [row.tag for row in self.decoder.drop_finished(list(self.decoder.rows))]  # type: ignore[misc]
+
+    def _row(self, job: Job) -> DecodeRow:
+        request: GenerateRequest = job.params
+        n_input = len(request.resolved_ids)
+        tokenizer = self.lm.tokenizer
+
+        def on_step(index: int, step: Step) -> None:
+            if request.stream:
+                job.emit("token", step_event(tokenizer, n_input + index, step))
+
+        return DecodeRow(request.resolved_ids, request.max_new_tokens, request.sampling, request.alternatives,
+                         on_step=on_step, tag=job)
+
+    def _outcomes(self, rows: list[DecodeRow]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for row in rows:
+            job: Job = row.tag  # type: ignore[assignment]
+            if job.cancelled:
+                outcomes.append((job, Cancelled()))
+            elif row.error is not None:
+                outcomes.append((job, row.error))
+            else:
+                try:
+                    outcomes.append((job, complete_generation(self.ctx, job, job.params, row.output)))
+                except Exception as exc:
+                    outcomes.append((job, exc))
+        return outcomes
+
+
+register_batch("generate")(GenerationBatch)

@@ -1,14 +1,21 @@
-"""Which kind of language model a config describes, and the Auto class that loads it."""
+"""The model families (the one enumeration, as spelled on the wire), which one a config describes, and the
+Auto class that loads it.
+
+Why one place: the loader, decoding and the analyses all branch on the family, and the name reaches
+clients twice (``models.list`` and an analysis result's ``family``); one spelling keeps them equal.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final, Literal
 
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM
 
-CAUSAL = "causal"
-MASKED = "masked"
-ENCODER_DECODER = "encoder-decoder"
+Family = Literal["causal", "masked", "encoder-decoder"]
+CAUSAL: Final = "causal"
+MASKED: Final = "masked"
+ENCODER_DECODER: Final = "encoder-decoder"
+FAMILIES: Final[tuple[Family, ...]] = (CAUSAL, MASKED, ENCODER_DECODER)
 
 # model types that are masked LMs even when a config names no architecture
 MASKED_MODEL_TYPES = frozenset(
@@ -38,8 +45,8 @@ AUTO_CLASSES = {
 }
 
 
-def family_of(config: Any) -> str:
-    """ "causal", "masked" or "encoder-decoder", read from the config, not from a per-model table."""
+def family_of(config: Any) -> Family:
+    """The family read from the config, not from a per-model table."""
     if getattr(config, "is_encoder_decoder", False):
         return ENCODER_DECODER
     architectures = list(getattr(config, "architectures", None) or [])
@@ -52,6 +59,6 @@ def family_of(config: Any) -> str:
     return CAUSAL
 
 
-def auto_class_for(family: str) -> Any:
+def auto_class_for(family: Family) -> Any:
     """The transformers Auto class that builds the family's model with its LM head."""
     return AUTO_CLASSES[family]

@@ -25,7 +25,7 @@ from transformers import AutoConfig, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from ecco_daemon.models.errors import ModelLoadError
-from ecco_daemon.models.family import CAUSAL, ENCODER_DECODER, auto_class_for, family_of
+from ecco_daemon.models.family import CAUSAL, ENCODER_DECODER, Family, auto_class_for, family_of
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def gguf_architecture(path: Path) -> str | None:
         return None
 
 
-def gguf_family(path: Path) -> str:
+def gguf_family(path: Path) -> Family:
     """The model family a GGUF holds: T5 files are encoder-decoder, the rest causal LMs."""
     architecture = gguf_architecture(path)
     if architecture is None:

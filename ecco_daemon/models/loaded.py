@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ecco_daemon.models.family import CAUSAL
+from ecco_daemon.models.family import CAUSAL, Family
 from ecco_daemon.models.options import dtype_name
 
 
@@ -24,7 +24,7 @@ class LoadedModel:
     dtype: torch.dtype
     load_seconds: float
     stop_token_ids: frozenset[int]
-    family: str = CAUSAL  # "causal", "masked" or "encoder-decoder"
+    family: Family = CAUSAL
     extra: dict[str, Any] = field(default_factory=dict)  # facts about the load (cache folder, device map)
     # Decoding over a static cache with a compiled step: "auto" (where CUDA is), "on" or "off" (static_decode.py).
     compile_decode: str = "auto"

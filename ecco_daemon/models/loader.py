@@ -28,7 +28,7 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 from ecco_daemon.models.cache import CacheEntry, ModelCache, verify
 from ecco_daemon.models.embedded import EmbeddedModel
 from ecco_daemon.models.errors import CacheCorruptError, ModelLoadError
-from ecco_daemon.models.family import auto_class_for, family_of
+from ecco_daemon.models.family import Family, auto_class_for, family_of
 from ecco_daemon.models.gguf_convert import convert_gguf, transformers_progress
 from ecco_daemon.models.loaded import LoadedModel
 from ecco_daemon.models.options import dtype_name, parse_compile_decode, parse_device, parse_dtype
@@ -145,7 +145,7 @@ class _BackgroundVerify:
 class _Parts:
     model: torch.nn.Module
     tokenizer: PreTrainedTokenizerBase
-    family: str
+    family: Family
 
 
 def _from_pretrained_options(

@@ -15,8 +15,9 @@ import torch
 
 from ecco_daemon.analysis import logit_lens
 from ecco_daemon.analysis.architecture import inspect_architecture
-from ecco_daemon.analysis.attribution import AttributionOptions, attribute
-from ecco_daemon.analysis.run import AnalysisRun, RunOptions, run_analysis
+from ecco_daemon.analysis.attribution import attribute
+from ecco_daemon.analysis.options import AnalysisOptions
+from ecco_daemon.analysis.run import AnalysisRun, run_analysis
 from ecco_daemon.analysis.sequence import causal_sequence
 
 PROMPT = "The capital of France is"
@@ -58,7 +59,7 @@ class ViewBuilder:
         self.tokens = token_dicts(tokenizer, self.ids, self.n_input)
         attention = getattr(model.config, "_attn_implementation", None) == "eager"
         self.run: AnalysisRun = run_analysis(
-            model, self.arch, tokenizer, causal_sequence(self.ids, 1), RunOptions(topk=TOP_K, attention=attention)
+            model, self.arch, tokenizer, causal_sequence(self.ids, 1), AnalysisOptions(topk=TOP_K, attention=attention)
         )
 
     def _decode(self, token_id: int) -> str:
@@ -139,13 +140,13 @@ class ViewBuilder:
         seq = causal_sequence(self.ids, first_target=self.n_input)
         methods = []
         for name, label, options in (
-            ("integrated_gradients", "Integrated gradients", AttributionOptions(steps=8)),
-            ("grad_x_input", "Gradient × input", AttributionOptions()),
+            ("integrated_gradients", "Integrated gradients", AnalysisOptions(steps=8)),
+            ("grad_x_input", "Gradient × input", AnalysisOptions()),
         ):
             result = attribute(self.model, self.arch, seq, name, options)
             methods.append({"name": name, "label": label, "targets": result.target_positions, "values": result.values})
         foil = self.tokenizer(" Berlin", add_special_tokens=False)["input_ids"][-1]
-        contrast = attribute(self.model, self.arch, seq, "contrastive", AttributionOptions(foil_ids=foil))
+        contrast = attribute(self.model, self.arch, seq, "contrastive", AnalysisOptions(foil_ids=foil))
         methods.append(
             {
                 "name": "contrastive",

@@ -92,7 +92,7 @@ def test_masked_model_attributes_the_mask_prediction(client):
 def test_encoder_decoder_generates_and_attributes_across_encoder_and_decoder(client):
     out = client.model("tiny-t5").generate("translate the cat", generate=3, attribution=["grad_x_input"])
     analysis = out.analysis
-    assert analysis["family"] == "encoder_decoder"
+    assert analysis["family"] == "encoder-decoder"  # spelled as models.list spells it
     n_encoder = analysis["n_encoder"]
     values = np.asarray(analysis["attributions"]["grad_x_input"]["values"])
     assert values.shape[1] == len(analysis["tokens"]) > n_encoder

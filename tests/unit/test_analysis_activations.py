@@ -9,7 +9,9 @@ from sklearn.decomposition import NMF
 
 from ecco_daemon.analysis.architecture import capture_io, inspect_architecture
 from ecco_daemon.analysis.errors import InvalidArgument, NotCaptured
-from ecco_daemon.analysis.run import RunOptions, run_analysis, text_sequence
+from ecco_daemon.analysis.options import AnalysisOptions
+from ecco_daemon.analysis.run import run_analysis
+from tests.analysis_inputs import text_sequence
 from tests.tiny_models import FAMILIES, load_tiny_model
 
 TEXT = {"bert": "The [MASK] sat on the mat.", "t5": "The cat sat on the mat."}
@@ -22,7 +24,7 @@ def _run(family: str, **options):
     seq = text_sequence(
         arch, tokenizer, TEXT.get(family, "The cat sat on the mat."), target=TARGET.get(family)
     )
-    return model, arch, run_analysis(model, arch, tokenizer, seq, RunOptions(**options))
+    return model, arch, run_analysis(model, arch, tokenizer, seq, AnalysisOptions(**options))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -102,7 +104,7 @@ def test_attention_needs_eager_attention() -> None:
     arch = inspect_architecture(model)
     seq = text_sequence(arch, tokenizer, "The cat sat.")
     with pytest.raises(NotCaptured, match="eager"):
-        run_analysis(model, arch, tokenizer, seq, RunOptions(attention=True))
+        run_analysis(model, arch, tokenizer, seq, AnalysisOptions(attention=True))
     run = run_analysis(model, arch, tokenizer, seq)
     with pytest.raises(NotCaptured, match="attention=True"):
         run.attention_weights(0)

@@ -9,22 +9,23 @@ from torch import nn
 from ecco_daemon.analysis.architecture import ARCHITECTURE_OVERRIDES, inspect_architecture
 from ecco_daemon.analysis.capture import capture_forward
 from ecco_daemon.analysis.errors import UnsupportedModel
-from ecco_daemon.analysis.run import text_sequence
+from ecco_daemon.models.family import CAUSAL, ENCODER_DECODER, MASKED
+from tests.analysis_inputs import text_sequence
 from tests.tiny_models import FAMILIES, load_tiny_model
 
 EXPECTED = {
-    "gpt2": ("causal", "transformer.ln_f", "lm_head", "transformer.h", "transformer.h.0.mlp.c_proj"),
-    "llama": ("causal", "model.norm", "lm_head", "model.layers", "model.layers.0.mlp.down_proj"),
+    "gpt2": (CAUSAL, "transformer.ln_f", "lm_head", "transformer.h", "transformer.h.0.mlp.c_proj"),
+    "llama": (CAUSAL, "model.norm", "lm_head", "model.layers", "model.layers.0.mlp.down_proj"),
     "gpt_neox": (
-        "causal",
+        CAUSAL,
         "gpt_neox.final_layer_norm",
         "lm_head",
         "gpt_neox.layers",
         "gpt_neox.layers.0.mlp.dense_4h_to_h",
     ),
-    "bert": ("masked", "", "cls", "bert.encoder.layer", "bert.encoder.layer.0.output.dense"),
+    "bert": (MASKED, "", "cls", "bert.encoder.layer", "bert.encoder.layer.0.output.dense"),
     "t5": (
-        "encoder_decoder",
+        ENCODER_DECODER,
         "decoder.final_layer_norm",
         "lm_head",
         "decoder.block",

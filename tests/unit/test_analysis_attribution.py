@@ -8,17 +8,12 @@ import torch
 from captum.attr import InputXGradient, IntegratedGradients, Occlusion, Saliency
 
 from ecco_daemon.analysis.architecture import inspect_architecture
-from ecco_daemon.analysis.attribution import (
-    ATTRIBUTION_METHODS,
-    AttributionOptions,
-    attribute,
-    get_attribution_method,
-    register_attribution_method,
-    target_blocks,
-)
+from ecco_daemon.analysis.attribution import attribute, target_blocks
 from ecco_daemon.analysis.errors import InvalidArgument, UnknownName
-from ecco_daemon.analysis.run import text_sequence
+from ecco_daemon.analysis.methods import ATTRIBUTION_METHODS, get_attribution_method, register_attribution_method
+from ecco_daemon.analysis.options import AnalysisOptions
 from ecco_daemon.analysis.sequence import TokenSequence, embed_tokens, model_kwargs
+from tests.analysis_inputs import text_sequence
 from tests.tiny_models import load_tiny_model
 
 CASES = {
@@ -124,7 +119,7 @@ def test_occlusion_matches_captum(setup) -> None:
 def test_contrastive_matches_captum_on_logit_difference(setup) -> None:
     _family, model, arch, seq = setup
     foil = 7
-    result = attribute(model, arch, seq, "contrastive", AttributionOptions(foil_ids=foil))
+    result = attribute(model, arch, seq, "contrastive", AnalysisOptions(foil_ids=foil))
     assert result.score == "contrastive" and (result.foil_ids == foil).all()
     embeds = embed_tokens(arch, seq, torch.device("cpu")).unsqueeze(0)
     mask = seq.source_mask()
@@ -147,9 +142,9 @@ def test_contrastive_matches_captum_on_logit_difference(setup) -> None:
 @pytest.mark.parametrize("method", ["gradient", "grad_x_input", "integrated_gradients"])
 def test_batched_equals_loop_and_chunking(setup, method) -> None:
     _family, model, arch, seq = setup
-    batched = attribute(model, arch, seq, method, AttributionOptions(steps=8))
-    loop = attribute(model, arch, seq, method, AttributionOptions(steps=8, batched=False))
-    chunked = attribute(model, arch, seq, method, AttributionOptions(steps=8, chunk_size=1, step_batch=3))
+    batched = attribute(model, arch, seq, method, AnalysisOptions(steps=8))
+    loop = attribute(model, arch, seq, method, AnalysisOptions(steps=8, batched=False))
+    chunked = attribute(model, arch, seq, method, AnalysisOptions(steps=8, chunk_size=1, step_batch=3))
     assert not loop.used_vmap
     assert batched.used_vmap or seq.n_targets == 1
     np.testing.assert_allclose(batched.raw, loop.raw, atol=1e-5, rtol=1e-4)
@@ -160,9 +155,9 @@ def test_batched_equals_loop_and_chunking(setup, method) -> None:
 def test_causal_blocks_over_prefixes_equal_one_pass_over_every_token(setup, method) -> None:
     family, model, arch, seq = setup
     foil = {"foil_ids": 7} if method == "contrastive" else {}
-    whole = attribute(model, arch, seq, method, AttributionOptions(steps=6, block_size=seq.n_targets, **foil))
+    whole = attribute(model, arch, seq, method, AnalysisOptions(steps=6, block_size=seq.n_targets, **foil))
     for size in (1, 2, 3):
-        blocked = attribute(model, arch, seq, method, AttributionOptions(steps=6, block_size=size, **foil))
+        blocked = attribute(model, arch, seq, method, AnalysisOptions(steps=6, block_size=size, **foil))
         np.testing.assert_allclose(blocked.raw, whole.raw, atol=1e-5, rtol=1e-4)
         np.testing.assert_allclose(blocked.values, whole.values, atol=1e-5)
         if method == "integrated_gradients":
@@ -177,7 +172,7 @@ def test_causal_blocks_over_prefixes_equal_one_pass_over_every_token(setup, meth
 def test_values_normalized_over_preceding_tokens(setup) -> None:
     _family, model, arch, seq = setup
     for method in ATTRIBUTION_METHODS:
-        options = AttributionOptions(steps=4, foil_ids=3)
+        options = AnalysisOptions(steps=4, foil_ids=3)
         result = attribute(model, arch, seq, method, options)
         assert result.values.shape == (seq.n_targets, seq.n_tokens)
         np.testing.assert_allclose(result.values.sum(axis=1), 1.0, atol=1e-5)
@@ -193,7 +188,7 @@ def test_model_is_left_untouched(setup) -> None:
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
     for method in ATTRIBUTION_METHODS:
-        attribute(model, arch, seq, method, AttributionOptions(steps=4, foil_ids=3))
+        attribute(model, arch, seq, method, AnalysisOptions(steps=4, foil_ids=3))
     for name, p in model.named_parameters():
         assert torch.equal(p, before[name]) and p.requires_grad == flags[name] and p.grad is None
     for module in model.modules():
@@ -226,11 +221,13 @@ def test_bad_requests_are_refused() -> None:
     with pytest.raises(InvalidArgument, match="foil"):
         attribute(model, arch, seq, "contrastive")
     with pytest.raises(InvalidArgument, match="foil_ids must have"):
-        attribute(model, arch, seq, "gradient", AttributionOptions(foil_ids=[1, 2]))
-    with pytest.raises(UnknownName, match="valid: contrastive, log_prob, logit, prob"):
-        attribute(model, arch, seq, "gradient", AttributionOptions(score="loss"))
+        attribute(model, arch, seq, "gradient", AnalysisOptions(foil_ids=[1, 2]))
+    with pytest.raises(UnknownName, match="valid: log_prob, logit, prob"):
+        attribute(model, arch, seq, "gradient", AnalysisOptions(score="loss"))
     with pytest.raises(UnknownName, match="gausslegendre"):
-        attribute(model, arch, seq, "ig", AttributionOptions(ig_method="simpson"))
+        attribute(model, arch, seq, "integrated_gradients", AnalysisOptions(ig_method="simpson"))
+    with pytest.raises(InvalidArgument, match="riemann_trapezoid needs at least 2 steps"):
+        attribute(model, arch, seq, "integrated_gradients", AnalysisOptions(steps=1, ig_method="riemann_trapezoid"))
 
 
 def test_falls_back_to_a_loop_when_vmap_fails(monkeypatch) -> None:
@@ -249,7 +246,7 @@ def test_falls_back_to_a_loop_when_vmap_fails(monkeypatch) -> None:
         return real_grad(*args, **kwargs)
 
     monkeypatch.setattr(torch.autograd, "grad", grad_without_vmap)
-    fallback = attribute(model, arch, seq, "grad_x_input", AttributionOptions(chunk_size=2))
+    fallback = attribute(model, arch, seq, "grad_x_input", AnalysisOptions(chunk_size=2))
     assert batched_calls == [1]  # tried once, then remembered for the rest of the call
     assert not fallback.used_vmap
     np.testing.assert_allclose(fallback.raw, expected.raw, atol=1e-5, rtol=1e-4)
@@ -270,7 +267,7 @@ def test_cancellation_is_checked_between_chunks() -> None:
             raise Stop
 
     with pytest.raises(Stop):
-        attribute(model, arch, seq, "ig", AttributionOptions(steps=8, step_batch=2, check_cancelled=check))
+        attribute(model, arch, seq, "integrated_gradients", AnalysisOptions(steps=8, step_batch=2), check)
     assert len(calls) == 2
 
 
@@ -279,11 +276,11 @@ def test_bfloat16_autocast_stays_close_and_leaves_weights_in_float32() -> None:
     arch = inspect_architecture(model)
     seq = text_sequence(arch, tokenizer, "The quick brown fox jumps over the lazy dog.")
     exact = attribute(model, arch, seq, "grad_x_input")
-    low = attribute(model, arch, seq, "grad_x_input", AttributionOptions(autocast="bfloat16"))
+    low = attribute(model, arch, seq, "grad_x_input", AnalysisOptions(autocast="bfloat16"))
     assert np.abs(low.values - exact.values).max() < 0.05
     assert all(p.dtype == torch.float32 for p in model.parameters())
     with pytest.raises(UnknownName, match="bfloat16"):
-        attribute(model, arch, seq, "gradient", AttributionOptions(autocast="int8"))
+        attribute(model, arch, seq, "gradient", AnalysisOptions(autocast="int8"))
 
 
 @pytest.mark.parametrize("method", ["grad_x_input", "integrated_gradients"])
@@ -292,8 +289,8 @@ def test_reduced_precision_backward_stays_close_and_restores_the_global_flags(me
     arch = inspect_architecture(model)
     seq = text_sequence(arch, tokenizer, "The quick brown fox jumps over the lazy dog.")
     before = (torch.backends.mkldnn.matmul.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
-    exact = attribute(model, arch, seq, method, AttributionOptions(steps=8))
-    reduced = attribute(model, arch, seq, method, AttributionOptions(steps=8, backward_precision="reduced"))
+    exact = attribute(model, arch, seq, method, AnalysisOptions(steps=8))
+    reduced = attribute(model, arch, seq, method, AnalysisOptions(steps=8, backward_precision="reduced"))
     assert (torch.backends.mkldnn.matmul.fp32_precision, torch.backends.cuda.matmul.fp32_precision) == before
     assert torch.backends.cuda.flash_sdp_enabled()  # the math-kernel choice did not outlive the call
     assert np.abs(reduced.values - exact.values).max() < 0.02
@@ -304,4 +301,4 @@ def test_reduced_precision_backward_stays_close_and_restores_the_global_flags(me
                           np.argsort(np.argsort(exact.values[n, :width])))[0, 1] if width > 1 else 1.0
         assert rho > 0.9
     with pytest.raises(UnknownName, match="reduced"):
-        attribute(model, arch, seq, "gradient", AttributionOptions(backward_precision="half"))
+        attribute(model, arch, seq, "gradient", AnalysisOptions(backward_precision="half"))

@@ -8,6 +8,7 @@ import torch
 
 from ecco_daemon.analysis import joint, service
 from ecco_daemon.analysis.errors import InvalidArgument
+from ecco_daemon.analysis.options import AnalysisOptions
 from ecco_daemon.analysis.run import AnalysisRun
 from tests.tiny_models import load_tiny_model
 
@@ -55,15 +56,11 @@ def test_one_forward_gives_every_request_its_solo_run(causal) -> None:
     texts = _texts(arch.vocab_size, 4)
     requests = [
         joint.JointRequest(texts[0]),
-        joint.JointRequest(texts[1], activation_layers=[-1, 0], topk=3),
-        joint.JointRequest(texts[2], activations=False, topk=5),
-        joint.JointRequest(texts[3], attribution=["grad_x_input"]),
+        joint.JointRequest(texts[1], AnalysisOptions(activation_layers=(-1, 0), topk=3)),
+        joint.JointRequest(texts[2], AnalysisOptions(activations=False, topk=5)),
+        joint.JointRequest(texts[3], AnalysisOptions(attribution=("grad_x_input",))),
     ]
-    solo = [
-        service.analyze(model, tokenizer, r.input_ids, activations=r.activations,
-                        activation_layers=r.activation_layers, topk=r.topk, attribution=r.attribution)
-        for r in requests
-    ]
+    solo = [service.analyze(model, tokenizer, r.input_ids, r.options) for r in requests]
     calls, handle = _forward_counter(model)
     try:
         runs = joint.analyze_jointly(model, arch, tokenizer, requests)
@@ -81,7 +78,7 @@ def test_one_forward_gives_every_request_its_solo_run(causal) -> None:
 def _attribution_forwards(model, tokenizer, ids) -> int:
     calls, handle = _forward_counter(model)
     try:
-        service.analyze(model, tokenizer, ids, attribution=["grad_x_input"], activations=False)
+        service.analyze(model, tokenizer, ids, AnalysisOptions(attribution=("grad_x_input",), activations=False))
     finally:
         handle.remove()
     return len(calls) - 1  # minus the capture forward
@@ -109,14 +106,16 @@ def test_one_bad_request_fails_alone(causal) -> None:
 
     outcomes = joint.analyze_jointly(model, arch, tokenizer, [
         joint.JointRequest(texts[0]),
-        joint.JointRequest(texts[1], activation_layers=[99]),  # no such layer
+        joint.JointRequest(texts[1], AnalysisOptions(activation_layers=(99,))),  # no such layer
         joint.JointRequest(texts[1][:1]),  # one token: nothing to score
         joint.JointRequest(texts[1], check_cancelled=cancelled),
         joint.JointRequest(texts[1]),
+        joint.JointRequest(texts[1], AnalysisOptions(attention=True)),  # the stacked pass records no attention
     ])
     assert isinstance(outcomes[1], InvalidArgument) and "out of range" in str(outcomes[1])
     assert isinstance(outcomes[2], InvalidArgument) and "two tokens" in str(outcomes[2])
     assert isinstance(outcomes[3], RuntimeError) and calls
+    assert isinstance(outcomes[5], InvalidArgument) and "attention" in str(outcomes[5])
     assert_same_run(outcomes[0], service.analyze(model, tokenizer, texts[0]))
     assert_same_run(outcomes[4], service.analyze(model, tokenizer, texts[1]))
 

@@ -8,8 +8,11 @@ import torch
 
 from ecco_daemon.analysis.architecture import inspect_architecture
 from ecco_daemon.analysis.errors import InvalidArgument
-from ecco_daemon.analysis.run import RunOptions, run_analysis, text_sequence
+from ecco_daemon.analysis.options import AnalysisOptions
+from ecco_daemon.analysis.run import run_analysis
 from ecco_daemon.analysis.sequence import model_kwargs
+from ecco_daemon.models.family import ENCODER_DECODER
+from tests.analysis_inputs import text_sequence
 from tests.tiny_models import load_tiny_model
 
 TEXTS = {
@@ -28,7 +31,7 @@ def analysed(request):
     arch = inspect_architecture(model)
     text, target = TEXTS[family]
     seq = text_sequence(arch, tokenizer, text, target=target)
-    run = run_analysis(model, arch, tokenizer, seq, RunOptions(activations=False))
+    run = run_analysis(model, arch, tokenizer, seq, AnalysisOptions(activations=False))
     return family, model, tokenizer, arch, run
 
 
@@ -36,7 +39,7 @@ def _model_logits(model, tokenizer, run) -> torch.Tensor:
     """The model's logits from plain token ids, independent of the analysis code: (R, V)."""
     ids = torch.as_tensor(run.seq.token_ids)[None]
     with torch.no_grad():
-        if run.seq.family == "encoder_decoder":
+        if run.seq.family == ENCODER_DECODER:
             n = run.seq.n_encoder
             return model(input_ids=ids[:, :n], decoder_input_ids=ids[:, n:]).logits[0]
         return model(input_ids=ids).logits[0]

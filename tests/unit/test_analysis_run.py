@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from ecco_daemon.analysis.architecture import inspect_architecture
-from ecco_daemon.analysis.attribution import AttributionOptions
 from ecco_daemon.analysis.errors import InvalidArgument, UnknownName
-from ecco_daemon.analysis.run import RunOptions, as_wire_array, run_analysis, text_sequence
+from ecco_daemon.analysis.options import AnalysisOptions
+from ecco_daemon.analysis.run import as_wire_array, run_analysis
 from ecco_daemon.analysis.sequence import causal_sequence
+from tests.analysis_inputs import text_sequence
 from tests.tiny_models import load_tiny_model
 
 
@@ -24,7 +25,7 @@ def llama():
 def test_views_come_from_the_stored_run_without_a_model_forward(llama) -> None:
     model, tokenizer, arch = llama
     seq = text_sequence(arch, tokenizer, "The quick brown fox jumps over the lazy dog.")
-    run = run_analysis(model, arch, tokenizer, seq, RunOptions(attributions=["ig", "grad_x_input"]))
+    run = run_analysis(model, arch, tokenizer, seq, AnalysisOptions(attribution=("ig", "grad_x_input")))
     calls = []
     handle = model.register_forward_hook(lambda *args: calls.append(1))
     try:
@@ -50,7 +51,7 @@ def test_views_come_from_the_stored_run_without_a_model_forward(llama) -> None:
 def test_nbytes_and_wire_arrays(llama) -> None:
     model, tokenizer, arch = llama
     seq = text_sequence(arch, tokenizer, "The cat sat on the mat.")
-    run = run_analysis(model, arch, tokenizer, seq, RunOptions(attributions=["gradient"]))
+    run = run_analysis(model, arch, tokenizer, seq, AnalysisOptions(attribution=("gradient",)))
     n_tokens, n_targets = seq.n_tokens, seq.n_targets
     floor = run.hidden.nbytes + run.activations.nbytes + run.attributions["gradient"].values.nbytes
     assert run.hidden.shape == (arch.n_layers, n_tokens, arch.hidden_size)
@@ -72,7 +73,7 @@ def test_generated_continuation_only_scores_the_new_tokens(llama) -> None:
     prompt = tokenizer("The capital of France is").input_ids
     generated = tokenizer("Paris.", add_special_tokens=False).input_ids
     seq = causal_sequence(prompt + generated, first_target=len(prompt))
-    run = run_analysis(model, arch, tokenizer, seq, RunOptions(attributions=["grad_x_input"]))
+    run = run_analysis(model, arch, tokenizer, seq, AnalysisOptions(attribution=("grad_x_input",)))
     assert run.seq.target_ids.tolist() == generated
     assert run.attributions["grad_x_input"].values.shape == (len(generated), len(prompt) + len(generated))
     with pytest.raises(InvalidArgument, match="first_target"):
@@ -82,7 +83,7 @@ def test_generated_continuation_only_scores_the_new_tokens(llama) -> None:
 def test_concurrent_runs_on_one_model_keep_their_own_state(llama) -> None:
     model, tokenizer, arch = llama
     texts = ["The cat sat on the mat.", "Numbers like 1, 2, 3 and 42 appear in text too."]
-    options = RunOptions(attributions=["grad_x_input"], attribution=AttributionOptions(steps=4))
+    options = AnalysisOptions(attribution=("grad_x_input",), steps=4)
     serial = [run_analysis(model, arch, tokenizer, text_sequence(arch, tokenizer, t), options) for t in texts]
     results: dict[int, object] = {}
     errors: list[BaseException] = []
@@ -114,11 +115,11 @@ def test_concurrent_runs_on_one_model_keep_their_own_state(llama) -> None:
 def test_encoder_decoder_needs_an_output(llama) -> None:
     model, tokenizer = load_tiny_model("t5")
     arch = inspect_architecture(model)
-    with pytest.raises(InvalidArgument, match="needs the output text"):
+    with pytest.raises(InvalidArgument, match="needs the output tokens"):
         text_sequence(arch, tokenizer, "The cat sat.")
     seq = text_sequence(arch, tokenizer, "The cat sat.", target="On the mat.")
     assert seq.token_ids[seq.n_encoder] == model.config.decoder_start_token_id
-    run = run_analysis(model, arch, tokenizer, seq, RunOptions(attributions=["grad_x_input"]))
+    run = run_analysis(model, arch, tokenizer, seq, AnalysisOptions(attribution=("grad_x_input",)))
     values = run.attributions["grad_x_input"].values
     assert values[:, : seq.n_encoder].sum() > 0  # encoder tokens explain decoder tokens
     assert values[1:, seq.n_encoder :].sum() > 0  # and so do earlier decoder tokens

@@ -7,15 +7,11 @@ import numpy as np
 import pytest
 
 from ecco_daemon.analysis.errors import InvalidArgument, UnknownName
-from ecco_daemon.analysis.service import (
-    VIEWS,
-    analyze,
-    architecture_for,
-    build_sequence,
-    describe_capabilities,
-    run_result,
-    view,
-)
+from ecco_daemon.analysis.methods import ATTRIBUTION_METHODS
+from ecco_daemon.analysis.options import AnalysisOptions
+from ecco_daemon.analysis.sequence import build_sequence
+from ecco_daemon.analysis.service import VIEWS, analyze, architecture_for, run_result, view
+from ecco_daemon.models.family import MASKED
 from ecco_daemon.models.tokens import encode_prompt
 from tests.tiny_models import load_tiny_model
 
@@ -38,7 +34,7 @@ def _packable(value) -> bool:
 def gpt2():
     model, tokenizer = load_tiny_model("gpt2")
     ids = encode_prompt(tokenizer, "The capital of France is Paris.")
-    run = analyze(model, tokenizer, ids, attribution=["grad_x_input", "ig"], steps=8, attention=True)
+    run = analyze(model, tokenizer, ids, AnalysisOptions(attribution=("grad_x_input", "ig"), steps=8, attention=True))
     return model, tokenizer, run
 
 
@@ -90,15 +86,15 @@ def test_bad_view_requests_name_what_is_valid(gpt2) -> None:
     with pytest.raises(InvalidArgument, match="needs position"):
         view(run, tokenizer, "layer_predictions", {})
     with pytest.raises(UnknownName, match="grad_x_input"):
-        analyze(_model, tokenizer, [1, 2, 3], attribution=["shap"])
-    assert "occlusion" in describe_capabilities()["attribution_methods"]
+        AnalysisOptions(attribution=("shap",))  # refused where the request's options are built
+    assert "occlusion" in ATTRIBUTION_METHODS
 
 
 def test_each_family_builds_its_sequence() -> None:
     bert, bert_tokenizer = load_tiny_model("bert")
     ids = encode_prompt(bert_tokenizer, "The [MASK] sat.")
-    run = analyze(bert, bert_tokenizer, ids, attribution=["gradient"])
-    assert run.seq.family == "masked" and run.scores.ranks[0] == 1
+    run = analyze(bert, bert_tokenizer, ids, AnalysisOptions(attribution=("gradient",)))
+    assert run.seq.family == MASKED and run.scores.ranks[0] == 1
     t5, t5_tokenizer = load_tiny_model("t5")
     arch = architecture_for(t5)
     with pytest.raises(InvalidArgument, match="output tokens"):
@@ -108,5 +104,5 @@ def test_each_family_builds_its_sequence() -> None:
     llama, llama_tokenizer = load_tiny_model("llama")
     with pytest.raises(InvalidArgument, match="at least two tokens"):
         analyze(llama, llama_tokenizer, [0])
-    run = analyze(llama, llama_tokenizer, [0, 5, 6, 7], first_target=2, attribution=["occlusion"])
+    run = analyze(llama, llama_tokenizer, [0, 5, 6, 7], AnalysisOptions(attribution=("occlusion",)), first_target=2)
     assert run.seq.target_positions.tolist() == [2, 3]

@@ -29,6 +29,7 @@ from ecco_daemon.generation.static_cache import (
 )
 from ecco_daemon.models import ModelLoadError, load_model
 from ecco_daemon.models.cache import ModelCache
+from ecco_daemon.models.family import ENCODER_DECODER
 from ecco_daemon.models.loaded import LoadedModel
 from ecco_daemon.models.options import parse_compile_decode
 from tests.tiny_models import load_tiny_model
@@ -223,7 +224,7 @@ def test_the_setting_device_and_architecture_decide_where_the_static_path_runs(m
     assert wants_static_decoding(on_cuda)
     t5, tokenizer = load_tiny_model("t5", None)
     seq2seq = LoadedModel("t5", "t5", t5, tokenizer, torch.device("cpu"), torch.float32, 0.0, frozenset(),
-                          family="encoder-decoder", compile_decode="on")
+                          family=ENCODER_DECODER, compile_decode="on")
     assert static_decoder(seq2seq) is None
     windowed_model, tokenizer = load_tiny_model("llama", "sdpa")
     windowed_model.config.sliding_window = 16
@@ -237,7 +238,7 @@ def test_the_setting_device_and_architecture_decide_where_the_static_path_runs(m
 def test_encoder_decoder_generation_still_runs_eagerly():
     t5, tokenizer = load_tiny_model("t5", None)
     lm = LoadedModel("t5", "t5", t5, tokenizer, torch.device("cpu"), torch.float32, 0.0, frozenset(),
-                     family="encoder-decoder", compile_decode="on")
+                     family=ENCODER_DECODER, compile_decode="on")
     out = generate(lm, tokenizer("Hello world")["input_ids"], 4, SamplingParams())
     assert len(out.generated_ids) == 4
 

@@ -1,0 +1,45 @@
+"""The input checks that every model-running operation makes before its job is queued.
+
+Why one place: "generate" and "analyze" take the same kinds of input (a text or token ids, on one model),
+and a request either operation would crash on must be refused the same way by both: a bad token id or an
+empty prompt is BAD_REQUEST; too many tokens for the daemon or for the model's positions is TOO_LARGE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ecco_protocol.errors import ErrorCode
+
+from ecco_daemon.generation.decoding import position_limit
+from ecco_daemon.models.loaded import LoadedModel
+from ecco_daemon.models.tokens import encode_prompt
+from ecco_daemon.server.errors import OperationError
+
+
+def prompt_ids(lm: LoadedModel, text: str | None, ids: list[int] | None, what: str) -> list[int]:
+    """The given ids, or ``text`` tokenized as the model expects; refused when nothing is left."""
+    resolved = ids if ids is not None else encode_prompt(lm.tokenizer, text or "")
+    if not resolved:
+        raise OperationError(ErrorCode.BAD_REQUEST, f"the {what} is empty after tokenization")
+    return resolved
+
+
+def check_vocabulary(lm: LoadedModel, ids: Sequence[int], what: str) -> None:
+    """Every id names a row of the embedding (past it the lookup fails, on CUDA for every user)."""
+    vocab = lm.model.get_input_embeddings().num_embeddings
+    if any(i < 0 or i >= vocab for i in ids):
+        raise OperationError(ErrorCode.BAD_REQUEST, f"{what} must lie in [0, {vocab})")
+
+
+def check_input_limit(n_tokens: int, limit: int, described: str) -> None:
+    """The daemon's own cap on tokens per request (``described`` says how the count was made)."""
+    if n_tokens > limit:
+        raise OperationError(ErrorCode.TOO_LARGE, f"{described} exceed the limit of {limit}")
+
+
+def check_positions(lm: LoadedModel, longest: int, described: str) -> None:
+    """The model's last position: past it the model fails (on CUDA, for every user), so refuse before running."""
+    positions = position_limit(lm)
+    if positions is not None and longest > positions:
+        raise OperationError(ErrorCode.TOO_LARGE, f"{described} exceed the {positions} positions of {lm.name}")
