@@ -11,9 +11,8 @@ from pathlib import Path
 from ecco_protocol.connection_file import default_state_dir, read_connection_file
 
 from ecco_daemon.config import DEFAULT_ADDRESS, DaemonConfig
+from ecco_daemon.models.embedded import DEFAULT_MODEL
 from ecco_daemon.server.users import ADMIN, UserStore, connection_file_for, write_user_connection_file
-
-DEFAULT_MODEL = "smollm2-135m"
 
 
 def build_parser() -> argparse.ArgumentParser:
