@@ -17,6 +17,7 @@ import numpy as np
 
 from ecco_client import views
 from ecco_client.render.html import ViewSpec, write_html
+from ecco_client.tabs import analysis_views, tabs_view, view_spec
 
 SIMILARITY_METHODS = ("cca", "svcca", "pwcca", "cka")
 
@@ -93,7 +94,8 @@ class Output:
 
     def token_probabilities(self) -> ViewSpec:
         """Each token colored by its probability; hovering shows the alternatives."""
-        return ViewSpec("probability", views.probability_view(self._read()), title="Token probability")
+        analysis = self._read()
+        return self._spec("probability", analysis, views.probability_view(analysis))
 
     def primary_attributions(self, attr_method: str = "grad_x_input", style: str = "minimal",
                              ignore_tokens: Sequence[int] = ()) -> ViewSpec:
@@ -104,13 +106,11 @@ class Output:
         if style not in ("minimal", "detailed"):
             raise ValueError("style is 'minimal' or 'detailed'")
         reply = self._view("primary_attributions", {"attr_method": attr_method, "ignore_tokens": list(ignore_tokens)})
-        analysis = self._read()
-        data = {"tokens": self._token_data(analysis),
-                "methods": [{"name": reply["method"], "targets": list(np.asarray(reply["target_positions"]).tolist()),
-                             "values": np.asarray(reply["values"])}]}
+        method = {"name": reply["method"], "targets": list(np.asarray(reply["target_positions"]).tolist()),
+                  "values": np.asarray(reply["values"])}
         if reply.get("foil_ids") is not None:
-            data["methods"][0]["foil"] = reply["foil_ids"]
-        return ViewSpec("saliency", data, {"style": style, "method": reply["method"]}, title="Primary attributions")
+            method["foil"] = reply["foil_ids"]
+        return self._spec("saliency", self._read(), {"methods": [method]}, {"style": style, "method": reply["method"]})
 
     def layer_predictions(self, position: int, topk: int = 10, layer: int | None = None) -> ViewSpec:
         """Each layer's top-k tokens for the token at ``position`` (the logit lens, final norm applied)."""
@@ -119,9 +119,7 @@ class Output:
         if layer is not None:
             params["layer"] = layer
         entry = views.layer_predictions_entry(analysis, self._view("layer_predictions", params))
-        data = views.layer_predictions_view(analysis, [entry], position)
-        data["tokens"] = self._token_data(analysis)
-        return ViewSpec("layer_predictions", data, title="Layer predictions")
+        return self._spec("layer_predictions", analysis, views.layer_predictions_view(analysis, [entry], position))
 
     def rankings(self) -> ViewSpec:
         """The rank of each output token at every layer (layers x output tokens)."""
@@ -132,16 +130,13 @@ class Output:
         data = views.rankings_view(analysis)
         if data is None:
             raise ValueError("this result holds no rankings")
-        data["tokens"] = self._token_data(analysis)
-        return ViewSpec("rankings", data, title="Rankings")
+        return self._spec("rankings", analysis, data)
 
     def rankings_watch(self, watch: Sequence[int | str], position: int) -> ViewSpec:
         """The rank of each watched token (ids or strings) at every layer, for one position."""
         analysis = self._read()
         reply = self._view("rankings_watch", {"watch": list(watch), "position": position})
-        data = views.rankings_watch_view(analysis, reply)
-        data["tokens"] = self._token_data(analysis)
-        return ViewSpec("rankings_watch", data, title="Rankings watch")
+        return self._spec("rankings_watch", analysis, views.rankings_watch_view(analysis, reply))
 
     def run_nmf(self, n_components: int = 10, from_layer: int | None = None, to_layer: int | None = None) -> NMF:
         """Non-negative matrix factorization of the MLP activations (factors x positions)."""
@@ -152,17 +147,14 @@ class Output:
             params["to_layer"] = to_layer
         reply = self._view("nmf", params)
         analysis = self._read()
-        data = views.nmf_view(analysis, reply)
-        data["tokens"] = self._token_data(analysis)
         return NMF(np.asarray(reply["factors"]), list(np.asarray(reply["layers"]).tolist()),
-                   ViewSpec("nmf", data, title="Neuron factors"), reply)
+                   self._spec("nmf", analysis, views.nmf_view(analysis, reply)), reply)
 
     def attention(self, layer: int, head: int | None = None) -> ViewSpec:
         """Attention weights of one layer (one head, or all heads)."""
         reply = self._view("attention", {"layer": layer, "head": head})
         weights = np.asarray(reply["weights"])
-        data = {"tokens": self._token_data(self._read()), "layer": layer, "head": head, "weights": weights}
-        return ViewSpec("attention", data, title="Attention")
+        return self._spec("attention", self._read(), {"layer": layer, "head": head, "weights": weights})
 
     def similarity(self, method: str, layer_a: int, layer_b: int, source: str = "hidden") -> float:
         """CCA, SVCCA, PWCCA or CKA between two layers' representations over this text's positions."""
@@ -188,18 +180,9 @@ class Output:
     def views(self) -> list[ViewSpec]:
         """Everything the first reply can draw without asking the daemon again."""
         if self.analysis is None:
-            return [ViewSpec("tokens", {"tokens": self._token_data(None)}, title="Output")]
+            return [view_spec("tokens", {"tokens": self._token_data(None)})]
         analysis = self._read()
-        out = [self.token_probabilities()]
-        saliency = views.saliency_view(analysis)
-        if saliency is not None:
-            saliency["tokens"] = self._token_data(analysis)
-            out.append(ViewSpec("saliency", saliency, title="Primary attributions"))
-        rankings = views.rankings_view(analysis)
-        if rankings is not None:
-            rankings["tokens"] = self._token_data(analysis)
-            out.append(ViewSpec("rankings", rankings, title="Rankings"))
-        return out
+        return analysis_views(analysis, tokens=self._token_data(analysis))
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "result_id": self.result_id, "views": [v.to_json() for v in self.views()]}
@@ -209,10 +192,7 @@ class Output:
 
     def _repr_html_(self) -> str:
         specs = self.views()
-        if len(specs) == 1:
-            return specs[0]._repr_html_()
-        tabs = [{"title": s.title or s.view, "view": s.view, "data": s.data, "options": dict(s.options)} for s in specs]
-        return ViewSpec("tabs", {"tabs": tabs})._repr_html_()
+        return (specs[0] if len(specs) == 1 else tabs_view(specs))._repr_html_()
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -220,6 +200,11 @@ class Output:
         if self.analysis is None:
             raise ValueError("this output holds no analysis: generate with attribution=[...] or use lm.analyze()")
         return views.read_analysis(self.analysis, self.model)
+
+    def _spec(self, view: str, analysis: views.Analysis, data: dict[str, Any],
+              options: dict[str, Any] | None = None) -> ViewSpec:
+        """The view with this output's tokens (input and generated told apart)."""
+        return view_spec(view, {**data, "tokens": self._token_data(analysis)}, options)
 
     def _token_data(self, analysis: views.Analysis | None) -> list[dict[str, Any]]:
         tokens = views.token_data(analysis) if analysis is not None else [

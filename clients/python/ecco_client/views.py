@@ -143,7 +143,7 @@ def rankings_view(analysis: Analysis) -> dict[str, Any] | None:
         "tokens": token_data(analysis),
         "targets": analysis.target_positions,
         "ranks": analysis.rankings,
-        "layer_labels": [f"Layer {i}" for i in range(analysis.rankings.shape[0])],
+        "layer_labels": _labels(analysis.rankings.shape[0]),
     }
 
 
@@ -195,7 +195,6 @@ def nmf_view(analysis: Analysis, reply: Mapping[str, Any]) -> dict[str, Any]:
         "to_layer": max(layers),
         "k_range": list(NMF_K_RANGE),
     }
-
 
 
 def rankings_watch_view(analysis: Analysis, reply: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,17 +14,16 @@ from lsprotocol import types
 from ecco_client.lsp.errors import BadArguments, CommandFailed
 from ecco_client.lsp.results import ExplainedToken
 from ecco_client.lsp.token_spans import token_spans
+from ecco_client.params import analyze_params
 from ecco_client.render.plain import to_plain
+from ecco_client.tabs import analysis_views, tabs_view
 from ecco_client.views import (
     Alternative,
     Analysis,
     layer_predictions_entry,
     layer_predictions_view,
     nmf_view,
-    probability_view,
-    rankings_view,
     rankings_watch_view,
-    saliency_view,
     view_reply,
 )
 
@@ -32,8 +31,9 @@ ALTERNATIVES = 5  # alternatives kept per token (hover shows five)
 TOPK = 10
 
 
-def analyze_params(text: str, model: str, attribution: Sequence[str]) -> dict[str, Any]:
-    return {"model": model, "text": text, "attribution": list(attribution), "topk": TOPK}
+def analyze_request(text: str, model: str, attribution: Sequence[str]) -> dict[str, Any]:
+    """The ``analyze`` parameters of an explained selection."""
+    return analyze_params(model, text, attribution, {"topk": TOPK})
 
 
 # ------------------------------------------------------------------------------------------- tokens
@@ -87,27 +87,7 @@ def streamed_token(event: Mapping[str, Any], index: int) -> ExplainedToken:
 
 def render_spec(analysis: Analysis, nmf: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The RenderSpec the panel draws: tabs of every view this analysis filled."""
-    tabs: list[dict[str, Any]] = [
-        {"title": "Probability", "view": "probability", "data": probability_view(analysis)}
-    ]
-    saliency = saliency_view(analysis)
-    if saliency is not None:
-        tabs.append({"title": "Saliency", "view": "saliency", "data": saliency})
-    if analysis.layer_predictions is not None:
-        tabs.append(
-            {
-                "title": "Layer predictions",
-                "view": "layer_predictions",
-                "data": analysis.layer_predictions,
-                "options": {"live": True},
-            }
-        )
-    rankings = rankings_view(analysis)
-    if rankings is not None:
-        tabs.append({"title": "Rankings", "view": "rankings", "data": rankings})
-    if nmf is not None:
-        tabs.append({"title": "Neuron factors", "view": "nmf", "data": nmf, "options": {"live": True}})
-    return {"view": "tabs", "data": to_plain({"tabs": tabs}), "options": {"live": True}}
+    return tabs_view(analysis_views(analysis, nmf=nmf, live=True), {"live": True}).to_json()
 
 
 # ---------------------------------------------------------------------------------------- recompute

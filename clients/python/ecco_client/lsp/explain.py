@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lsprotocol import types
 
@@ -16,14 +15,12 @@ from ecco_client import views
 from ecco_client.lsp import analysis_adapter as adapter
 from ecco_client.lsp.daemon_calls import call, run_job
 from ecco_client.lsp.errors import BadArguments, CommandFailed
+from ecco_client.lsp.language_server import EccoLanguageServer
 from ecco_client.lsp.progress import WorkProgress
 from ecco_client.lsp.results import Explanation
 
-if TYPE_CHECKING:
-    from ecco_client.lsp.server import EccoLanguageServer
-
-log = logging.getLogger(__name__)
 MAX_GENERATE = 512
+TOKEN_NOTIFICATION = "ecco/token"
 
 
 def parse_explain_arguments(
@@ -71,7 +68,7 @@ class Explainer:
         model = await self.ensure_model(model)
         ls.link.set_model(model)
         async with WorkProgress(ls, f"Ecco: analyzing {len(text)} characters with {model}") as progress:
-            raw = await run_job(ls.link, "analyze", adapter.analyze_params(text, model, methods), progress)
+            raw = await run_job(ls.link, "analyze", adapter.analyze_request(text, model, methods), progress)
             analysis = views.read_analysis(raw, model)
             nmf = await self.first_views(analysis)
         tokens = adapter.explained_tokens(
@@ -84,8 +81,7 @@ class Explainer:
             model=analysis.model,
             tokens=tokens,
             view=adapter.render_spec(analysis, nmf),
-            daemon_result_id=analysis.result_id,
-            extra={"analysis": analysis},
+            analysis=analysis,
         )
         self.forget(ls.results.add(explanation))
         ls.publish_diagnostics(uri)
@@ -156,7 +152,7 @@ class Explainer:
             )
             explanation.tokens.append(token)
             self.ls.protocol.notify(
-                "ecco/token", {"resultId": explanation.result_id, "token": token.to_json()}
+                TOKEN_NOTIFICATION, {"resultId": explanation.result_id, "token": token.to_json()}
             )
 
         params = {
@@ -213,7 +209,9 @@ class Explainer:
                 f"no explained selection {result_id} (it was edited or replaced); explain it again",
                 "NOT_FOUND",
             )
-        analysis = explanation.extra["analysis"]
+        analysis = explanation.analysis
+        if analysis is None:
+            raise CommandFailed(f"{result_id} kept no analysis to compute views from; explain it again")
         op, op_params = adapter.recompute_request(analysis, view, params)
         async with WorkProgress(self.ls, f"Ecco: computing {view}") as progress:
             answer = await run_job(self.ls.link, op, op_params, progress)

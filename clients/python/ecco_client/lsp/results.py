@@ -7,12 +7,12 @@ ExplainedToken), so the result goes over LSP as is.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lsprotocol import types
 
-from ecco_client.views import Alternative
+from ecco_client.views import Alternative, Analysis
 
 MAX_RESULTS = 32  # explained selections kept, oldest dropped first
 
@@ -41,7 +41,7 @@ class ExplainedToken:
 
 @dataclass
 class Explanation:
-    """One explained selection: its tokens, the renderer's view, and the daemon's stored result id."""
+    """One explained selection: its tokens, the renderer's view, and the analysis that recompute reads."""
 
     result_id: str
     uri: str
@@ -49,8 +49,7 @@ class Explanation:
     model: str
     tokens: list[ExplainedToken]
     view: dict[str, Any]  # RenderSpec: {view, data, options}
-    daemon_result_id: str | None = None  # the analysis kept by the daemon, for recompute
-    extra: dict[str, Any] = field(default_factory=dict)  # what recompute needs (token ids, n_layers…)
+    analysis: Analysis | None = None  # the daemon's analysis (its result id, token ids…), for recompute
 
     def to_json(self) -> dict[str, Any]:
         return {
