@@ -95,6 +95,7 @@ class Portal:
         return found
 
     def iterate(self, source: AsyncIterable[Any]) -> Generator[Any, None, Any]:
+        """A generator of the items of ``source``, each fetched on the loop; returns ``source.result()``."""
         iterator = source.__aiter__()
         try:
             while True:

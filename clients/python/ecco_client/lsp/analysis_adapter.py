@@ -1,7 +1,8 @@
-"""Reads the daemon's teacher-forced analysis into per-token facts and the renderer's view data.
+"""The language server's side of an analysis: the explain request, the document ranges of its tokens,
+the panel's RenderSpec, and the recompute requests with the view data they give.
 
-Why one module: the analysis reply's layout is the daemon's (ecco_daemon/analysis/run.py summary); this
-is the only place that knows it. Everything else in the server works on ``Analysis``.
+Why one module: everything else in the server works on ``Analysis`` (views.py reads the daemon's reply
+into it) and on ``ExplainedToken``; what the daemon and the renderer expect of a selection is here.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ecco_client.aio.client import AsyncClient, Event
+from ecco_client.aio.client import AsyncClient
+from ecco_client.aio.request import Event
 from ecco_client.exceptions import DaemonUnavailable, EccoError
 from ecco_client.lsp.daemon_link import DaemonLink
 from ecco_client.lsp.errors import command_failure

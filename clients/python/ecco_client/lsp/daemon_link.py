@@ -81,10 +81,6 @@ class DaemonLink:
     def status(self) -> DaemonStatus:
         return self._status
 
-    @property
-    def connected(self) -> bool:
-        return self._client is not None
-
     def start(self) -> None:
         """Connects in the background; failures only start the reconnect loop."""
         self._ensure_reconnecting()

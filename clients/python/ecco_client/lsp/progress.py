@@ -13,7 +13,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from ecco_client.aio.client import Event
+from ecco_client.aio.request import Event
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ class WorkProgress:
         self.total_tokens = total_tokens
         self.token: str | None = None
         self.tokens_seen = 0
-        self.reports: list[str] = []
 
     async def __aenter__(self) -> WorkProgress:
         if not client_supports_progress(self.ls):
@@ -86,7 +85,6 @@ class WorkProgress:
         self.token = None
 
     def report(self, message: str, percentage: int | None = None) -> None:
-        self.reports.append(message)
         if self.token is not None:
             self.ls.work_done_progress.report(
                 self.token, types.WorkDoneProgressReport(message=message, percentage=percentage)
