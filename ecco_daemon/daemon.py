@@ -58,6 +58,8 @@ class Daemon:
         router = self.context.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 1000)
         router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # ZeroMQ itself drops a peer whose frame exceeds the message limit, before we allocate for it.
+        router.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes)
         server_public_key = None
         if self.config.curve:
             keys = load_or_create_server_keys(self.config.state_dir)
@@ -136,6 +138,8 @@ class Daemon:
         for job in self.ctx.inflight.all():
             job.fail(error)
         self.outbox.forward_pending()
+        if getattr(self, "engine", None) is not None:
+            self.engine.close()
         if getattr(self, "engine", None) is not None and self.engine.refusals:
             refused = ", ".join(f"{code} {n}" for code, n in sorted(self.engine.refusals.items()))
             security_log.info("refused during this run: %s", refused)

@@ -74,11 +74,13 @@ class Job:
         with self._lock:
             if self._finished:
                 return False
+            seq = next(self._seq)
+            # Encoded before the job counts as answered: content that cannot be encoded raises here, and the
+            # caller can still be sent an error.
+            frames = encode_message(new_event_header(self.request_id, event, seq), content or {}, self.signer)
             if event in TERMINAL_EVENTS:
                 self._finished = True
-            seq = next(self._seq)
             # Sent under the lock: events from different threads (loop, worker) leave in seq order.
-            frames = encode_message(new_event_header(self.request_id, event, seq), content or {}, self.signer)
             self.outbox.send(self.identity, frames)
         return True
 

@@ -141,7 +141,7 @@ def _error_of(sock: zmq.Socket) -> tuple[dict, dict]:
     [MAGIC, b"", b"\xc1", b"\x80"],
     [b"wrong", b"", msgpack.packb({}), msgpack.packb({})],
     [MAGIC, b"", msgpack.packb([1, 2]), msgpack.packb({})],
-    [MAGIC, b"", msgpack.packb({"v": "1.0", "id": "x", "op": "ping", "user": "admin", "ts": 1.0}), b"\xc1"],
+    [MAGIC, b"", msgpack.packb({"v": "2.0", "id": "x", "op": "ping", "user": "admin", "ts": 1.0}), b"\xc1"],
 ])
 def test_malformed_frames_each_get_an_error_reply(daemon, client, frames):
     sock = _raw_socket(daemon.info.address)
