@@ -78,4 +78,4 @@ def test_store_time_to_live():
     time.sleep(0.1)  # the TTL itself is what is under test
     with pytest.raises(OperationError) as info:
         store.get("alice", result_id)
-    assert info.value.code.value == "RESULT_EVICTED"
+    assert info.value.code.value == "RESULT_EXPIRED"

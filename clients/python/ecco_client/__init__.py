@@ -14,6 +14,7 @@ from ecco_client.exceptions import (
     ProtocolError,
     RemoteError,
     ResultEvicted,
+    ResultExpired,
     Unauthorized,
 )
 from ecco_client.model import AsyncLanguageModel, LanguageModel
@@ -38,6 +39,7 @@ __all__ = [
     "RemoteError",
     "RequestHandle",
     "ResultEvicted",
+    "ResultExpired",
     "Unauthorized",
     "connect",
 ]
