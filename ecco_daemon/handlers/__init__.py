@@ -1,3 +1,12 @@
 """One module per group of operations; importing this package registers them all."""
 
-from ecco_daemon.handlers import analyze, analyze_batch, control, generate, generate_batch, models, results  # noqa: F401
+from ecco_daemon.handlers import (  # noqa: F401
+    analyze,
+    analyze_batch,
+    control,
+    generate,
+    generate_batch,
+    models,
+    replies,
+    results,
+)

@@ -40,6 +40,9 @@ class JobRunner:
 
     def finish(self, job: Job, outcome: dict[str, Any] | BaseException | None) -> None:
         """Answer a job exactly once, with its result or the error reply for what ended it."""
+        if job.cancelled and not isinstance(outcome, BaseException):
+            # Finished after its flag went up (a time limit, a cancel): the flag wins, as the caller was told.
+            outcome = Cancelled()
         try:
             if isinstance(outcome, BaseException):
                 job.fail(self.error_for(job, outcome))

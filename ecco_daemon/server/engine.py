@@ -74,6 +74,7 @@ class ProtocolEngine:
             header = raw.header()
             request_id = _request_id(header)
             user, signer = self._authenticate(raw, header)
+            self.ctx.peers.seen(identity)
             job = self._job(identity, raw, header, request_id, user, signer)
             if job.operation.kind == "control":
                 job.emit("result", job.operation.handler(self.ctx, job, job.params) or {})
@@ -132,7 +133,9 @@ class ProtocolEngine:
             )
         if operation.admin_only and not user.is_admin:
             raise OperationError(ErrorCode.FORBIDDEN, f"{op_name!r} is for admins; {user.name!r} is a user")
-        return Job(request_id, identity, user, operation, _parse(operation.parse, params), self.outbox, signer)
+        job = Job(request_id, identity, user, operation, _parse(operation.parse, params), self.outbox, signer)
+        job.journal = self.ctx.replies
+        return job
 
     def _submit(self, job: Job) -> None:
         prepare = getattr(job.params, "prepare", None)
@@ -161,7 +164,7 @@ class ProtocolEngine:
             job.fail(error)
             return
         header = new_event_header(request_id, "error", 0)
-        self.outbox.send(identity, encode_message(header, error.to_content(), signer))
+        self.outbox.send(identity, encode_message(header, error.to_content(), signer), final=True)
 
 
 def _request_id(header: dict[str, Any]) -> str:

@@ -246,7 +246,7 @@ class RecordingOutbox:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, dict]] = []
 
-    def send(self, identity: bytes, frames: list) -> None:
+    def send(self, identity: bytes, frames: list, final: bool = False) -> None:
         raw = split_frames(frames)
         header = raw.header()
         self.events.append((header["id"], header["event"], raw.content()))
