@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-queued", type=int, default=64, help="jobs one user may have queued")
     serve.add_argument("--job-time-limit", type=float, default=600.0,
                        help="seconds a job may run; past it the job ends with TIMEOUT")
+    serve.add_argument("--client-grace", type=float, default=60.0,
+                       help="seconds without a heartbeat after which a client's jobs are cancelled")
     serve.add_argument("--max-batch-size", type=int, default=16,
                        help="generation requests on one model decoded together")
 
@@ -104,7 +106,8 @@ def serve(args: argparse.Namespace, state_dir: Path) -> int:
                           result_store_bytes=args.result_store_mb * 2**20, curve=args.curve,
                           trust_remote_code_models=args.trust_remote_code, max_input_tokens=args.max_input_tokens,
                           max_job_cost=args.max_job_cost, max_queued_per_user=args.max_queued,
-                          job_time_limit_s=args.job_time_limit, max_batch_size=args.max_batch_size)
+                          job_time_limit_s=args.job_time_limit, max_batch_size=args.max_batch_size,
+                          client_grace_s=args.client_grace)
     daemon = Daemon(config)
     daemon.refuse_unsafe_bind()
     daemon.load_models()

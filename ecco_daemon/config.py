@@ -37,6 +37,8 @@ class DaemonConfig:
     result_ttl_s: float = 3600.0
     result_store_bytes: int = 2 * 1024**3
     shutdown_grace_s: float = 5.0
+    # Jobs of a client silent (no heartbeat) for this long are cancelled: nobody would read their replies.
+    client_grace_s: float = 60.0
 
     @property
     def users_file(self) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 
 import zmq
@@ -12,6 +13,7 @@ from ecco_protocol.errors import ErrorCode
 
 from ecco_daemon import handlers  # noqa: F401  (registers the operations)
 from ecco_daemon.config import DaemonConfig
+from ecco_daemon.runtime.cancellation import cancel_jobs_of_silent_peers
 from ecco_daemon.runtime.context import RuntimeContext
 from ecco_daemon.runtime.executor import Executor, make_executor
 from ecco_daemon.runtime.model_registry import ModelRegistry
@@ -58,6 +60,8 @@ class Daemon:
         router = self.context.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 1000)
         router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # ZeroMQ itself drops a peer whose frame exceeds the message limit, before we allocate for it.
+        router.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes)
         server_public_key = None
         if self.config.curve:
             keys = load_or_create_server_keys(self.config.state_dir)
@@ -105,12 +109,17 @@ class Daemon:
         poller.register(self.outbox.pull, zmq.POLLIN)
         log.info("serving on %s", self.bound_address)
         print(f"ecco-daemon ready on {self.bound_address}", flush=True)
+        next_reap = time.monotonic()
         while not stop.is_set():
             events = dict(poller.poll(POLL_INTERVAL_MS))
-            if self.outbox.pull in events:
-                self.outbox.forward_pending()
+            self.outbox.forward_pending()  # also retries what slow readers could not take yet
             if self.router in events:
                 self._drain_router(engine)
+            self.ctx.scheduler.tick()
+            if time.monotonic() >= next_reap:
+                cancel_jobs_of_silent_peers(self.ctx, self.config.client_grace_s)
+                self.ctx.peers.forget_silent(10 * self.config.client_grace_s)
+                next_reap = time.monotonic() + 1.0
         self._shutdown()
 
     def _drain_router(self, engine: ProtocolEngine) -> None:
@@ -136,6 +145,8 @@ class Daemon:
         for job in self.ctx.inflight.all():
             job.fail(error)
         self.outbox.forward_pending()
+        if getattr(self, "engine", None) is not None:
+            self.engine.close()
         if getattr(self, "engine", None) is not None and self.engine.refusals:
             refused = ", ".join(f"{code} {n}" for code, n in sorted(self.engine.refusals.items()))
             security_log.info("refused during this run: %s", refused)

@@ -6,12 +6,11 @@ import os
 import time
 from typing import Any
 
-from ecco_protocol.errors import ErrorCode
 from ecco_protocol.version import PROTOCOL_VERSION
 
 from ecco_daemon import __version__
+from ecco_daemon.runtime.cancellation import cancel_job
 from ecco_daemon.runtime.context import RuntimeContext
-from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job, JobState
 from ecco_daemon.server.params import ParamReader
 from ecco_daemon.server.registry import OPERATIONS
@@ -53,10 +52,7 @@ def cancel(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, A
     if target is None:
         return {"target": target_id, "cancelled": False, "state": "unknown"}
     state = target.state.value
-    target.cancel()
-    if ctx.scheduler.remove(target):
-        ctx.inflight.remove(target)
-        target.fail(OperationError(ErrorCode.CANCELLED, "cancelled while queued"))
+    cancel_job(ctx, target)
     return {"target": target_id, "cancelled": True, "state": state}
 
 

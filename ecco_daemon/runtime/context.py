@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ecco_daemon.server.inflight import InflightRequests
+from ecco_daemon.server.peers import PeerClock
+from ecco_daemon.server.reply_journal import ReplyJournal
 
 if TYPE_CHECKING:
     from ecco_daemon.config import DaemonConfig
@@ -29,6 +31,8 @@ class RuntimeContext:
     scheduler: Scheduler
     users: UserStore
     inflight: InflightRequests = field(default_factory=InflightRequests)
+    replies: ReplyJournal = field(default_factory=ReplyJournal)
+    peers: PeerClock = field(default_factory=PeerClock)
     started: float = field(default_factory=time.time)
     shutdown_requested: threading.Event = field(default_factory=threading.Event)
     # Messages refused before reaching a handler, by error code (UNAUTHORIZED, BAD_FRAME, TOO_LARGE...).

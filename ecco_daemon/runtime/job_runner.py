@@ -40,14 +40,24 @@ class JobRunner:
 
     def finish(self, job: Job, outcome: dict[str, Any] | BaseException | None) -> None:
         """Answer a job exactly once, with its result or the error reply for what ended it."""
+        if job.cancelled and not isinstance(outcome, BaseException):
+            # Finished after its flag went up (a time limit, a cancel): the flag wins, as the caller was told.
+            outcome = Cancelled()
         try:
             if isinstance(outcome, BaseException):
                 job.fail(self.error_for(job, outcome))
             else:
-                job.emit("result", outcome or {})
+                try:
+                    job.emit("result", outcome or {})
+                except Exception as exc:  # a result the wire cannot carry is a bug; the caller still hears of it
+                    job.fail(self.error_for(job, exc))
         finally:
             job.state = JobState.DONE
             self.ctx.inflight.remove(job)
+
+    def fail_unfinished(self, jobs: list[Job], exc: BaseException) -> None:
+        """After a bug outside any job's own work: every job it held is answered, none waits forever."""
+        self.finish_all([(job, exc) for job in jobs])
 
     def finish_all(self, outcomes: list[Outcome]) -> None:
         for job, outcome in outcomes:

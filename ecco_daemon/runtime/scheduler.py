@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
@@ -12,11 +13,15 @@ from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job, JobState
 
 PositionListener = Callable[[Job, int, int], None]
+# A job hears its queue position when it is queued, then at most once per interval while it changes
+# (``tick`` sends what changed since): events grow with waiting time, not with the square of the queue.
+POSITION_INTERVAL_S = 1.0
 
 
 class Scheduler:
     def __init__(self, max_queued_per_user: int = 64, on_position: PositionListener | None = None, *,
-                 max_job_cost: int | None = None, max_queued_cost_per_user: int | None = None) -> None:
+                 max_job_cost: int | None = None, max_queued_cost_per_user: int | None = None,
+                 position_interval_s: float = POSITION_INTERVAL_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_queued_per_user = max_queued_per_user
         # Request size limits in work units (Job.cost: tokens, times attribution steps where there are some).
         self.max_job_cost = max_job_cost
@@ -25,7 +30,10 @@ class Scheduler:
         self._cond = threading.Condition()
         self._closed = False
         self._on_position = on_position
-        self._last_position: dict[tuple[str, str], int] = {}
+        self._last_position: dict[tuple[str, str], tuple[int, float]] = {}  # key -> (position, when told)
+        self._position_interval_s = position_interval_s
+        self._clock = clock
+        self._positions_stale = False
 
     def submit(self, job: Job) -> None:
         with self._cond:
@@ -180,6 +188,11 @@ class Scheduler:
             order += layer
             depth += 1
 
+    def tick(self) -> None:
+        """Called by the socket loop on every turn: sends queue positions held back by the interval."""
+        if self._positions_stale:
+            self._announce_positions()
+
     def _announce_positions(self) -> None:
         if self._on_position is None:
             return
@@ -188,7 +201,15 @@ class Scheduler:
         with self._cond:
             order = self._round_robin_order()
             total = len(order)
+            now = self._clock()
+            stale = False
             for position, job in enumerate(order, start=1):
-                if self._last_position.get(job.key) != position:
-                    self._last_position[job.key] = position
-                    self._on_position(job, position, total)
+                last = self._last_position.get(job.key)
+                if last is not None and last[0] == position:
+                    continue
+                if last is not None and now - last[1] < self._position_interval_s:
+                    stale = True  # told recently; the next tick after the interval tells the new one
+                    continue
+                self._last_position[job.key] = (position, now)
+                self._on_position(job, position, total)
+            self._positions_stale = stale

@@ -25,12 +25,24 @@ class Worker(threading.Thread):
         self.scheduler = runner.ctx.scheduler
         self.max_batch = max(1, max_batch)
         self._stop_event = threading.Event()
+        self._held: list[Job] = []  # every job taken since the last round began, for the supervisor
 
     def run(self) -> None:
+        """Supervised: a bug in the worker itself fails the jobs it held with INTERNAL, and the loop goes on."""
         while not self._stop_event.is_set():
-            jobs = self.scheduler.next_batch(max_size=self.max_batch, timeout=0.5)
-            if jobs:
+            jobs = self._take(self.scheduler.next_batch(max_size=self.max_batch, timeout=0.5))
+            if not jobs:
+                continue
+            try:
                 self._run_jobs(jobs, nested=False)
+            except Exception as exc:
+                log.exception("%s failed outside any job; answering its jobs and carrying on", self.name)
+                self.runner.fail_unfinished(self._held, exc)
+            self._held = []
+
+    def _take(self, jobs: list[Job]) -> list[Job]:
+        self._held += jobs
+        return jobs
 
     def _run_jobs(self, jobs: list[Job], nested: bool) -> None:
         factory = batch_factory(jobs[0].batch_key)
@@ -58,11 +70,11 @@ class Worker(threading.Thread):
                 return
             if not batch.active():
                 break
-            joining = self.scheduler.join_batch(key, self.max_batch - batch.active())
+            joining = self._take(self.scheduler.join_batch(key, self.max_batch - batch.active()))
             self._admit(batch, joining)
             if not joining and not nested:
                 # Whoever is next in turn with other work runs now, between two steps of this batch.
-                others = self.scheduler.next_batch_unless(key, self.max_batch)
+                others = self._take(self.scheduler.next_batch_unless(key, self.max_batch))
                 if others:
                     self._run_jobs(others, nested=True)
         if batch.active():  # stopping: the daemon answers SHUTTING_DOWN

@@ -7,7 +7,10 @@ None). Security failures (UNAUTHORIZED) are kept distinct from bad input (BAD_FR
 from __future__ import annotations
 
 import logging
+import re
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ecco_protocol.codec import FrameError, RawMessage, encode_message, new_event_header, split_frames
@@ -18,6 +21,7 @@ from ecco_protocol.version import PROTOCOL_MAJOR
 from ecco_daemon.runtime.context import RuntimeContext
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
+from ecco_daemon.server.loggable import loggable
 from ecco_daemon.server.outbox import Outbox
 from ecco_daemon.server.registry import OperationRegistry
 from ecco_daemon.server.users import User
@@ -26,6 +30,12 @@ log = logging.getLogger(__name__)
 security_log = logging.getLogger("ecco_daemon.security")
 
 MAX_REQUEST_ID_LENGTH = 128
+# Messages up to this size are handled on the socket loop at once; larger ones (long prompts, many token
+# ids) are authenticated, decoded, checked and tokenized on admission threads, so they never delay
+# another user's ping.
+INLINE_BYTES = 64 * 1024
+ADMISSION_THREADS = 2
+_VERSION = re.compile(r"(\d{1,4})\.(\d{1,4})", re.ASCII)
 
 
 class ProtocolEngine:
@@ -37,8 +47,20 @@ class ProtocolEngine:
         self.outbox = outbox
         self.replay_guard = ReplayGuard()
         self.refusals: dict[str, int] = ctx.refusals
+        self._refusals_lock = threading.Lock()
+        self._admission = ThreadPoolExecutor(ADMISSION_THREADS, thread_name_prefix="admission")
 
     def handle(self, identity: bytes, frames: Sequence[Buffer]) -> None:
+        """Called by the socket loop: small messages are handled now, large ones on an admission thread."""
+        if sum(memoryview(frame).nbytes for frame in frames) > INLINE_BYTES:
+            self._admission.submit(self.handle_now, identity, frames)
+        else:
+            self.handle_now(identity, frames)
+
+    def close(self) -> None:
+        self._admission.shutdown(wait=False, cancel_futures=True)
+
+    def handle_now(self, identity: bytes, frames: Sequence[Buffer]) -> None:
         """Authenticate, parse and dispatch one message; whatever fails is answered with an error event.
 
         Before authentication an error reply cannot be signed (we don't know the sender's key); from the
@@ -52,6 +74,7 @@ class ProtocolEngine:
             header = raw.header()
             request_id = _request_id(header)
             user, signer = self._authenticate(raw, header)
+            self.ctx.peers.seen(identity)
             job = self._job(identity, raw, header, request_id, user, signer)
             if job.operation.kind == "control":
                 job.emit("result", job.operation.handler(self.ctx, job, job.params) or {})
@@ -64,16 +87,17 @@ class ProtocolEngine:
         except OperationError as exc:
             self._refuse(identity, request_id, signer, exc, job)
         except Exception as exc:  # a bug must not take the loop down, nor leave the caller waiting
-            log.exception("unexpected failure handling a message")
+            log.exception("unexpected failure handling request %s", loggable(request_id))
             error = OperationError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
             self._refuse(identity, request_id, signer, error, job)
 
     def _authenticate(self, raw: RawMessage, header: dict[str, Any]) -> tuple[User, Signer]:
-        version = str(header.get("v", ""))
-        if not version.split(".")[0].isdigit() or int(version.split(".")[0]) != PROTOCOL_MAJOR:
+        version = header.get("v")
+        match = _VERSION.fullmatch(version) if isinstance(version, str) else None
+        if match is None or int(match.group(1)) != PROTOCOL_MAJOR:
             raise OperationError(
                 ErrorCode.UNSUPPORTED_VERSION,
-                f"protocol version {version!r} is not supported; this daemon speaks {PROTOCOL_MAJOR}.x",
+                f"protocol version {loggable(version, 40)} is not supported; this daemon speaks {PROTOCOL_MAJOR}.x",
             )
         user_name, op_name, timestamp = header.get("user"), header.get("op"), header.get("ts")
         if not isinstance(user_name, str) or not isinstance(op_name, str):
@@ -82,7 +106,7 @@ class ProtocolEngine:
             raise FrameError("header needs a numeric 'ts'")
         user = self.ctx.users.get(user_name)
         if user is None:
-            raise SignatureError(f"unknown user {user_name!r}")
+            raise SignatureError(f"unknown user {loggable(user_name, 64)}")
         signer = Signer(user.key)
         signer.verify(raw.signature, raw.signed_frames)
         self.replay_guard.check(raw.signature, float(timestamp))
@@ -109,7 +133,9 @@ class ProtocolEngine:
             )
         if operation.admin_only and not user.is_admin:
             raise OperationError(ErrorCode.FORBIDDEN, f"{op_name!r} is for admins; {user.name!r} is a user")
-        return Job(request_id, identity, user, operation, _parse(operation.parse, params), self.outbox, signer)
+        job = Job(request_id, identity, user, operation, _parse(operation.parse, params), self.outbox, signer)
+        job.journal = self.ctx.replies
+        return job
 
     def _submit(self, job: Job) -> None:
         prepare = getattr(job.params, "prepare", None)
@@ -125,19 +151,20 @@ class ProtocolEngine:
             raise
 
     def _count(self, error: OperationError) -> None:
-        self.refusals[error.code.value] = self.refusals.get(error.code.value, 0) + 1
+        with self._refusals_lock:
+            self.refusals[error.code.value] = self.refusals.get(error.code.value, 0) + 1
 
     def _refuse(self, identity: bytes, request_id: str | None, signer: Signer | None, error: OperationError,
                 job: Job | None = None) -> None:
         """The one error path. A job that exists answers through itself, so it is answered exactly once."""
         self._count(error)
         if error.code is ErrorCode.UNAUTHORIZED:
-            security_log.warning("refused a message (request %s): %s", request_id, error.message)
+            security_log.warning("refused a message (request %s): %s", loggable(request_id), loggable(error.message))
         if job is not None:
             job.fail(error)
             return
         header = new_event_header(request_id, "error", 0)
-        self.outbox.send(identity, encode_message(header, error.to_content(), signer))
+        self.outbox.send(identity, encode_message(header, error.to_content(), signer), final=True)
 
 
 def _request_id(header: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from ecco_daemon.server.errors import OperationError
 if TYPE_CHECKING:
     from ecco_daemon.server.outbox import Outbox
     from ecco_daemon.server.registry import Operation
+    from ecco_daemon.server.reply_journal import ReplyJournal
     from ecco_daemon.server.users import User
 
 TERMINAL_EVENTS = frozenset({"result", "error"})
@@ -49,6 +50,8 @@ class Job:
     state: JobState = JobState.QUEUED
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cancel_code: str = "CANCELLED"
+    # Where the final reply is also kept, so a reader that fell behind or reconnected can fetch it.
+    journal: ReplyJournal | None = None
     _seq: itertools.count = field(default_factory=itertools.count)
     _finished: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -74,12 +77,18 @@ class Job:
         with self._lock:
             if self._finished:
                 return False
-            if event in TERMINAL_EVENTS:
-                self._finished = True
             seq = next(self._seq)
-            # Sent under the lock: events from different threads (loop, worker) leave in seq order.
+            # Encoded before the job counts as answered: content that cannot be encoded raises here, and the
+            # caller can still be sent an error.
             frames = encode_message(new_event_header(self.request_id, event, seq), content or {}, self.signer)
-            self.outbox.send(self.identity, frames)
+            final = event in TERMINAL_EVENTS
+            if final:
+                self._finished = True
+                if self.journal is not None:
+                    nbytes = sum(memoryview(frame).nbytes for frame in frames)
+                    self.journal.record(self.user.name, self.request_id, event, content or {}, nbytes)
+            # Sent under the lock: events from different threads (loop, worker) leave in seq order.
+            self.outbox.send(self.identity, frames, final=final)
         return True
 
     def progress(self, stage: str, done: int | None = None, total: int | None = None, **extra: Any) -> None:

@@ -141,7 +141,7 @@ def _error_of(sock: zmq.Socket) -> tuple[dict, dict]:
     [MAGIC, b"", b"\xc1", b"\x80"],
     [b"wrong", b"", msgpack.packb({}), msgpack.packb({})],
     [MAGIC, b"", msgpack.packb([1, 2]), msgpack.packb({})],
-    [MAGIC, b"", msgpack.packb({"v": "1.0", "id": "x", "op": "ping", "user": "admin", "ts": 1.0}), b"\xc1"],
+    [MAGIC, b"", msgpack.packb({"v": "2.0", "id": "x", "op": "ping", "user": "admin", "ts": 1.0}), b"\xc1"],
 ])
 def test_malformed_frames_each_get_an_error_reply(daemon, client, frames):
     sock = _raw_socket(daemon.info.address)
@@ -171,14 +171,17 @@ def test_unsigned_badly_signed_and_replayed_messages_are_refused(daemon, client)
     sock.close()
 
 
-def test_wrong_protocol_version_is_refused(daemon):
+@pytest.mark.parametrize("version", ["1.0", "3.0", "\u00b2", "\u00b2.0", "2", "", "2.0\n", 2.0, None, [2, 0]])
+def test_wrong_protocol_version_is_refused(daemon, client, version):
+    """Another major, or no version at all (superscript digits included): UNSUPPORTED_VERSION, no traceback."""
     info = daemon.info
     sock = _raw_socket(info.address)
     header = new_request_header("ping", info.user)
-    header["v"] = "2.0"
+    header["v"] = version
     sock.send_multipart(encode_message(header, {"params": {}}, Signer(info.key)))
     assert _error_of(sock)[1]["code"] == "UNSUPPORTED_VERSION"
     sock.close()
+    assert client.ping() < 1.0
 
 
 def test_nothing_listening_raises_daemon_unavailable(daemon, tmp_path):

@@ -27,7 +27,7 @@ class RecordingOutbox:
     def __init__(self) -> None:
         self.sent: list[list[Any]] = []
 
-    def send(self, identity: bytes, frames: list[Any]) -> None:
+    def send(self, identity: bytes, frames: list[Any], final: bool = False) -> None:
         self.sent.append(list(frames))
 
 

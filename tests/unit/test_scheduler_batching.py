@@ -23,7 +23,7 @@ from ecco_daemon.generation.decoding import (
 from ecco_daemon.models.loaded import LoadedModel
 from ecco_daemon.runtime.context import RuntimeContext
 from ecco_daemon.runtime.deadlines import Deadlines
-from ecco_daemon.runtime.job_batches import one_shot
+from ecco_daemon.runtime.job_batches import Outcome, one_shot, register_batch
 from ecco_daemon.runtime.job_runner import JobRunner
 from ecco_daemon.runtime.scheduler import Scheduler
 from ecco_daemon.runtime.worker import Worker
@@ -246,7 +246,7 @@ class RecordingOutbox:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, dict]] = []
 
-    def send(self, identity: bytes, frames: list) -> None:
+    def send(self, identity: bytes, frames: list, final: bool = False) -> None:
         raw = split_frames(frames)
         header = raw.header()
         self.events.append((header["id"], header["event"], raw.content()))
@@ -302,3 +302,76 @@ def test_one_pass_batches_share_one_call_when_all_inputs_are_good():
     worker.stop()
     results = {rid: content for rid, event, content in outbox.events if event == "result"}
     assert results == {f"r{i}": {"value": i + 1, "batch": 4} for i in range(4)}
+
+
+class BrokenBatch:
+    """A batch runner with a bug outside any job's own work (its bookkeeping raises)."""
+
+    def __init__(self, ctx, key) -> None:
+        self.jobs: list[Job] = []
+
+    def admit(self, jobs: list[Job]) -> list[Outcome]:
+        self.jobs += jobs
+        return []
+
+    def step(self) -> list[Outcome]:
+        return []
+
+    def active(self) -> int:
+        raise RuntimeError("a bug in the batch's bookkeeping")
+
+    def drain(self) -> list[Job]:
+        return self.jobs
+
+
+register_batch("test-broken")(BrokenBatch)
+
+
+def _submit(ctx: RuntimeContext, jobs: list[Job]) -> None:
+    for job in jobs:
+        ctx.inflight.add(job)
+        ctx.scheduler.submit(job)
+
+
+def _wait_answered(jobs: list[Job]) -> None:
+    deadline = time.monotonic() + 10
+    while not all(job.finished for job in jobs) and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
+
+
+def _run_until_answered(ctx: RuntimeContext, jobs: list[Job]) -> Worker:
+    _submit(ctx, jobs)
+    worker = Worker(JobRunner(ctx), max_batch=8)
+    worker.start()
+    _wait_answered(jobs)
+    return worker
+
+
+def test_a_bug_in_the_worker_fails_its_jobs_with_internal_and_the_worker_goes_on():
+    scheduler, outbox = Scheduler(), RecordingOutbox()
+    ctx = RuntimeContext(config=DaemonConfig(), models=None, store=None, scheduler=scheduler, users=None)
+    broken = Job("broken", b"id", User("alice", "k"), SimpleNamespace(name="analyze"), 1, outbox, None)
+    broken.batch_key = ("test-broken", "m")
+    worker = _run_until_answered(ctx, [broken])
+    later = Job("later", b"id", User("bob", "k"), SimpleNamespace(name="analyze"), 41, outbox, None)
+    later.batch_key = ("test-one-pass", "m")
+    _submit(ctx, [later])  # the same worker, still alive, serves the next job
+    _wait_answered([later])
+    alive = worker.is_alive()
+    worker.stop()
+    terminal = {rid: (event, content) for rid, event, content in outbox.events if event in ("result", "error")}
+    assert terminal["broken"][0] == "error" and terminal["broken"][1]["code"] == "INTERNAL"
+    assert "bookkeeping" in terminal["broken"][1]["message"]
+    assert terminal["later"] == ("result", {"value": 42, "batch": 1})
+    assert alive
+    assert len(ctx.inflight) == 0
+
+
+def test_a_result_the_wire_cannot_carry_answers_internal_instead_of_nothing():
+    scheduler, outbox = Scheduler(), RecordingOutbox()
+    ctx = RuntimeContext(config=DaemonConfig(), models=None, store=None, scheduler=scheduler, users=None)
+    operation = SimpleNamespace(name="odd", handler=lambda ctx, job, params: {"value": object()})
+    job = Job("odd", b"id", User("alice", "k"), operation, None, outbox, None)
+    _run_until_answered(ctx, [job]).stop()
+    terminal = [(event, content) for rid, event, content in outbox.events if event in ("result", "error")]
+    assert len(terminal) == 1 and terminal[0][0] == "error" and terminal[0][1]["code"] == "INTERNAL"

@@ -23,7 +23,8 @@ def make_job(user: str, request_id: str, batch_key=None) -> Job:
 
 def test_round_robin_across_users_whatever_the_arrival_order():
     positions: dict[str, int] = {}
-    scheduler = Scheduler(on_position=lambda job, pos, total: positions.__setitem__(job.request_id, pos))
+    scheduler = Scheduler(on_position=lambda job, pos, total: positions.__setitem__(job.request_id, pos),
+                          position_interval_s=0)
     for request_id in ("a1", "a2", "a3"):
         scheduler.submit(make_job("alice", request_id))
     scheduler.submit(make_job("bob", "b1"))
@@ -31,6 +32,28 @@ def test_round_robin_across_users_whatever_the_arrival_order():
     assert positions == {"a1": 1, "a2": 4, "a3": 5, "b1": 2, "c1": 3}
     order = [scheduler.next_batch()[0].request_id for _ in range(5)]
     assert order == ["a1", "b1", "c1", "a2", "a3"]
+
+
+def test_queue_positions_are_coalesced_not_sent_for_every_change():
+    """200 queued jobs drained one by one: each hears its position when queued, then at most once per
+    interval, and the last position it hears is the true one (the tick sends what was held back)."""
+    now = [0.0]
+    told: dict[str, list[int]] = {}
+    scheduler = Scheduler(max_queued_per_user=1000, position_interval_s=1.0, clock=lambda: now[0],
+                          on_position=lambda job, pos, total: told.setdefault(job.request_id, []).append(pos))
+    for index in range(200):
+        scheduler.submit(make_job(f"user{index % 4}", f"r{index}"))
+    sent_while_queueing = sum(len(v) for v in told.values())
+    for _ in range(150):  # 150 jobs leave within one interval: the others' positions are held back
+        scheduler.next_batch()
+    assert sum(len(v) for v in told.values()) == sent_while_queueing
+    now[0] = 1.5
+    scheduler.tick()
+    left = {job["id"]: job["position"] for job in scheduler.snapshot()}
+    assert len(left) == 50 and all(told[rid][-1] == position for rid, position in left.items())
+    assert sum(len(v) for v in told.values()) <= 2 * 200  # was one event per job per change: ~n²/2
+    scheduler.tick()  # nothing changed since: nothing more is sent
+    assert sum(len(v) for v in told.values()) <= 2 * 200
 
 
 def test_batches_take_only_compatible_jobs():
@@ -78,4 +101,4 @@ def test_store_time_to_live():
     time.sleep(0.1)  # the TTL itself is what is under test
     with pytest.raises(OperationError) as info:
         store.get("alice", result_id)
-    assert info.value.code.value == "RESULT_EVICTED"
+    assert info.value.code.value == "RESULT_EXPIRED"

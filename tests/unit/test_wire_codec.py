@@ -58,3 +58,23 @@ def test_replay_guard_refuses_repeats_and_stale_timestamps():
     with pytest.raises(SignatureError, match="timestamp"):
         guard.check(b"sig-2", timestamp=900.0, now=1000.0)
     guard.check(b"sig-3", timestamp=1000.0, now=1005.0)
+
+
+@pytest.mark.parametrize("timestamp", [float("nan"), float("inf"), float("-inf")])
+def test_replay_guard_refuses_non_finite_timestamps(timestamp):
+    """A NaN passes every comparison with the window and its replay record would be dropped at once."""
+    guard = ReplayGuard(window_seconds=300)
+    with pytest.raises(SignatureError, match="finite"):
+        guard.check(b"sig-nan", timestamp=timestamp, now=1000.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=2, max_size=30), st.binary(max_size=30), st.data())
+def test_frame_boundaries_are_part_of_the_signature(first, second, data):
+    """The same bytes cut into frames differently never verify: [AB, CD] is not [A, BCD]."""
+    joined = first + second
+    cut = data.draw(st.integers(min_value=0, max_value=len(joined)).filter(lambda c: c != len(first)))
+    signature = SIGNER.sign([first, second])
+    with pytest.raises(SignatureError):
+        SIGNER.verify(signature, [joined[:cut], joined[cut:]])
+    SIGNER.verify(signature, [first, second])

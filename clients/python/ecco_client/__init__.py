@@ -15,6 +15,7 @@ from ecco_client.exceptions import (
     ProtocolError,
     RemoteError,
     ResultEvicted,
+    ResultExpired,
     Unauthorized,
 )
 from ecco_client.output import Output
@@ -38,6 +39,7 @@ __all__ = [
     "RemoteError",
     "RequestHandle",
     "ResultEvicted",
+    "ResultExpired",
     "Unauthorized",
     "connect",
 ]

@@ -55,6 +55,10 @@ class ResultEvicted(NotFound):
     pass
 
 
+class ResultExpired(NotFound):
+    """The stored result was unused past its time-to-live; run the analysis again."""
+
+
 class Cancelled(RemoteError):
     pass
 
@@ -80,6 +84,7 @@ _BY_CODE: dict[str, type[RemoteError]] = {
     ErrorCode.NOT_FOUND: NotFound,
     ErrorCode.MODEL_NOT_FOUND: ModelNotFound,
     ErrorCode.RESULT_EVICTED: ResultEvicted,
+    ErrorCode.RESULT_EXPIRED: ResultExpired,
     ErrorCode.CANCELLED: Cancelled,
     ErrorCode.TOO_LARGE: TooLarge,
     ErrorCode.QUOTA_EXCEEDED: QuotaExceeded,

@@ -29,6 +29,10 @@ WIRE_DTYPES = frozenset(
 )
 
 
+# A header holds a few short fields (§3.1, §3.2); anything larger is refused before it is decoded.
+MAX_HEADER_BYTES = 4096
+
+
 class FrameError(Exception):
     """The frames cannot be read as a message of this protocol."""
 
@@ -60,6 +64,10 @@ class RawMessage:
         return [self.header_bytes, self.content_bytes, *self.buffers]
 
     def header(self) -> dict[str, Any]:
+        size = memoryview(self.header_bytes).nbytes
+        if size > MAX_HEADER_BYTES:
+            # Refused before decoding: an unauthenticated sender must not make us allocate for it.
+            raise FrameError(f"header frame is {size} bytes; the limit is {MAX_HEADER_BYTES}")
         header = _unpack(self.header_bytes, "header")
         if not isinstance(header, dict):
             raise FrameError("header frame is not a map")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import threading
 import time
 from collections.abc import Iterable
@@ -34,9 +35,13 @@ class Signer:
         self._key = key
 
     def sign(self, frames: Iterable[Buffer]) -> bytes:
+        """Each frame enters the MAC behind its length (8 bytes, big-endian), so the frame boundaries are signed
+        too: ``[AB, CD]`` and ``[A, BCD]`` never share a signature."""
         mac = hmac.new(self._key, digestmod=hashlib.sha256)
         for frame in frames:
-            mac.update(frame)
+            view = memoryview(frame)
+            mac.update(view.nbytes.to_bytes(8, "big"))
+            mac.update(view)
         return mac.hexdigest().encode("ascii")
 
     def verify(self, signature: Buffer, frames: Iterable[Buffer]) -> None:
@@ -60,6 +65,9 @@ class ReplayGuard:
 
     def check(self, signature: Buffer, timestamp: float, now: float | None = None) -> None:
         now = time.time() if now is None else now
+        if not math.isfinite(timestamp):
+            # NaN compares false with everything: it would pass the window check and be forgotten at once.
+            raise SignatureError("message timestamp must be a finite number")
         if abs(now - timestamp) > self.window_seconds:
             raise SignatureError(
                 f"message timestamp is {now - timestamp:+.0f}s from the daemon's clock "
