@@ -34,16 +34,27 @@ print("RESULT", json.dumps({"pid": lm.model.client.status()["daemon"]["pid"], "s
 """
 
 
+CONNECT_SCRIPT = """
+import json, sys
+import ecco_client
+from ecco_client.autostart import Autostart
+client = ecco_client.connect(autostart=Autostart([sys.argv[1]]))
+out = client.model().generate("The cat sat", generate=2)
+models = [m["source"] for m in client.list_models()]
+print("RESULT", json.dumps({"pid": client.status()["daemon"]["pid"], "models": models, "text": out.text}))
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _run(tmp_path: Path, model: Path) -> dict:
+def _run(tmp_path: Path, model: Path, script: str = SCRIPT) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECCO_")}
     env.update(HOME=str(tmp_path / "home"), ECCO_DAEMON_HOME=str(tmp_path / "daemon-home"), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(model)], capture_output=True, text=True, env=env,
+    done = subprocess.run([sys.executable, "-c", script, str(model)], capture_output=True, text=True, env=env,
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
@@ -69,3 +80,9 @@ def test_from_pretrained_starts_a_private_daemon_and_stops_it_at_exit(tmp_path, 
     assert _gone(result["pid"])
     assert not Path(result["state_dir"]).exists()
     print(f"from_pretrained {result['from_pretrained_s']:.1f}s, generate {result['generate_s']:.1f}s")
+
+
+def test_any_client_can_autostart_a_daemon_with_chosen_models(tmp_path, tiny_llama):
+    result = _run(tmp_path, tiny_llama, CONNECT_SCRIPT)
+    assert result["models"] == [str(tiny_llama)] and "The cat sat" in result["text"]
+    assert _gone(result["pid"])

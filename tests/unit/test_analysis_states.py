@@ -10,7 +10,9 @@ from ecco_daemon.analysis import service
 from ecco_daemon.analysis.architecture import inspect_architecture
 from ecco_daemon.analysis.errors import InvalidArgument, UnknownName
 from ecco_daemon.analysis.joint import capture_joint
-from ecco_daemon.analysis.run import RunOptions, run_analysis, text_sequence
+from ecco_daemon.analysis.options import AnalysisOptions
+from ecco_daemon.analysis.run import run_analysis
+from tests.analysis_inputs import text_sequence
 from tests.tiny_models import load_tiny_model
 
 TEXT = "The cat sat on the mat."
@@ -21,7 +23,7 @@ def test_embedding_and_layer_states_are_hugging_faces_hidden_states(family: str)
     model, tokenizer = load_tiny_model(family)
     arch = inspect_architecture(model)
     text = "The [MASK] sat on the mat." if family == "bert" else TEXT
-    run = run_analysis(model, arch, tokenizer, text_sequence(arch, tokenizer, text), RunOptions())
+    run = run_analysis(model, arch, tokenizer, text_sequence(arch, tokenizer, text), AnalysisOptions())
     with torch.no_grad():
         reference = model(torch.as_tensor(run.seq.token_ids)[None], output_hidden_states=True).hidden_states
     embedding = service.view_states(run, tokenizer, what="embedding")["values"]  # (1, S, H)
@@ -40,7 +42,7 @@ def test_activations_by_layer_and_clear_refusals() -> None:
     model, tokenizer = load_tiny_model("llama")
     arch = inspect_architecture(model)
     seq = text_sequence(arch, tokenizer, TEXT)
-    run = run_analysis(model, arch, tokenizer, seq, RunOptions(activation_layers=[1]))
+    run = run_analysis(model, arch, tokenizer, seq, AnalysisOptions(activation_layers=(1,)))
     acts = service.view_states(run, tokenizer, what="activations", layers=[1])
     np.testing.assert_array_equal(acts["values"], run.activations)
     with pytest.raises(InvalidArgument, match="layer 0 not recorded"):
@@ -56,5 +58,5 @@ def test_a_joint_pass_records_each_rows_embedding() -> None:
     assert seqs[0].n_tokens == seqs[1].n_tokens
     joint = capture_joint(model, arch, seqs, [[], []])
     for seq, captured in zip(seqs, joint, strict=True):
-        solo = run_analysis(model, arch, tokenizer, seq, RunOptions(activations=False))
+        solo = run_analysis(model, arch, tokenizer, seq, AnalysisOptions(activations=False))
         np.testing.assert_allclose(captured.embedding, solo.embedding, atol=1e-5)
