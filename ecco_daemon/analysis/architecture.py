@@ -406,7 +406,7 @@ def capture_io(modules: Mapping[str, nn.Module], *, inputs: bool) -> Iterator[di
 
             def pre_hook(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
                 if threading.get_ident() == owner:
-                    value = args[0] if args else next(iter(kwargs.values()))
+                    value = args[0] if args else kwargs.get("hidden_states", next(iter(kwargs.values())))
                     captured[key] = value.detach()
 
             return pre_hook

@@ -20,6 +20,8 @@ from ecco_daemon.analysis.errors import InvalidArgument, NotCaptured
 from ecco_daemon.analysis.sequence import TokenSequence, embed_tokens, model_device, model_kwargs
 from ecco_daemon.models.family import ENCODER_DECODER
 
+EMBEDDING = "embedding"  # the key of the first layer's input among the recorded inputs
+
 
 @dataclass
 class Captured:
@@ -28,6 +30,7 @@ class Captured:
     activations: np.ndarray | None  # (La, S, I) float32: input of each chosen layer's MLP down projection
     activation_layers: np.ndarray  # (La,) layer indexes of ``activations``
     attention: dict[str, np.ndarray] | None  # "self": (L, heads, R, R); T5 adds "cross", "encoder"
+    embedding: np.ndarray | None = None  # (R, H) float32: the input of the first layer (Ecco's embedding_states)
 
 
 def resolve_layers(arch: Architecture, layers: Sequence[int] | None) -> list[int]:
@@ -51,6 +54,12 @@ def _activation_modules(arch: Architecture, layers: list[int]) -> dict[str, nn.M
             {f"enc{i}": arch.encoder.mlp_down[i] for i in layers if i < len(arch.encoder.mlp_down)}
         )
     return modules
+
+
+def _input_modules(arch: Architecture, layers: list[int]) -> dict[str, nn.Module]:
+    """Modules whose input a forward records: the chosen MLP down projections, and the first layer
+    (its input is the embedding output, positions included, as Hugging Face's first hidden state)."""
+    return {**_activation_modules(arch, layers), EMBEDDING: arch.decoder.layers[0]}
 
 
 def _stack_attention(attentions: tuple[torch.Tensor, ...] | None, what: str) -> np.ndarray:
@@ -80,7 +89,7 @@ def capture_forward(
     with (
         torch.no_grad(),
         capture_io(layer_modules, inputs=False) as states,
-        capture_io(_activation_modules(arch, layers), inputs=True) as acts,
+        capture_io(_input_modules(arch, layers), inputs=True) as acts,
     ):
         output = model(**kwargs)
     hidden = torch.stack([states[str(i)][0] for i in range(arch.n_layers)]).float().cpu().numpy()
@@ -109,4 +118,5 @@ def capture_forward(
         activations=activation_array,
         activation_layers=np.asarray(layers, dtype=np.int64),
         attention=attention_arrays,
+        embedding=acts[EMBEDDING][0].float().cpu().numpy(),
     )

@@ -18,7 +18,7 @@ from torch import nn
 
 from ecco_daemon.analysis.architecture import Architecture, capture_io
 from ecco_daemon.analysis.attribution import CancelCheck
-from ecco_daemon.analysis.capture import Captured, _activation_modules, resolve_layers
+from ecco_daemon.analysis.capture import EMBEDDING, Captured, _input_modules, resolve_layers
 from ecco_daemon.analysis.errors import InvalidArgument
 from ecco_daemon.analysis.options import AnalysisOptions
 from ecco_daemon.analysis.run import AnalysisRun, complete_run
@@ -63,7 +63,7 @@ def capture_joint(
     with (
         torch.no_grad(),
         capture_io(layer_modules, inputs=False) as states,
-        capture_io(_activation_modules(arch, hooked), inputs=True) as acts,
+        capture_io(_input_modules(arch, hooked), inputs=True) as acts,
     ):
         output = model(**kwargs)
     captured = []
@@ -78,6 +78,7 @@ def capture_joint(
             activations=activations,
             activation_layers=np.asarray(wanted, dtype=np.int64),
             attention=None,
+            embedding=acts[EMBEDDING][row].float().cpu().numpy(),
         ))
     return captured
 

@@ -48,6 +48,7 @@ class AnalysisRun:
     activation_layers: np.ndarray  # (La,)
     attention: dict[str, np.ndarray] | None  # "self": (L, heads, R, R); T5 adds "cross", "encoder"
     attributions: dict[str, Attribution] = field(default_factory=dict)
+    embedding: np.ndarray | None = None  # (R, H) float32: the first layer's input (Ecco's embedding_states)
 
     # ----------------------------------------------------------------------------------------- views
 
@@ -106,26 +107,42 @@ class AnalysisRun:
             raise InvalidArgument(f"head {head} out of range 0..{weights.shape[1] - 1}")
         return weights[layer, head]
 
+    def states(self, what: str, layers: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A stored array as Ecco exposes it, and the layers it covers: "hidden" (La, R, H) every layer's
+        output (before the final norm), "embedding" (1, R, H) the first layer's input, "activations"
+        (La, S, I) the MLP activations. ``layers`` picks some (hidden, activations); None: all recorded."""
+        if what == "embedding":
+            if self.embedding is None:
+                raise NotCaptured("this run recorded no embedding states")
+            return self.embedding[None], np.zeros(0, dtype=np.int64)
+        if what == "hidden":
+            stack, recorded = self.hidden, np.arange(self.hidden.shape[0])
+        elif what == "activations":
+            if self.activations is None:
+                raise NotCaptured("this run recorded no neuron activations (run it with activations=True)")
+            stack, recorded = self.activations, self.activation_layers
+        else:
+            raise UnknownName("stored state", what, ["hidden", "embedding", "activations"])
+        if layers is None:
+            return stack, recorded
+        rows = []
+        for layer in layers:
+            hits = np.flatnonzero(recorded == (layer + len(self.hidden) if layer < 0 else layer))
+            if len(hits) == 0:
+                raise InvalidArgument(f"layer {layer} not recorded; recorded: {recorded.tolist()}")
+            rows.append(int(hits[0]))
+        return stack[rows], recorded[rows]
+
     def layer_similarity(
         self, method: str, layer_a: int, layer_b: int, source: str = "hidden", **kwargs: int
     ) -> float:
         """cca / svcca / pwcca / cka between two layers' (neurons, positions) representations."""
         if method not in SIMILARITY_METHODS:
             raise UnknownName("similarity method", method, SIMILARITY_METHODS)
-        if source == "hidden":
-            stack, layers = self.hidden, np.arange(self.hidden.shape[0])
-        elif source == "activations":
-            if self.activations is None:
-                raise NotCaptured("this run recorded no neuron activations")
-            stack, layers = self.activations, self.activation_layers
-        else:
+        if source not in ("hidden", "activations"):
             raise UnknownName("similarity source", source, ["hidden", "activations"])
-        picked = []
-        for layer in (layer_a, layer_b):
-            hits = np.flatnonzero(layers == layer)
-            if len(hits) == 0:
-                raise InvalidArgument(f"layer {layer} not recorded; recorded: {layers.tolist()}")
-            picked.append(stack[hits[0]].T)  # (neurons, positions)
+        stack, _ = self.states(source, [layer_a, layer_b])
+        picked = [stack[0].T, stack[1].T]  # (neurons, positions)
         return similarity(method, picked[0], picked[1], **kwargs)
 
     # --------------------------------------------------------------------------------- store & wire
@@ -140,6 +157,8 @@ class AnalysisRun:
         if self.attention is not None:
             total += sum(a.nbytes for a in self.attention.values())
         total += sum(a.nbytes for a in self.attributions.values())
+        if self.embedding is not None:
+            total += self.embedding.nbytes
         return int(total)
 
     def summary(self, float16: bool = False) -> dict[str, Any]:
@@ -240,4 +259,5 @@ def complete_run(model: nn.Module, arch: Architecture, tokenizer: Any, seq: Toke
         activation_layers=captured.activation_layers,
         attention=captured.attention,
         attributions=attributions,
+        embedding=captured.embedding,
     )

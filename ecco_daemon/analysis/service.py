@@ -210,6 +210,25 @@ def view_primary_attributions(
     }
 
 
+def view_states(
+    run: AnalysisRun,
+    tokenizer: Any,
+    *,
+    what: str,
+    layers: Sequence[int] | None = None,
+    float16: bool = False,
+) -> dict[str, Any]:
+    """A stored array fetched on demand (Ecco's hidden_states, embedding_states, activations): one kind
+    per request, optionally some layers, so a reply stays as large as the caller chooses."""
+    values, recorded = run.states(what, layers)
+    return {
+        "what": what,
+        "layers": recorded,
+        "values": as_wire_array(values, float16),  # (La, R, H), (1, R, H) or (La, S, I)
+        "n_encoder": run.seq.n_encoder,
+    }
+
+
 VIEWS: dict[str, Callable[..., dict[str, Any]]] = {
     "layer_predictions": view_layer_predictions,
     "rankings": view_rankings,
@@ -218,6 +237,7 @@ VIEWS: dict[str, Callable[..., dict[str, Any]]] = {
     "attention": view_attention,
     "similarity": view_similarity,
     "primary_attributions": view_primary_attributions,
+    "states": view_states,
 }
 
 

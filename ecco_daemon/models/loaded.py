@@ -10,6 +10,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ecco_daemon.models.family import CAUSAL, Family
 from ecco_daemon.models.options import dtype_name
+from ecco_daemon.models.tokens import special_tokens
 
 
 @dataclass
@@ -44,6 +45,8 @@ class LoadedModel:
             "model_type": str(getattr(config, "model_type", "")),
             "stop_token_ids": sorted(self.stop_token_ids),
             "load_seconds": round(self.load_seconds, 3),
+            "special_tokens": special_tokens(self.tokenizer),
+            "tokenizer_size": len(self.tokenizer),
         }
 
 

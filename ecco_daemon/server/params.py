@@ -112,3 +112,11 @@ class ParamReader:
         if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise bad_request(f"'{name}' must be a list of integers", field=name)
         return value
+
+    @_defaulting
+    def int_rows(self, name: str, default: Any = _MISSING) -> Any:
+        """A list of integers, or a list of such lists; always returned as a list of rows."""
+        value = self._get(name, default)
+        rows = value if isinstance(value, list) and value and all(
+            isinstance(v, list | np.ndarray) for v in value) else [value]
+        return [ParamReader({name: row}).int_list(name) for row in rows]

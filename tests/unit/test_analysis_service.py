@@ -60,6 +60,7 @@ def test_first_result_and_every_view_are_wire_ready(gpt2) -> None:
         "attention": {"layer": 1, "head": 0},
         "similarity": {"method": "cka", "layer_a": 0, "layer_b": 1},
         "primary_attributions": {"attr_method": "ig", "ignore_tokens": [0]},
+        "states": {"what": "hidden", "layers": [-1]},
     }
     assert set(requests) == set(VIEWS)
     for name, params in requests.items():

@@ -31,8 +31,28 @@ class NMF:
     view_spec: ViewSpec
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
+    @property
+    def components(self) -> np.ndarray:
+        """(K, T) Ecco's name for the factors: each factor's strength at each position."""
+        return self.factors
+
     def explore(self) -> ViewSpec:
         return self.view_spec
+
+    def plot(self, n_components: int | None = None, dpi: int = 80) -> Any:
+        """Each factor's strength along the tokens as a matplotlib heatmap (as Ecco's ``plot``); needs matplotlib."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise ImportError("NMF.plot() draws with matplotlib; install it, or use explore()") from None
+        factors = self.factors[: n_components or len(self.factors)]
+        tokens = [t["text"] for t in self.view_spec.data.get("tokens", [])]
+        figure, axes = plt.subplots(figsize=(max(4, 0.4 * factors.shape[1]), 0.5 * len(factors) + 1), dpi=dpi)
+        axes.imshow(factors, aspect="auto", cmap="viridis")
+        axes.set_yticks(range(len(factors)), [f"factor {i}" for i in range(len(factors))])
+        if len(tokens) == factors.shape[1]:
+            axes.set_xticks(range(len(tokens)), tokens, rotation=90)
+        return figure
 
     def _repr_html_(self) -> str:
         return self.view_spec._repr_html_()
@@ -174,6 +194,15 @@ class Output:
 
     def cka(self, layer_a: int, layer_b: int, source: str = "hidden") -> float:
         return self.similarity("cka", layer_a, layer_b, source)
+
+    def states(self, what: str = "hidden", layers: Sequence[int] | None = None) -> np.ndarray:
+        """A stored array of this run, fetched now: "hidden" (L, T, H) every layer's output (before the
+        final norm), "embedding" (1, T, H) the first layer's input, "activations" (La, T, I) the MLP
+        activations (``analysis["activation_layers"]`` names their layers). ``layers`` picks some."""
+        params: dict[str, Any] = {"what": what}
+        if layers is not None:
+            params["layers"] = [int(i) for i in layers]
+        return np.asarray(self._view("states", params)["values"])
 
     # -- surfaces ---------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The daemon's parameters for ``generate`` and ``analyze`` (protocol/PROTOCOL.md), built in one place.
+"""The daemon's parameters for ``generate``, ``analyze`` and ``tokens.*`` (protocol/PROTOCOL.md), built in one place.
 
 Why: the models of the Python client and the language server send the same requests; the defaults a
 generation takes live here once.
@@ -31,9 +31,31 @@ def analyze_params(model: str | None, text: str | list[int], attribution: Sequen
     return _with_input({"attribution": list(attribution), **options}, model, text, "text")
 
 
-def _with_input(params: dict[str, Any], model: str | None, text: str | list[int], text_key: str) -> dict[str, Any]:
+def encode_params(model: str | None, text: str | Sequence[str], add_special_tokens: bool) -> dict[str, Any]:
+    """A ``tokens.encode`` request: one text or several."""
+    return _with_model({"text": text if isinstance(text, str) else list(text),
+                        "add_special_tokens": add_special_tokens}, model)
+
+
+def decode_params(model: str | None, ids: Any, skip_special_tokens: bool) -> dict[str, Any]:
+    """A ``tokens.decode`` request: one row of ids or several (lists, numpy arrays or tensors)."""
+    return _with_model({"ids": plain_ids(ids), "skip_special_tokens": skip_special_tokens}, model)
+
+
+def plain_ids(ids: Any) -> Any:
+    """Ints, or nested lists of ints, from lists, numpy arrays or tensors (anything with ``tolist``)."""
+    value = ids.tolist() if hasattr(ids, "tolist") else ids
+    return int(value) if isinstance(value, int | float) else [plain_ids(v) for v in value]
+
+
+def _with_model(params: dict[str, Any], model: str | None) -> dict[str, Any]:
     if model is not None:
         params["model"] = model
+    return params
+
+
+def _with_input(params: dict[str, Any], model: str | None, text: str | list[int], text_key: str) -> dict[str, Any]:
+    _with_model(params, model)
     if isinstance(text, str):
         params[text_key] = text
     else:

@@ -22,6 +22,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from ecco_client.aio.model import AsyncLanguageModel
 from ecco_client.aio.request import TERMINAL, Event, EventCallback, RequestStream
+from ecco_client.autostart import Autostart, connect_or_start
 from ecco_client.credentials import Credentials, resolve_credentials
 from ecco_client.exceptions import DaemonUnavailable, EccoError, ProtocolError
 
@@ -209,11 +210,19 @@ class AsyncClient:
 
 async def connect(address: str | None = None, *, key: str | None = None, user: str | None = None,
                   connection_file: str | Path | None = None, timeout: float = 10.0,
-                  ssh: str | None = None, ssh_options: dict[str, Any] | None = None) -> AsyncClient:
+                  ssh: str | None = None, ssh_options: dict[str, Any] | None = None,
+                  autostart: bool | Autostart = False) -> AsyncClient:
     """Connect to a daemon and check that it answers (DaemonUnavailable otherwise).
 
     With no arguments, the local daemon's connection file gives the address and key.
+
+    ``autostart``: when no local daemon answers, start a private one for this process (stopped when it
+    exits); True loads the daemon's default model, ``Autostart([...])`` chosen models.
     """
+    if autostart and address is None and key is None and ssh is None:
+        options = autostart if isinstance(autostart, Autostart) else Autostart()
+        return await connect_or_start(connect, options, connection_file=connection_file, user=user,
+                                      timeout=timeout)
     credentials = resolve_credentials(address, key, user, connection_file)
     tunnel = None
     if ssh is not None:

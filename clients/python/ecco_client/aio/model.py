@@ -11,7 +11,7 @@ from typing import Any
 
 from ecco_client.aio.request import Requester, RequestStream
 from ecco_client.output import Output
-from ecco_client.params import analyze_params, generate_params
+from ecco_client.params import analyze_params, decode_params, encode_params, generate_params
 
 TokenCallback = Callable[[dict[str, Any]], None]
 
@@ -87,6 +87,14 @@ class AsyncLanguageModel:
                 if on_token is not None:
                     on_token(token)
         return await tokens.result()
+
+    async def encode_tokens(self, text: str | Sequence[str], add_special_tokens: bool = True) -> dict[str, Any]:
+        """The model's token ids of each text, tokenized by the daemon: ``{input_ids, tokens}``, one per text."""
+        return await self.client.call("tokens.encode", encode_params(self.name, text, add_special_tokens))
+
+    async def decode_tokens(self, ids: Any, skip_special_tokens: bool = False) -> dict[str, Any]:
+        """Ids (one row or several) back to text by the daemon: ``{text, pieces, token_texts}``, one per row."""
+        return await self.client.call("tokens.decode", decode_params(self.name, ids, skip_special_tokens))
 
     def stream(self, text: str | list[int], generate: int = 20, **options: Any) -> TokenStream:
         """Yield each token event as it arrives; the finished Output is the generator's return value.
