@@ -45,5 +45,10 @@ class DaemonConfig:
         return self.state_dir / "users.json"
 
     @property
+    def results_dir(self) -> Path:
+        """Stored results, kept across restarts (PROTOCOL.md §5.4)."""
+        return self.state_dir / "results"
+
+    @property
     def connection_file(self) -> Path:
         return self.state_dir / "connection.json"

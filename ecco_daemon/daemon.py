@@ -43,7 +43,7 @@ class Daemon:
         self.ctx = RuntimeContext(
             config=config,
             models=ModelRegistry(device=config.device, dtype=config.dtype, compile_decode=config.compile_decode),
-            store=ResultStore(config.result_ttl_s, config.result_store_bytes),
+            store=ResultStore(config.result_ttl_s, config.result_store_bytes, directory=config.results_dir),
             scheduler=Scheduler(config.max_queued_per_user, on_position=announce_position,
                                 max_job_cost=config.max_job_cost,
                                 max_queued_cost_per_user=config.max_queued_cost_per_user),

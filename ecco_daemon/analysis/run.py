@@ -50,6 +50,13 @@ class AnalysisRun:
     attributions: dict[str, Attribution] = field(default_factory=dict)
     embedding: np.ndarray | None = None  # (R, H) float32: the first layer's input (Ecco's embedding_states)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Kept on disk without ``arch``: it references the shared model, which is not the run's to save.
+        Whoever loads a run re-attaches the loaded model's architecture (``service.attach``)."""
+        state = dict(self.__dict__)
+        state["arch"] = None
+        return state
+
     # ----------------------------------------------------------------------------------------- views
 
     def layer_predictions(

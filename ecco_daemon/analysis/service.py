@@ -39,6 +39,13 @@ def architecture_for(model: nn.Module) -> Architecture:
         return arch
 
 
+def attach(run: AnalysisRun, model: nn.Module) -> AnalysisRun:
+    """A run read back from disk (after a restart) gets the architecture of its model, loaded again."""
+    if run.arch is None:
+        run.arch = architecture_for(model)
+    return run
+
+
 def analyze(
     model: nn.Module,
     tokenizer: Any,

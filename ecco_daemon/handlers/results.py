@@ -21,9 +21,9 @@ from ecco_daemon.server.registry import OPERATIONS
 @OPERATIONS.control("results.info")
 def result_info(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, Any]:
     result_id = ParamReader(params, ["result_id"]).str("result_id", max_length=128)
-    entry = ctx.store.get(job.user.name, result_id)
+    entry = ctx.store.get(job.user.name, result_id, load=False)
     return {"result_id": result_id, "kind": entry.kind, "bytes": entry.nbytes,
-            "expires_in_s": max(0.0, entry.expires - time.monotonic())}
+            "expires_in_s": max(0.0, entry.expires - time.time())}
 
 
 @OPERATIONS.control("results.release")

@@ -38,7 +38,7 @@ class ViewRequest:
 
     def prepare(self, ctx: RuntimeContext, job: Job) -> None:
         # Fails fast (NOT_FOUND, RESULT_EVICTED, another user's id) before the job is queued.
-        ctx.store.get(job.user.name, self.result_id, kind="analysis")
+        ctx.store.get(job.user.name, self.result_id, kind="analysis", load=False)
 
 
 @OPERATIONS.job("view", parse=ViewRequest.parse)
@@ -48,5 +48,6 @@ def view_op(ctx: RuntimeContext, job: Job, request: ViewRequest) -> dict[str, An
     params = dict(request.params)
     if request.float16:
         params.setdefault("float16", True)
-    reply = checked(service.view, stored.run, lm.tokenizer, request.view, params)
+    run = service.attach(stored.run, lm.model)
+    reply = checked(service.view, run, lm.tokenizer, request.view, params)
     return {"result_id": request.result_id, "view": request.view, "data": reply}

@@ -15,7 +15,7 @@ from ecco_daemon.server.job import Job
 
 def cancel_job(ctx: RuntimeContext, job: Job, why: str = "cancelled by request",
                code: ErrorCode = ErrorCode.CANCELLED) -> None:
-    job.cancel(code.value)
+    job.cancel(code.value, why)
     if ctx.scheduler.remove(job):
         ctx.inflight.remove(job)
         job.fail(OperationError(code, f"{why} (while queued)"))

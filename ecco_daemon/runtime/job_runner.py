@@ -83,7 +83,7 @@ class JobRunner:
                 ErrorCode.SHUTTING_DOWN: "the daemon is shutting down",
                 ErrorCode.TIMEOUT: f"the job ran past its time limit of {self.ctx.config.job_time_limit_s:g}s",
             }.get(code, "cancelled by request")
-            return OperationError(code, why)
+            return OperationError(code, job.cancel_reason or why)
         if isinstance(exc, OperationError):
             return exc
         if is_out_of_memory(exc):

@@ -104,7 +104,9 @@ class ResultStore:
                       (user, result_id, kind, nbytes, entry.expires, entry.file or ""))
         return result_id
 
-    def get(self, user: str, result_id: str, kind: str | None = None) -> StoredResult:
+    def get(self, user: str, result_id: str, kind: str | None = None, load: bool = True) -> StoredResult:
+        """The entry, its time-to-live renewed; ``load=False`` leaves a value that is only on disk unread
+        (``value`` None), for checks on the socket loop."""
         key = (user, result_id)
         with self._lock:
             now = time.time()
@@ -118,7 +120,7 @@ class ResultStore:
             entry.expires = now + self.ttl_seconds
             self._sql("UPDATE results SET expires = ? WHERE user = ? AND result_id = ?", (entry.expires, *key))
             value, file = entry.value, entry.file
-        if value is None and file is not None:
+        if load and value is None and file is not None:
             value = self._read_value(file)  # outside the lock
             with self._lock:
                 entry.value = value

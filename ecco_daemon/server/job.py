@@ -50,6 +50,7 @@ class Job:
     state: JobState = JobState.QUEUED
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cancel_code: str = "CANCELLED"
+    cancel_reason: str | None = None  # said in the error reply; None: the code's usual words
     # Where the final reply is also kept, so a reader that fell behind or reconnected can fetch it.
     journal: ReplyJournal | None = None
     _seq: itertools.count = field(default_factory=itertools.count)
@@ -68,8 +69,9 @@ class Job:
         if self.cancel_event.is_set():
             raise Cancelled()
 
-    def cancel(self, code: str = "CANCELLED") -> None:
+    def cancel(self, code: str = "CANCELLED", reason: str | None = None) -> None:
         self.cancel_code = code
+        self.cancel_reason = reason
         self.cancel_event.set()
 
     def emit(self, event: str, content: dict[str, Any] | None = None) -> bool:

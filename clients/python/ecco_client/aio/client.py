@@ -28,6 +28,8 @@ from ecco_client.exceptions import DaemonUnavailable, EccoError, ProtocolError
 
 log = logging.getLogger(__name__)
 
+# While requests are in flight, a message at least this often (PROTOCOL.md §5.3: the daemon's grace is longer).
+HEARTBEAT_S = 10.0
 # A daemon that cannot authenticate us cannot sign its answer; these codes may arrive unsigned.
 UNSIGNED_CODES = frozenset({ErrorCode.UNAUTHORIZED.value, ErrorCode.BAD_FRAME.value,
                             ErrorCode.UNSUPPORTED_VERSION.value})
@@ -53,6 +55,7 @@ class AsyncClient:
         self._socket.connect(self.address)
         self._pending: dict[str, RequestStream] = {}
         self._last_heard = time.monotonic()
+        self._last_sent = time.monotonic()
         self._closed = False
         self._tunnel = tunnel
         self._tasks = [
@@ -76,6 +79,7 @@ class AsyncClient:
             self._last_heard = time.monotonic()
         frames = encode_message(header, {"params": params or {}}, self._signer)
         await self._socket.send_multipart(frames, copy=False)
+        self._last_sent = time.monotonic()
         return stream
 
     async def call(self, op: str, params: dict[str, Any] | None = None, *,
@@ -183,8 +187,9 @@ class AsyncClient:
             if silent > self.timeout:
                 self._fail_pending(DaemonUnavailable(
                     f"the daemon at {self.address} has been silent for {silent:.1f}s (timeout {self.timeout}s)"))
-            elif busy and silent > self.timeout / 2:
-                # Long jobs are quiet; a ping tells a busy daemon from a dead one.
+            elif busy and (silent > self.timeout / 2 or time.monotonic() - self._last_sent > HEARTBEAT_S):
+                # A ping tells a busy daemon from a dead one, and is our heartbeat: a daemon cancels the jobs
+                # of a client it has not heard from for its grace period (PROTOCOL.md §5.3).
                 with contextlib.suppress(EccoError):
                     await self.request("ping")
 
