@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--trust-remote-code", action="append", default=[], metavar="MODEL",
                        help="let this model (as named in --model or models.load) run its own code (repeatable)")
     serve.add_argument("--max-input-tokens", type=int, default=4096, help="input + new tokens of one request")
+    serve.add_argument("--max-message-mb", type=float, default=64.0,
+                       help="largest message accepted; a larger frame disconnects its sender unread")
     serve.add_argument("--max-job-cost", type=int, default=1_000_000,
                        help="work units (tokens x attribution steps) of one request; larger is TOO_LARGE")
     serve.add_argument("--max-queued", type=int, default=64, help="jobs one user may have queued")
@@ -107,7 +109,8 @@ def serve(args: argparse.Namespace, state_dir: Path) -> int:
                           trust_remote_code_models=args.trust_remote_code, max_input_tokens=args.max_input_tokens,
                           max_job_cost=args.max_job_cost, max_queued_per_user=args.max_queued,
                           job_time_limit_s=args.job_time_limit, max_batch_size=args.max_batch_size,
-                          client_grace_s=args.client_grace)
+                          client_grace_s=args.client_grace,
+                          max_message_bytes=int(args.max_message_mb * 2**20))
     daemon = Daemon(config)
     daemon.refuse_unsafe_bind()
     daemon.load_models()

@@ -60,8 +60,9 @@ class Daemon:
         router = self.context.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 1000)
         router.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        # ZeroMQ itself drops a peer whose frame exceeds the message limit, before we allocate for it.
-        router.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes)
+        # ZeroMQ itself disconnects a peer whose frame is over twice the message limit, before we allocate for
+        # it; between the limit and twice it, a signed request still gets its TOO_LARGE answer.
+        router.setsockopt(zmq.MAXMSGSIZE, 2 * self.config.max_message_bytes)
         server_public_key = None
         if self.config.curve:
             keys = load_or_create_server_keys(self.config.state_dir)

@@ -118,7 +118,7 @@ class ProtocolEngine:
         if size > self.ctx.config.max_message_bytes:
             raise OperationError(
                 ErrorCode.TOO_LARGE,
-                f"message is {size} bytes; the limit is {self.ctx.config.max_message_bytes}",
+                f"message is {size} bytes; the limit is {self.ctx.config.max_message_bytes} (--max-message-mb)",
             )
         content = raw.content()
         params = content.get("params", {})

@@ -73,3 +73,21 @@ def test_untrusted_text_cannot_forge_log_lines_or_flood_the_log(daemon):
         assert "x" * 60 in log and "x" * 1000 not in log  # logged, truncated
     finally:
         client.close()
+
+
+def test_a_frame_over_the_message_limit_is_dropped_unread_and_others_go_on(tiny_llama, tmp_path):
+    """ZeroMQ's own limit: the sender is disconnected before the daemon allocates for its frame."""
+    from tests.daemon_process import DaemonProcess
+
+    with DaemonProcess(tmp_path, [str(tiny_llama)], extra_args=["--max-message-mb", "1"]) as process:
+        flooder, bystander = RawClient(process.info), RawClient(process.info)
+        try:
+            flooder.socket.send_multipart([MAGIC, b"", b"\x80", b"\x00" * (3 * 2**20)])  # 3 MiB: over twice
+            assert flooder.socket.poll(1500) == 0  # never read, so never answered
+            assert bystander.call("ping")[0] == "result"
+            # Signed and over the limit, but under twice it: read, and answered.
+            event, content = bystander.call("analyze", {"text": "word " * 300_000})
+            assert event == "error" and content["code"] == "TOO_LARGE" and "--max-message-mb" in content["message"]
+        finally:
+            flooder.close()
+            bystander.close()
