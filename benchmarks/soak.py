@@ -1,12 +1,13 @@
 """Soak: 8 clients with mixed operations for 10 minutes; latency per operation and the daemon's memory.
 
 Usage: .venv/bin/python benchmarks/soak.py [--model PATH_OR_ALIAS] [--clients 8] [--minutes 10]
-       [--store-mb 64] [--warmup 60]
+       [--store-mb 16] [--warmup 180]
 
 Each client loops over generate (streamed), analyze with an attribution, three views of that result,
 results.info, ping and, every other round, results.release (the rest are left to the store's cap). The
-daemon runs with a small result store (``--store-mb``) so that the cap is reached early and the memory
-it holds stops growing. RSS is sampled every 5 s; the verdict compares the mean RSS of the first minute
+daemon runs with a small result store (``--store-mb``) so that its cap is reached early; the reply
+journal (PROTOCOL.md §5.2) fills for its time-to-live (120 s); after both, the memory they hold stops
+growing, hence the warm-up. RSS is sampled every 5 s; the verdict compares the mean RSS of the first minute
 after ``--warmup`` with the last minute: flat means within 10 %.
 """
 
@@ -71,8 +72,8 @@ def main() -> int:
     parser.add_argument("--model", default=None)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--store-mb", type=int, default=64)
-    parser.add_argument("--warmup", type=float, default=60.0)
+    parser.add_argument("--store-mb", type=int, default=16)
+    parser.add_argument("--warmup", type=float, default=180.0)
     args = parser.parse_args()
     latencies: dict[str, list[float]] = collections.defaultdict(list)
     errors: collections.Counter = collections.Counter()

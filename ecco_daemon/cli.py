@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-queued", type=int, default=64, help="jobs one user may have queued")
     serve.add_argument("--job-time-limit", type=float, default=600.0,
                        help="seconds a job may run; past it the job ends with TIMEOUT")
+    serve.add_argument("--reply-journal-mb", type=float, default=32.0,
+                       help="memory for final replies kept for clients that fell behind (requests.reply)")
+    serve.add_argument("--reply-journal-ttl", type=float, default=120.0,
+                       help="seconds a final reply stays fetchable with requests.reply")
     serve.add_argument("--client-grace", type=float, default=60.0,
                        help="seconds without a heartbeat after which a client's jobs are cancelled")
     serve.add_argument("--max-batch-size", type=int, default=16,
@@ -110,7 +114,9 @@ def serve(args: argparse.Namespace, state_dir: Path) -> int:
                           max_job_cost=args.max_job_cost, max_queued_per_user=args.max_queued,
                           job_time_limit_s=args.job_time_limit, max_batch_size=args.max_batch_size,
                           client_grace_s=args.client_grace,
-                          max_message_bytes=int(args.max_message_mb * 2**20))
+                          max_message_bytes=int(args.max_message_mb * 2**20),
+                          reply_journal_bytes=int(args.reply_journal_mb * 2**20),
+                          reply_journal_ttl_s=args.reply_journal_ttl)
     daemon = Daemon(config)
     daemon.refuse_unsafe_bind()
     daemon.load_models()

@@ -37,6 +37,9 @@ class DaemonConfig:
     result_ttl_s: float = 3600.0
     result_store_bytes: int = 2 * 1024**3
     shutdown_grace_s: float = 5.0
+    # Final replies kept for clients that fell behind or reconnected (requests.reply).
+    reply_journal_ttl_s: float = 120.0
+    reply_journal_bytes: int = 32 * 1024 * 1024
     # Jobs of a client silent (no heartbeat) for this long are cancelled: nobody would read their replies.
     client_grace_s: float = 60.0
 

@@ -25,6 +25,7 @@ from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
 from ecco_daemon.server.outbox import Outbox
 from ecco_daemon.server.registry import OPERATIONS
+from ecco_daemon.server.reply_journal import ReplyJournal
 from ecco_daemon.server.users import UserStore, write_user_connection_file
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Daemon:
                                 max_job_cost=config.max_job_cost,
                                 max_queued_cost_per_user=config.max_queued_cost_per_user),
             users=UserStore(config.users_file),
+            replies=ReplyJournal(config.reply_journal_ttl_s, config.reply_journal_bytes),
         )
         self.context = zmq.Context()
         self.router: zmq.Socket | None = None

@@ -39,6 +39,7 @@ def status(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, A
         "queue": {"length": len(ctx.scheduler), "running": running,
                   "queued": ctx.scheduler.snapshot(scope)},
         "store": ctx.store.usage(scope),
+        **({"replies": ctx.replies.usage()} if job.user.is_admin else {}),
     }
     if job.user.is_admin:
         state["security"] = {"refusals": dict(ctx.refusals)}

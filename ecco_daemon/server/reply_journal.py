@@ -12,8 +12,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_TTL_S = 600.0
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_TTL_S = 120.0
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,10 @@ class ReplyJournal:
     def __len__(self) -> int:
         with self._lock:
             return len(self._replies)
+
+    def usage(self) -> dict[str, int]:
+        with self._lock:
+            return {"replies": len(self._replies), "bytes": self._bytes}
 
     def _trim(self, now: float) -> None:
         while self._replies:
