@@ -49,7 +49,7 @@ class Attribution:
     target_ids: np.ndarray  # (N,)
     values: np.ndarray  # (N, S) float32, >= 0, each row sums to 1 over its source tokens (else 0)
     raw: np.ndarray  # (N, S) float32 before normalization (occlusion: signed score change)
-    foil_ids: np.ndarray | None = None  # (N,)
+    foils: np.ndarray | None = None  # (N,) the foil token id of each target (contrastive)
     convergence_delta: np.ndarray | None = None  # (N,) integrated gradients only
     used_vmap: bool = False  # whether the batched (vmap) backward ran
     extra: dict[str, Any] = field(default_factory=dict)
@@ -61,7 +61,7 @@ class Attribution:
             self.target_ids,
             self.values,
             self.raw,
-            self.foil_ids,
+            self.foils,
             self.convergence_delta,
         ]
         return int(sum(a.nbytes for a in arrays if a is not None))
@@ -81,13 +81,13 @@ def attribute(
     options = options or AnalysisOptions()
     if seq.n_targets == 0:
         raise InvalidArgument("the sequence has no output tokens to attribute")
-    foils = _foil_array(options.foil_ids, seq.n_targets)
+    foils = _foil_array(options.foils, seq.n_targets)
     if spec.needs_foil:
         score = "contrastive"
     else:
         score = options.score or ("contrastive" if foils is not None else spec.default_score)
     if score == "contrastive" and foils is None:
-        raise InvalidArgument(f"{spec.name} needs foil_ids: the token(s) to contrast each target against")
+        raise InvalidArgument(f"{spec.name} needs foils: the token(s) to contrast each target against")
     with (
         torch.inference_mode(False),
         torch.enable_grad(),
@@ -119,15 +119,15 @@ def _autocast(model: nn.Module, dtype_name: str | None):
 # ------------------------------------------------------------------------------------------ internals
 
 
-def _foil_array(foil_ids: Any, n_targets: int) -> np.ndarray | None:
-    if foil_ids is None:
+def _foil_array(given: Any, n_targets: int) -> np.ndarray | None:
+    if given is None:
         return None
-    foils = np.asarray(foil_ids, dtype=np.int64).reshape(-1)
+    foils = np.asarray(given, dtype=np.int64).reshape(-1)
     if foils.size == 1:
         foils = np.repeat(foils, n_targets)
     if foils.size != n_targets:
         raise InvalidArgument(
-            f"foil_ids must have one id or one per output token ({n_targets}), got {foils.size}"
+            f"foils must have one id or one per output token ({n_targets}), got {foils.size}"
         )
     return foils
 
@@ -225,7 +225,7 @@ def _result(
         target_ids=seq.target_ids.copy(),
         values=values,
         raw=raw,
-        foil_ids=foils,
+        foils=foils,
         **kwargs,
     )
 

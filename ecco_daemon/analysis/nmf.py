@@ -37,15 +37,32 @@ def select_layers(activation_layers: np.ndarray, from_layer: int | None, to_laye
     recorded = [int(x) for x in activation_layers]
     if from_layer is None and to_layer is None:
         return list(range(len(recorded)))
-    start = 0 if from_layer is None else from_layer
-    stop = (max(recorded) + 1 if recorded else 0) if to_layer is None else to_layer
-    if start >= stop:
-        raise InvalidArgument(f"from_layer ({start}) must be below to_layer ({stop})")
-    wanted = list(range(start, stop))
-    absent = [layer for layer in wanted if layer not in recorded]
+    if not recorded:
+        raise InvalidArgument("this run recorded no neuron activations")
+    start = min(recorded) if from_layer is None else from_layer
+    stop = max(recorded) + 1 if to_layer is None else to_layer
+    if not min(recorded) <= start < stop <= max(recorded) + 1:  # before any list is built from them
+        raise InvalidArgument(
+            f"from_layer ({start}) and to_layer ({stop}) must satisfy {min(recorded)} <= from_layer < to_layer "
+            f"<= {max(recorded) + 1} (the recorded layers)"
+        )
+    absent = [layer for layer in range(start, stop) if layer not in recorded]
     if absent:
-        raise InvalidArgument(f"layers {absent} have no recorded activations; recorded: {recorded}")
-    return [recorded.index(layer) for layer in wanted]
+        raise InvalidArgument(
+            f"{len(absent)} layer(s) from {absent[0]} have no recorded activations; recorded: {_spans(recorded)}"
+        )
+    return [recorded.index(layer) for layer in range(start, stop)]
+
+
+def _spans(layers: list[int]) -> str:
+    """Layer indexes as short runs ("0..5, 9"), so a message stays short whatever the model's depth."""
+    runs: list[list[int]] = []
+    for layer in sorted(layers):
+        if runs and layer == runs[-1][1] + 1:
+            runs[-1][1] = layer
+        else:
+            runs.append([layer, layer])
+    return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in runs)
 
 
 def run_nmf(

@@ -32,7 +32,7 @@ class AnalysisOptions:
 
     attribution: tuple[str, ...] = ()  # canonical method names (aliases resolved), in order, no repeats
     steps: int = 50  # integrated gradients interpolation steps
-    foil_ids: tuple[int, ...] | None = None  # (1,) or (N,): contrast each target against this token
+    foils: tuple[int, ...] | None = None  # token ids, (1,) or (N,): contrast each target against this token
     score: str | None = None  # what is attributed (SCORES); None: the method's default (Ecco: probability)
     activations: bool = True  # record MLP activations (for NMF and neuron views)
     activation_layers: tuple[int, ...] | None = None  # None: every layer
@@ -53,7 +53,7 @@ class AnalysisOptions:
     def __post_init__(self) -> None:
         methods = (self.attribution,) if isinstance(self.attribution, str) else self.attribution
         self._set("attribution", tuple(dict.fromkeys(get_attribution_method(name).name for name in methods)))
-        self._set("foil_ids", _int_tuple(self.foil_ids))
+        self._set("foils", _int_tuple(self.foils))
         self._set("activation_layers", _int_tuple(self.activation_layers))
         _one_of("score", self.score, SCORES)
         _one_of("autocast", self.autocast, AUTOCAST_DTYPES)

@@ -1,10 +1,10 @@
 """An analysis run: everything one teacher-forced pass produced, and the views computed from it.
 
 Why: the daemon keeps a run in the per-user result store; layer predictions at another position,
-rankings_watch with other tokens, NMF with another factor count and layer similarities are answered
-from it without running the model again (projecting a stored state through the final norm and
-unembedding is not a model run). ``nbytes`` feeds the store's memory cap; ``arrays`` gives the
-arrays for the wire, large float ones in float16 when asked.
+rankings_watch with other tokens, NMF with another factor count and the stored states (which clients
+compare with CCA and friends) are answered from it without running the model again (projecting a stored
+state through the final norm and unembedding is not a model run). ``nbytes`` feeds the store's memory
+cap; ``arrays`` gives the arrays for the wire, large float ones in float16 when asked.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from ecco_daemon.analysis.nmf import NMFResult, run_nmf
 from ecco_daemon.analysis.options import AnalysisOptions
 from ecco_daemon.analysis.scores import TokenScores, score_tokens
 from ecco_daemon.analysis.sequence import TokenSequence
-from ecco_daemon.analysis.similarity import SIMILARITY_METHODS, similarity
 from ecco_daemon.models.family import MASKED
 from ecco_daemon.models.tokens import token_texts
 
@@ -140,18 +139,6 @@ class AnalysisRun:
             rows.append(int(hits[0]))
         return stack[rows], recorded[rows]
 
-    def layer_similarity(
-        self, method: str, layer_a: int, layer_b: int, source: str = "hidden", **kwargs: int
-    ) -> float:
-        """cca / svcca / pwcca / cka between two layers' (neurons, positions) representations."""
-        if method not in SIMILARITY_METHODS:
-            raise UnknownName("similarity method", method, SIMILARITY_METHODS)
-        if source not in ("hidden", "activations"):
-            raise UnknownName("similarity source", source, ["hidden", "activations"])
-        stack, _ = self.states(source, [layer_a, layer_b])
-        picked = [stack[0].T, stack[1].T]  # (neurons, positions)
-        return similarity(method, picked[0], picked[1], **kwargs)
-
     # --------------------------------------------------------------------------------- store & wire
 
     @property
@@ -187,7 +174,7 @@ class AnalysisRun:
                     "values": cast(a.values),
                     "raw": cast(a.raw),
                     "convergence_delta": a.convergence_delta,
-                    "foil_ids": a.foil_ids,
+                    "foils": a.foils,
                 }
                 for name, a in self.attributions.items()
             },
@@ -231,12 +218,18 @@ def run_analysis(
     seq: TokenSequence,
     options: AnalysisOptions | None = None,
     check_cancelled: CancelCheck | None = None,
+    recorder: tuple[nn.Module, Architecture] | None = None,
 ) -> AnalysisRun:
-    """One captured forward, then scores, rankings and the requested attributions."""
+    """One captured forward, then scores, rankings and the requested attributions.
+
+    ``recorder``: the model (and its architecture) the recording forward runs on, when it is not
+    ``model`` itself: the eager twin that returns attention weights (``service.recorder_for``).
+    """
     options = options or AnalysisOptions()
+    forward_model, forward_arch = recorder or (model, arch)
     captured = capture_forward(
-        model,
-        arch,
+        forward_model,
+        forward_arch,
         seq,
         activation_layers=options.activation_layers,
         activations=options.activations,

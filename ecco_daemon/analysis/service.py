@@ -11,17 +11,20 @@ import inspect
 import threading
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from torch import nn
 
 from ecco_daemon.analysis.architecture import Architecture, inspect_architecture
-from ecco_daemon.analysis.attribution import CancelCheck
-from ecco_daemon.analysis.errors import InvalidArgument, UnknownName
+from ecco_daemon.analysis.attribution import Attribution, CancelCheck
+from ecco_daemon.analysis.capture import capture_forward
+from ecco_daemon.analysis.errors import InvalidArgument, UnknownName, UnsupportedModel
 from ecco_daemon.analysis.options import AnalysisOptions
 from ecco_daemon.analysis.run import AnalysisRun, as_wire_array, run_analysis
 from ecco_daemon.analysis.sequence import build_sequence
+from ecco_daemon.models.attention import NoEagerAttention, attention_model
 from ecco_daemon.models.family import MASKED
 from ecco_daemon.models.tokens import token_texts
 
@@ -59,7 +62,28 @@ def analyze(
     """One analysis run for a request; store the returned run and answer views from it."""
     arch = architecture_for(model)
     seq = build_sequence(arch, tokenizer, input_ids, first_target=first_target, target_ids=target_ids)
-    return run_analysis(model, arch, tokenizer, seq, options, check_cancelled)
+    recorder = recorder_for(model) if options is not None and options.attention else None
+    return run_analysis(model, arch, tokenizer, seq, options, check_cancelled, recorder)
+
+
+def recorder_for(model: nn.Module) -> tuple[nn.Module, Architecture]:
+    """The model whose forward returns attention weights (the shared one if it runs eager attention,
+    else its eager twin over the same weights), with its architecture."""
+    try:
+        twin = attention_model(model)
+    except NoEagerAttention as exc:
+        raise UnsupportedModel(type(model).__name__, ["an eager attention path"], str(exc)) from None
+    return twin, architecture_for(twin)
+
+
+def with_attention(model: nn.Module, run: AnalysisRun) -> AnalysisRun:
+    """The run itself when it recorded attention; else a copy given the weights of one recording forward
+    over its tokens. The stored run is left as it is (the store counted its bytes when it was put)."""
+    if run.attention is not None:
+        return run
+    forward_model, forward_arch = recorder_for(model)
+    captured = capture_forward(forward_model, forward_arch, run.seq, activations=False, attention=True)
+    return replace(run, attention=captured.attention)
 
 
 # ---------------------------------------------------------------------------------------------- views
@@ -69,6 +93,8 @@ def run_result(run: AnalysisRun, tokenizer: Any, float16: bool = False) -> dict[
     """The first reply of an analysis: tokens, scores with alternatives' text, rankings, attributions."""
     result = run.summary(float16)
     result["scores"]["topk_tokens"] = [token_texts(tokenizer, row) for row in run.scores.topk_ids]
+    for name, attribution in run.attributions.items():
+        result["attributions"][name]["foil_tokens"] = _foil_tokens(tokenizer, attribution)
     result["attribution_methods"] = sorted(run.attributions)
     result["activation_layers"] = run.activation_layers
     result["has_attention"] = run.attention is not None
@@ -77,27 +103,59 @@ def run_result(run: AnalysisRun, tokenizer: Any, float16: bool = False) -> dict[
     return result
 
 
+def _foil_tokens(tokenizer: Any, attribution: Attribution) -> list[str] | None:
+    """The text of each target's foil, so that a view can say "why X rather than Y"."""
+    return None if attribution.foils is None else token_texts(tokenizer, attribution.foils.tolist())
+
+
 def _watch_ids(tokenizer: Any, watch: Sequence[int | str]) -> list[int]:
+    """One token id per entry; a text that is several tokens is refused (its rank would be its first piece's)."""
     ids = []
     for item in watch:
         if isinstance(item, str):
             encoded = tokenizer(item, add_special_tokens=False).input_ids
-            if not encoded:
-                raise InvalidArgument(f"watch entry {item!r} has no tokens")
+            if len(encoded) != 1:
+                raise InvalidArgument(_not_one_token(tokenizer, item, encoded))
             ids.append(int(encoded[0]))
         else:
             ids.append(int(item))
     return ids
 
 
+def _not_one_token(tokenizer: Any, item: str, encoded: Sequence[int]) -> str:
+    shown = repr(item[:40] + ("…" if len(item) > 40 else ""))
+    if not encoded:
+        return f"watch entry {shown} has no tokens"
+    pieces = ", ".join(repr(t) for t in token_texts(tokenizer, list(encoded[:6])))
+    more = f" and {len(encoded) - 6} more" if len(encoded) > 6 else ""
+    return (
+        f"watch entry {shown} is {len(encoded)} tokens ({pieces}{more}); rankings_watch ranks single tokens, "
+        "since a layer predicts one token at a time: watch one piece (its text or id), e.g. the first"
+    )
+
+
 def view_layer_predictions(
     run: AnalysisRun,
     tokenizer: Any,
     *,
-    position: int,
+    position: int | None = None,
+    positions: Sequence[int] | None = None,
     topk: int = 10,
     layer: int | None = None,
     float16: bool = False,
+) -> dict[str, Any]:
+    """One predicted position's top-k at every layer; with ``positions``, ``{"positions": [that, ...]}``
+    for each (what a page that lets any position be picked embeds)."""
+    if (position is None) == (positions is None):
+        raise InvalidArgument("give exactly one of position or positions")
+    if positions is not None:
+        return {"positions": [_layer_predictions_at(run, tokenizer, p, topk, layer, float16) for p in positions]}
+    assert position is not None
+    return _layer_predictions_at(run, tokenizer, position, topk, layer, float16)
+
+
+def _layer_predictions_at(
+    run: AnalysisRun, tokenizer: Any, position: int, topk: int, layer: int | None, float16: bool
 ) -> dict[str, Any]:
     predictions = run.layer_predictions(position, topk, layer)
     return {
@@ -161,33 +219,18 @@ def view_attention(
     run: AnalysisRun,
     tokenizer: Any,
     *,
-    layer: int,
+    layer: int | Sequence[int],
     head: int | None = None,
     kind: str = "self",
     float16: bool = False,
 ) -> dict[str, Any]:
-    return {
-        "layer": layer,
-        "head": head,
-        "kind": kind,
-        "weights": as_wire_array(run.attention_weights(layer, head, kind), float16),
-    }
-
-
-def view_similarity(
-    run: AnalysisRun,
-    tokenizer: Any,
-    *,
-    method: str,
-    layer_a: int,
-    layer_b: int,
-    source: str = "hidden",
-    dims: int | None = None,
-    float16: bool = False,
-) -> dict[str, Any]:
-    kwargs = {"dims": dims} if dims is not None and method == "svcca" else {}
-    value = run.layer_similarity(method, layer_a, layer_b, source, **kwargs)
-    return {"method": method, "layer_a": layer_a, "layer_b": layer_b, "source": source, "value": value}
+    """One layer's weights, (heads, Q, K) or one head's (Q, K); a list of layers gives (La, heads, Q, K)
+    or (La, Q, K). A run that recorded no attention is given it first (``with_attention``, by the handler)."""
+    if isinstance(layer, int):
+        weights = run.attention_weights(layer, head, kind)
+    else:
+        weights = np.stack([run.attention_weights(one, head, kind) for one in layer])
+    return {"layer": layer, "head": head, "kind": kind, "weights": as_wire_array(weights, float16)}
 
 
 def view_primary_attributions(
@@ -213,7 +256,8 @@ def view_primary_attributions(
         "target_positions": attribution.target_positions,
         "tokens": run.tokens,
         "convergence_delta": attribution.convergence_delta,
-        "foil_ids": attribution.foil_ids,
+        "foils": attribution.foils,
+        "foil_tokens": _foil_tokens(tokenizer, attribution),
     }
 
 
@@ -242,7 +286,6 @@ VIEWS: dict[str, Callable[..., dict[str, Any]]] = {
     "rankings_watch": view_rankings_watch,
     "nmf": view_nmf,
     "attention": view_attention,
-    "similarity": view_similarity,
     "primary_attributions": view_primary_attributions,
     "states": view_states,
 }

@@ -23,7 +23,13 @@ from ecco_daemon.analysis import joint, service
 from ecco_daemon.analysis.errors import AnalysisError
 from ecco_daemon.analysis.options import AnalysisOptions
 from ecco_daemon.analysis.run import AnalysisRun
-from ecco_daemon.handlers.inputs import check_input_limit, check_positions, check_vocabulary, prompt_ids
+from ecco_daemon.handlers.inputs import (
+    check_foils,
+    check_input_limit,
+    check_positions,
+    check_vocabulary,
+    prompt_ids,
+)
 from ecco_daemon.models.family import CAUSAL
 from ecco_daemon.models.loaded import LoadedModel
 from ecco_daemon.models.tokens import encode_prompt
@@ -36,7 +42,7 @@ from ecco_daemon.server.registry import OPERATIONS
 
 # What a run may compute; shared by "analyze" and by "generate" with attribution.
 ANALYSIS_PARAMS = [
-    "attribution", "steps", "foil", "score", "activations", "activation_layers", "attention", "topk", "autocast",
+    "attribution", "steps", "foils", "score", "activations", "activation_layers", "attention", "topk", "autocast",
     "backward_precision", "rankings",
 ]
 MAX_IG_STEPS = 1000
@@ -45,13 +51,13 @@ T = TypeVar("T")
 
 def read_analysis_options(read: ParamReader) -> AnalysisOptions:
     """The request's analysis options, built (and their names checked) once, here."""
-    if isinstance(read.params.get("foil"), str):
-        raise OperationError(ErrorCode.BAD_REQUEST, "'foil' takes token ids; tokenize the foil text first")
+    if isinstance(read.params.get("foils"), str):
+        raise OperationError(ErrorCode.BAD_REQUEST, "'foils' takes token ids; tokenize the foil text first")
     return checked(
         AnalysisOptions,
         attribution=tuple(read.str_list("attribution", [])),
         steps=read.int("steps", 50, minimum=1, maximum=MAX_IG_STEPS),
-        foil_ids=tuple(read.int_list("foil", [])),
+        foils=tuple(read.int_list("foils", [])),
         score=read.str("score", None, max_length=64),
         activations=read.bool("activations", True),
         activation_layers=tuple(read.int_list("activation_layers", [])),
@@ -74,10 +80,6 @@ class StoredRun:
 def run_analysis_for(ctx: RuntimeContext, job: Job, lm: LoadedModel, ids: list[int], options: AnalysisOptions,
                      first_target: int | None, target_ids: list[int] | None, float16: bool) -> dict[str, Any]:
     """Run, store, and answer with the run's first reply (tokens, scores, rankings, attributions)."""
-    if options.attention and not _eager(lm):
-        raise OperationError(ErrorCode.UNSUPPORTED_MODEL,
-                             f"{lm.name} was loaded without eager attention; load it with "
-                             "attn_implementation='eager' to see attention weights")
     job.progress("analysis", tokens=len(ids), methods=list(options.attribution))
     run = checked(service.analyze, lm.model, lm.tokenizer, ids, options, first_target=first_target,
                   target_ids=target_ids, check_cancelled=job.check_cancelled)
@@ -126,6 +128,7 @@ class AnalyzeRequest:
         if targets is None and self.target is not None:
             targets = encode_prompt(lm.tokenizer, self.target)
         check_vocabulary(lm, [*ids, *(targets or [])], "token ids")
+        check_foils(lm, self.options, len(ids) + len(targets or []))
         n_tokens = len(ids) + len(targets or [])
         check_input_limit(n_tokens, ctx.config.max_input_tokens, f"{n_tokens} tokens")
         longest = len(ids) if lm.family == CAUSAL else max(len(ids), len(targets or []) + 1)
@@ -202,7 +205,3 @@ def _reply_error(exc: Exception) -> Exception:
     if isinstance(exc, AnalysisError):
         return OperationError(ErrorCode(exc.code), str(exc))
     return exc
-
-
-def _eager(lm: LoadedModel) -> bool:
-    return getattr(lm.model.config, "_attn_implementation", None) == "eager"

@@ -25,7 +25,7 @@ from ecco_daemon.generation.decoding import (
     generate,
 )
 from ecco_daemon.handlers.analyze import ANALYSIS_PARAMS, read_analysis_options, run_analysis_for
-from ecco_daemon.handlers.inputs import check_input_limit, check_positions, check_vocabulary, prompt_ids
+from ecco_daemon.handlers.inputs import check_foils, check_input_limit, check_positions, check_vocabulary, prompt_ids
 from ecco_daemon.models.family import ENCODER_DECODER, MASKED
 from ecco_daemon.models.tokens import token_texts
 from ecco_daemon.runtime.context import RuntimeContext
@@ -97,6 +97,7 @@ class GenerateRequest:
         ids = prompt_ids(lm, self.prompt, self.input_ids, "prompt")
         check_vocabulary(lm, ids, "input_ids")
         n_tokens = len(ids) + self.max_new_tokens
+        check_foils(lm, self.analysis, n_tokens)
         described = f"{len(ids)} input + {self.max_new_tokens} new tokens"
         check_input_limit(n_tokens, config.max_input_tokens, described)
         check_positions(lm, n_tokens, described)

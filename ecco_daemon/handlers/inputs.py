@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from ecco_protocol.errors import ErrorCode
 
+from ecco_daemon.analysis.options import AnalysisOptions
 from ecco_daemon.generation.decoding import position_limit
 from ecco_daemon.models.loaded import LoadedModel
 from ecco_daemon.models.tokens import encode_prompt
@@ -43,3 +44,14 @@ def check_positions(lm: LoadedModel, longest: int, described: str) -> None:
     positions = position_limit(lm)
     if positions is not None and longest > positions:
         raise OperationError(ErrorCode.TOO_LARGE, f"{described} exceed the {positions} positions of {lm.name}")
+
+
+def check_foils(lm: LoadedModel, options: AnalysisOptions | None, n_tokens: int) -> None:
+    """Foils are token ids (one, or one per output token): in the vocabulary, and no more than the tokens."""
+    foils = options.foils if options is not None else None
+    if not foils:
+        return
+    if len(foils) > n_tokens:
+        raise OperationError(ErrorCode.BAD_REQUEST, f"'foils' has {len(foils)} ids for {n_tokens} tokens; give one "
+                             "for every output token, or one for all")
+    check_vocabulary(lm, foils, "'foils'")

@@ -1,7 +1,8 @@
 """The "view" operation: a later view of a stored analysis run, computed without running the model again.
 
 Layer predictions at another position, rankings_watch with other tokens or NMF with another k read the
-run that "analyze" (or "generate" with analysis) kept in the caller's result store.
+run that "analyze" (or "generate" with analysis) kept in the caller's result store. Attention of a run
+kept without it takes one forward of the eager twin (models/attention.py), whatever the model loaded with.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from ecco_protocol.errors import ErrorCode
 
 from ecco_daemon.analysis import service
 from ecco_daemon.handlers.analyze import StoredRun, checked
+from ecco_daemon.handlers.view_params import RunBounds, check_view_params
 from ecco_daemon.runtime.context import RuntimeContext
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
@@ -37,7 +39,8 @@ class ViewRequest:
                    read.choice("array_dtype", ["float32", "float16"], "float32") == "float16")
 
     def prepare(self, ctx: RuntimeContext, job: Job) -> None:
-        # Fails fast (NOT_FOUND, RESULT_EVICTED, another user's id) before the job is queued.
+        # Fails fast (NOT_FOUND, RESULT_EVICTED, another user's id) before the job is queued; the run itself
+        # may be only on disk, so reading it (and checking the view's parameters against it) is the job's.
         ctx.store.get(job.user.name, self.result_id, kind="analysis", load=False)
 
 
@@ -45,9 +48,12 @@ class ViewRequest:
 def view_op(ctx: RuntimeContext, job: Job, request: ViewRequest) -> dict[str, Any]:
     stored: StoredRun = ctx.store.get(job.user.name, request.result_id, kind="analysis").value
     lm = ctx.models.get(stored.model)
-    params = dict(request.params)
+    run = service.attach(stored.run, lm.model)
+    # Every parameter is checked against the model and the run before any work (allocation, indexing).
+    params = check_view_params(request.view, request.params, RunBounds.of(run, lm.model.config))
     if request.float16:
         params.setdefault("float16", True)
-    run = service.attach(stored.run, lm.model)
-    reply = checked(service.view, run, lm.tokenizer, request.view, params)
+    if request.view == "attention":  # a run kept without attention gets it from one recording forward
+        run = checked(service.with_attention, lm.model, run)
+    reply = checked(service.view, run, lm.tokenizer, request.view.replace("-", "_"), params)
     return {"result_id": request.result_id, "view": request.view, "data": reply}

@@ -146,13 +146,13 @@ class ViewBuilder:
             result = attribute(self.model, self.arch, seq, name, options)
             methods.append({"name": name, "label": label, "targets": result.target_positions, "values": result.values})
         foil = self.tokenizer(" Berlin", add_special_tokens=False)["input_ids"][-1]
-        contrast = attribute(self.model, self.arch, seq, "contrastive", AnalysisOptions(foil_ids=foil))
+        contrast = attribute(self.model, self.arch, seq, "contrastive", AnalysisOptions(foils=foil))
         methods.append(
             {
                 "name": "contrastive",
                 "targets": contrast.target_positions,
                 "values": contrast.values,
-                "foils": [{"text": self._decode(f), "id": int(f)} for f in contrast.foil_ids],
+                "foils": [{"text": self._decode(f), "id": int(f)} for f in contrast.foils],
             }
         )
         return {"tokens": self.tokens, "methods": methods}

@@ -52,7 +52,9 @@ def test_views_from_the_stored_run_agree_with_the_first_reply(client):
     scores = out.analysis["scores"]
     position = int(np.asarray(scores["positions"])[-1])
     lens = out.layer_predictions(position=position, topk=3)
-    last_layer = lens.data["positions"][0]["layers"][-1]["top"]
+    assert [e["position"] for e in lens.data["positions"]] == list(range(1, len(out.tokens) + 1))  # every one
+    assert lens.data["selected"] == position
+    last_layer = next(e for e in lens.data["positions"] if e["position"] == position)["layers"][-1]["top"]
     # The logit lens at the last layer is the model's own distribution at that position.
     assert [c["id"] for c in last_layer] == list(np.asarray(scores["topk_ids"])[-1][:3])
     ranks = out.rankings().data["ranks"]
@@ -65,14 +67,19 @@ def test_views_from_the_stored_run_agree_with_the_first_reply(client):
     assert out.cka(1, 1) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_attention_needs_eager_and_then_gives_rows_that_sum_to_one(client):
-    with pytest.raises(ecco_client.RemoteError) as info:
-        client.model().analyze("a b c", attention=True)
-    assert info.value.code == "UNSUPPORTED_MODEL" and "eager" in info.value.message
-    out = client.model("tiny-gpt2").analyze("a b c d", attention=True)
-    weights = out.attention(layer=0, head=1).data["weights"]
-    assert weights.shape == (len(out.tokens), len(out.tokens))
-    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-4)
+def test_attention_on_a_model_loaded_the_default_way_gives_rows_that_sum_to_one(client):
+    # The tiny Llama is loaded without eager attention: the daemon records with its eager twin.
+    recorded = client.model().analyze("a b c d", attention=True)
+    later = client.model().analyze("a b c d")  # no attention kept: the view records it when asked
+    for out in (recorded, later):
+        view = out.attention(layer=0, head=1)
+        weights = np.asarray(view.data["attention"])
+        assert view.data["layers"] == [0] and view.data["heads"] == [1]
+        assert weights.shape == (1, 1, len(out.tokens), len(out.tokens))
+        np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(recorded.attention().data["attention"], later.attention().data["attention"], atol=1e-6)
+    eager = client.model("tiny-gpt2").analyze("a b c d", attention=True).attention()
+    assert len(eager.data["layers"]) == eager.data["attention"].shape[0] == 2
 
 
 def test_masked_model_attributes_the_mask_prediction(client):
@@ -83,6 +90,7 @@ def test_masked_model_attributes_the_mask_prediction(client):
     values = np.asarray(out.analysis["attributions"]["grad_x_input"]["values"])
     np.testing.assert_allclose(values.sum(axis=1), 1.0, rtol=1e-4)
     lens = out.layer_predictions(position=positions[0], topk=2)
+    assert [e["position"] for e in lens.data["positions"]] == list(range(len(out.tokens)))  # masked: every token
     assert len(lens.data["positions"][0]["layers"]) == out.analysis["n_layers"]
     with pytest.raises(ecco_client.RemoteError) as info:
         client.model("tiny-bert").generate("the cat", generate=2)
@@ -105,7 +113,9 @@ def test_bad_analysis_requests_get_stable_codes(client):
         client.model().analyze("a b c", attribution=["nonsense"])
     assert "valid" in info.value.message and "grad_x_input" in info.value.message
     out = client.model().analyze("a b c")
-    with pytest.raises(ecco_client.BadRequest):
+    with pytest.raises(ecco_client.BadRequest, match="'position' must be at most 4"):
+        client.call("view", {"result_id": out.result_id, "view": "layer_predictions", "params": {"position": 999}})
+    with pytest.raises(ValueError, match="valid positions are 1..4"):
         out.layer_predictions(position=999)
     with pytest.raises(ecco_client.NotFound):
         client.call("view", {"result_id": "f" * 32, "view": "rankings"})

@@ -74,10 +74,13 @@ def test_nmf_matches_sklearn_with_ecco_settings() -> None:
         one_layer.layers.tolist() == [1] and one_layer.components.shape[1] == arch.decoder.intermediate_size
     )
     assert run.nmf(n_components=50).n_components == run.seq.n_tokens  # capped at the positions, as Ecco
-    with pytest.raises(InvalidArgument, match="must be below"):
+    with pytest.raises(InvalidArgument, match="from_layer < to_layer"):
         run.nmf(2, from_layer=1, to_layer=1)
-    with pytest.raises(InvalidArgument, match="no recorded activations"):
+    with pytest.raises(InvalidArgument, match="<= 2 .the recorded layers"):
         run.nmf(2, from_layer=0, to_layer=4)
+    with pytest.raises(InvalidArgument) as huge:  # refused before any list of that size is built
+        run.nmf(2, from_layer=0, to_layer=20_000_000)
+    assert len(str(huge.value)) < 200
 
 
 @pytest.mark.parametrize("family", FAMILIES)

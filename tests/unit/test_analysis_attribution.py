@@ -119,8 +119,8 @@ def test_occlusion_matches_captum(setup) -> None:
 def test_contrastive_matches_captum_on_logit_difference(setup) -> None:
     _family, model, arch, seq = setup
     foil = 7
-    result = attribute(model, arch, seq, "contrastive", AnalysisOptions(foil_ids=foil))
-    assert result.score == "contrastive" and (result.foil_ids == foil).all()
+    result = attribute(model, arch, seq, "contrastive", AnalysisOptions(foils=foil))
+    assert result.score == "contrastive" and (result.foils == foil).all()
     embeds = embed_tokens(arch, seq, torch.device("cpu")).unsqueeze(0)
     mask = seq.source_mask()
     for n in range(seq.n_targets):
@@ -154,7 +154,7 @@ def test_batched_equals_loop_and_chunking(setup, method) -> None:
 @pytest.mark.parametrize("method", ["gradient", "grad_x_input", "integrated_gradients", "contrastive"])
 def test_causal_blocks_over_prefixes_equal_one_pass_over_every_token(setup, method) -> None:
     family, model, arch, seq = setup
-    foil = {"foil_ids": 7} if method == "contrastive" else {}
+    foil = {"foils": 7} if method == "contrastive" else {}
     whole = attribute(model, arch, seq, method, AnalysisOptions(steps=6, block_size=seq.n_targets, **foil))
     for size in (1, 2, 3):
         blocked = attribute(model, arch, seq, method, AnalysisOptions(steps=6, block_size=size, **foil))
@@ -172,7 +172,7 @@ def test_causal_blocks_over_prefixes_equal_one_pass_over_every_token(setup, meth
 def test_values_normalized_over_preceding_tokens(setup) -> None:
     _family, model, arch, seq = setup
     for method in ATTRIBUTION_METHODS:
-        options = AnalysisOptions(steps=4, foil_ids=3)
+        options = AnalysisOptions(steps=4, foils=3)
         result = attribute(model, arch, seq, method, options)
         assert result.values.shape == (seq.n_targets, seq.n_tokens)
         np.testing.assert_allclose(result.values.sum(axis=1), 1.0, atol=1e-5)
@@ -188,7 +188,7 @@ def test_model_is_left_untouched(setup) -> None:
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
     for method in ATTRIBUTION_METHODS:
-        attribute(model, arch, seq, method, AnalysisOptions(steps=4, foil_ids=3))
+        attribute(model, arch, seq, method, AnalysisOptions(steps=4, foils=3))
     for name, p in model.named_parameters():
         assert torch.equal(p, before[name]) and p.requires_grad == flags[name] and p.grad is None
     for module in model.modules():
@@ -220,8 +220,8 @@ def test_bad_requests_are_refused() -> None:
     seq = text_sequence(arch, tokenizer, "The cat sat on the mat.")
     with pytest.raises(InvalidArgument, match="foil"):
         attribute(model, arch, seq, "contrastive")
-    with pytest.raises(InvalidArgument, match="foil_ids must have"):
-        attribute(model, arch, seq, "gradient", AnalysisOptions(foil_ids=[1, 2]))
+    with pytest.raises(InvalidArgument, match="foils must have"):
+        attribute(model, arch, seq, "gradient", AnalysisOptions(foils=[1, 2]))
     with pytest.raises(UnknownName, match="valid: log_prob, logit, prob"):
         attribute(model, arch, seq, "gradient", AnalysisOptions(score="loss"))
     with pytest.raises(UnknownName, match="gausslegendre"):

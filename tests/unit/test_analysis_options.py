@@ -47,9 +47,9 @@ def test_counts_are_checked() -> None:
 
 
 def test_ids_and_layers_become_int_tuples() -> None:
-    assert AnalysisOptions(foil_ids=3).foil_ids == (3,)
-    assert AnalysisOptions(foil_ids=np.array([4, 5])).foil_ids == (4, 5)
-    assert AnalysisOptions(foil_ids=()).foil_ids is None
+    assert AnalysisOptions(foils=3).foils == (3,)
+    assert AnalysisOptions(foils=np.array([4, 5])).foils == (4, 5)
+    assert AnalysisOptions(foils=()).foils is None
     assert AnalysisOptions(activation_layers=[-1, 0]).activation_layers == (-1, 0)
     assert AnalysisOptions(activation_layers=[]).activation_layers is None
 

@@ -33,8 +33,8 @@ def test_views_come_from_the_stored_run_without_a_model_forward(llama) -> None:
         run.rankings_watch([5, 6, 7], 4)
         run.nmf(2)
         run.nmf(4, from_layer=1)
-        run.layer_similarity("cka", 0, 1)
-        run.layer_similarity("cka", 0, 1, source="activations")
+        run.states("hidden", [0, 1])
+        run.states("activations", [0, 1])
         run.attribution("integrated_gradients")
     finally:
         handle.remove()
@@ -42,10 +42,8 @@ def test_views_come_from_the_stored_run_without_a_model_forward(llama) -> None:
     assert run.attribution("ig") is run.attributions["integrated_gradients"]
     with pytest.raises(UnknownName, match="grad_x_input, integrated_gradients"):
         run.attribution("occlusion")
-    with pytest.raises(UnknownName, match="cka"):
-        run.layer_similarity("mutual_information", 0, 1)
     with pytest.raises(InvalidArgument, match="not recorded"):
-        run.layer_similarity("cka", 0, 7)
+        run.states("hidden", [0, 7])
 
 
 def test_nbytes_and_wire_arrays(llama) -> None:

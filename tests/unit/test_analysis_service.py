@@ -55,10 +55,9 @@ def test_first_result_and_every_view_are_wire_ready(gpt2) -> None:
     requests = {
         "layer_predictions": {"position": 3, "topk": 4},
         "rankings": {},
-        "rankings_watch": {"watch": [" Paris", 17], "position": 5},
+        "rankings_watch": {"watch": [" Berlin", 17], "position": 5},
         "nmf": {"n_components": 3, "components": True},
         "attention": {"layer": 1, "head": 0},
-        "similarity": {"method": "cka", "layer_a": 0, "layer_b": 1},
         "primary_attributions": {"attr_method": "ig", "ignore_tokens": [0]},
         "states": {"what": "hidden", "layers": [-1]},
     }
@@ -68,8 +67,8 @@ def test_first_result_and_every_view_are_wire_ready(gpt2) -> None:
         assert _packable(reply), name
     predictions = view(run, tokenizer, "layer_predictions", {"position": 3, "topk": 4})
     assert predictions["probs"].shape == (2, 4) and len(predictions["tokens"][0]) == 4
-    watch = view(run, tokenizer, "rankings_watch", {"watch": [" Paris", 17], "position": 5})
-    assert watch["watch_ids"][0] == tokenizer(" Paris", add_special_tokens=False).input_ids[0]
+    watch = view(run, tokenizer, "rankings_watch", {"watch": [" Berlin", 17], "position": 5})
+    assert watch["watch_ids"][0] == tokenizer(" Berlin", add_special_tokens=False).input_ids[0]
     attributions = view(run, tokenizer, "primary_attributions", {"attr_method": "ig", "ignore_tokens": [0]})
     assert (attributions["values"][:, 0] == 0).all()
     sums = attributions["values"].sum(axis=1)  # the first output token had only token 0 to explain it
@@ -84,8 +83,22 @@ def test_bad_view_requests_name_what_is_valid(gpt2) -> None:
         view(run, tokenizer, "saliency_map", {})
     with pytest.raises(InvalidArgument, match="unknown parameter"):
         view(run, tokenizer, "nmf", {"k": 3})
-    with pytest.raises(InvalidArgument, match="needs position"):
+    with pytest.raises(InvalidArgument, match="exactly one of position or positions"):
         view(run, tokenizer, "layer_predictions", {})
+    with pytest.raises(InvalidArgument) as several:  # never cut silently to its first piece
+        view(run, tokenizer, "rankings_watch", {"watch": [" Marie Curie"], "position": 2})
+    assert "is 11 tokens (' ', 'M'" in str(several.value) and "and 5 more" in str(several.value)
+    assert len(str(several.value)) < 300
+
+
+def test_layer_predictions_for_several_positions_equal_each_alone(gpt2) -> None:
+    _model, tokenizer, run = gpt2
+    every = view(run, tokenizer, "layer_predictions", {"positions": [1, 3, len(run.tokens)], "topk": 3})
+    assert [entry["position"] for entry in every["positions"]] == [1, 3, len(run.tokens)]
+    for entry in every["positions"]:
+        alone = view(run, tokenizer, "layer_predictions", {"position": entry["position"], "topk": 3})
+        np.testing.assert_array_equal(entry["token_ids"], alone["token_ids"])
+        np.testing.assert_allclose(entry["probs"], alone["probs"])
     with pytest.raises(UnknownName, match="grad_x_input"):
         AnalysisOptions(attribution=("shap",))  # refused where the request's options are built
     assert "occlusion" in ATTRIBUTION_METHODS

@@ -15,11 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ecco_client import views
+from ecco_client import compare, views
 from ecco_client.render.html import ViewSpec, write_html
 from ecco_client.tabs import analysis_views, tabs_view, view_spec
-
-SIMILARITY_METHODS = ("cca", "svcca", "pwcca", "cka")
 
 
 @dataclass
@@ -126,20 +124,26 @@ class Output:
         if style not in ("minimal", "detailed"):
             raise ValueError("style is 'minimal' or 'detailed'")
         reply = self._view("primary_attributions", {"attr_method": attr_method, "ignore_tokens": list(ignore_tokens)})
-        method = {"name": reply["method"], "targets": list(np.asarray(reply["target_positions"]).tolist()),
-                  "values": np.asarray(reply["values"])}
-        if reply.get("foil_ids") is not None:
-            method["foil"] = reply["foil_ids"]
+        method = views.saliency_method(reply["method"], np.asarray(reply["target_positions"]).tolist(),
+                                       np.asarray(reply["values"]), views.foil_refs(reply))
         return self._spec("saliency", self._read(), {"methods": [method]}, {"style": style, "method": reply["method"]})
 
     def layer_predictions(self, position: int, topk: int = 10, layer: int | None = None) -> ViewSpec:
-        """Each layer's top-k tokens for the token at ``position`` (the logit lens, final norm applied)."""
+        """Each layer's top-k tokens for the token at ``position`` (the logit lens, final norm applied).
+
+        The view holds every position (one daemon request), shows ``position`` first, and lets any other
+        be picked: in a notebook or an exported page nothing is fetched later.
+        """
         analysis = self._read()
-        params: dict[str, Any] = {"position": position, "topk": topk}
+        positions = analysis.predictable_positions()
+        if position not in positions:
+            raise ValueError(
+                f"position {position} has no prediction; valid positions are {positions[0]}..{positions[-1]}")
+        params: dict[str, Any] = {"positions": positions, "topk": topk}
         if layer is not None:
             params["layer"] = layer
-        entry = views.layer_predictions_entry(analysis, self._view("layer_predictions", params))
-        return self._spec("layer_predictions", analysis, views.layer_predictions_view(analysis, [entry], position))
+        entries = views.layer_predictions_entries(analysis, self._view("layer_predictions", params))
+        return self._spec("layer_predictions", analysis, views.layer_predictions_view(analysis, entries, position))
 
     def rankings(self) -> ViewSpec:
         """The rank of each output token at every layer (layers x output tokens)."""
@@ -170,27 +174,42 @@ class Output:
         return NMF(np.asarray(reply["factors"]), list(np.asarray(reply["layers"]).tolist()),
                    self._spec("nmf", analysis, views.nmf_view(analysis, reply)), reply)
 
-    def attention(self, layer: int, head: int | None = None) -> ViewSpec:
-        """Attention weights of one layer (one head, or all heads)."""
-        reply = self._view("attention", {"layer": layer, "head": head})
-        weights = np.asarray(reply["weights"])
-        return self._spec("attention", self._read(), {"layer": layer, "head": head, "weights": weights})
+    def attention(self, layer: int | Sequence[int] | None = None, head: int | None = None) -> ViewSpec:
+        """Attention weights: one layer, several, or every layer (None); one head, or all heads (None).
 
-    def similarity(self, method: str, layer_a: int, layer_b: int, source: str = "hidden") -> float:
-        """CCA, SVCCA, PWCCA or CKA between two layers' representations over this text's positions."""
-        if method not in SIMILARITY_METHODS:
-            raise ValueError(f"method is one of {', '.join(SIMILARITY_METHODS)}")
-        reply = self._view("similarity", {"method": method, "layer_a": layer_a, "layer_b": layer_b, "source": source})
-        return float(reply["value"])
+        Works whatever attention the model was loaded with: the daemon records the weights with an
+        eager-attention twin of the model when the run kept none.
+        """
+        analysis = self._read()
+        layers: int | list[int] = list(range(analysis.n_layers)) if layer is None else (
+            layer if isinstance(layer, int) else [int(i) for i in layer])
+        reply = self._view("attention", {"layer": layers, "head": head})
+        data = views.attention_view(analysis, reply)
+        tokens = self._token_data(analysis)[analysis.n_encoder:]  # the decoder's own (self) attention
+        return view_spec("attention", {**data, "tokens": tokens})
 
-    def cca(self, layer_a: int, layer_b: int, source: str = "hidden") -> float:
-        return self.similarity("cca", layer_a, layer_b, source)
+    def similarity(self, method: str, layer_a: int, layer_b: int, source: str = "hidden",
+                   dims: int | None = None) -> float:
+        """CCA, SVCCA, PWCCA or CKA between two layers' representations over this text's tokens.
 
-    def svcca(self, layer_a: int, layer_b: int, source: str = "hidden") -> float:
-        return self.similarity("svcca", layer_a, layer_b, source)
+        ``dims``: neurons kept for cca and pwcca (Ecco's examples use 50), SVD components for svcca (20 by
+        default). CCA needs more tokens than the neurons compared; a too short text gets a ValueError that
+        says how many, and ``lm.similarity([...])`` stacks several texts or results.
+        """
+        compare.check(method, source, dims)
+        if self.result_id is None:
+            raise ValueError("this output is not connected to a daemon result")
+        reply = self._call(compare.states_params(self.result_id, source, layer_a, layer_b))["data"]
+        return compare.compare(method, [compare.layer_pair(reply)], dims)
 
-    def pwcca(self, layer_a: int, layer_b: int, source: str = "hidden") -> float:
-        return self.similarity("pwcca", layer_a, layer_b, source)
+    def cca(self, layer_a: int, layer_b: int, source: str = "hidden", dims: int | None = None) -> float:
+        return self.similarity("cca", layer_a, layer_b, source, dims)
+
+    def svcca(self, layer_a: int, layer_b: int, source: str = "hidden", dims: int | None = None) -> float:
+        return self.similarity("svcca", layer_a, layer_b, source, dims)
+
+    def pwcca(self, layer_a: int, layer_b: int, source: str = "hidden", dims: int | None = None) -> float:
+        return self.similarity("pwcca", layer_a, layer_b, source, dims)
 
     def cka(self, layer_a: int, layer_b: int, source: str = "hidden") -> float:
         return self.similarity("cka", layer_a, layer_b, source)
@@ -243,11 +262,14 @@ class Output:
         return tokens
 
     def _view(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._call({"result_id": self.result_id, "view": name, "params": params})["data"]
+
+    def _call(self, params: dict[str, Any]) -> dict[str, Any]:
         if self.client is None or self.result_id is None:
             raise ValueError("this output is not connected to a daemon result")
         if not hasattr(self.client, "call") or _is_async(self.client):
             raise TypeError("views of an async client's output: await client.call('view', {...})")
-        return self.client.call("view", {"result_id": self.result_id, "view": name, "params": params})["data"]
+        return self.client.call("view", params)
 
 
 def _is_async(client: Any) -> bool:

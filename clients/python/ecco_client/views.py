@@ -46,7 +46,16 @@ class Analysis:
     rankings: np.ndarray | None = None  # (L, N) rank of each scored token at every layer
     target_positions: list[int] = field(default_factory=list)  # (N,)
     attributions: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (N, T)
+    foils: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # contrastive method -> (N,) TokenRefs
     layer_predictions: dict[str, Any] | None = None  # the layer_predictions view data so far
+    n_encoder: int = 0  # encoder tokens at the front (encoder-decoder models)
+    family: str = "causal"  # as models.list spells it: causal, masked or encoder-decoder
+
+    def predictable_positions(self) -> list[int]:
+        """The positions a layer prediction can be asked for (PROTOCOL.md's predicted positions)."""
+        if self.family == "masked":
+            return list(range(len(self.tokens)))
+        return list(range(self.n_encoder + 1, len(self.tokens) + 1))
 
 
 def _array(value: Any) -> np.ndarray:
@@ -84,6 +93,8 @@ def read_analysis(raw: Mapping[str, Any], model: str) -> Analysis:
         alternative_ids=[[] for _ in range(count)],
         n_layers=int(raw.get("n_layers") or 0),
         target_positions=positions,
+        n_encoder=int(raw.get("n_encoder") or 0),
+        family=str(raw.get("family") or "causal"),
     )
     for n, position in enumerate(positions):
         if not 0 <= position < count:
@@ -104,7 +115,28 @@ def read_analysis(raw: Mapping[str, Any], model: str) -> Analysis:
         values = entry.get("values") if isinstance(entry, Mapping) else entry
         if values is not None:
             analysis.attributions[str(name)] = _array(values)
+        refs = foil_refs(entry) if isinstance(entry, Mapping) else None
+        if refs is not None:
+            analysis.foils[str(name)] = refs
     return analysis
+
+
+def foil_refs(entry: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The foil of each target as TokenRefs, from an attribution's ``foils`` ids and ``foil_tokens`` texts."""
+    if entry.get("foils") is None:
+        return None
+    ids = _array(entry["foils"]).astype(int).tolist()
+    texts = entry.get("foil_tokens") or [f"#{i}" for i in ids]
+    return [{"text": str(t), "id": int(i)} for t, i in zip(texts, ids, strict=False)]
+
+
+def saliency_method(name: str, targets: Sequence[int], values: np.ndarray,
+                    foils: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One entry of the saliency view's ``methods``; a contrastive one carries its ``foils``."""
+    method: dict[str, Any] = {"name": name, "targets": [int(t) for t in targets], "values": values}
+    if foils is not None:
+        method["foils"] = foils
+    return method
 
 
 def token_data(analysis: Analysis) -> list[dict[str, Any]]:
@@ -132,7 +164,7 @@ def saliency_view(analysis: Analysis) -> dict[str, Any] | None:
     methods = []
     for name, values in analysis.attributions.items():
         if values.ndim == 2 and values.shape[0] == len(analysis.target_positions):
-            methods.append({"name": name, "targets": analysis.target_positions, "values": values})
+            methods.append(saliency_method(name, analysis.target_positions, values, analysis.foils.get(name)))
     return {"tokens": token_data(analysis), "methods": methods} if methods else None
 
 
@@ -169,6 +201,12 @@ def layer_predictions_entry(analysis: Analysis, reply: Mapping[str, Any]) -> dic
             entry["target"] = next((c for c in top if c["id"] == actual), None)
         layers.append(entry)
     return {"position": position, "layers": layers}
+
+
+def layer_predictions_entries(analysis: Analysis, reply: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every predicted position of a reply to ``positions`` (or the one of a reply to ``position``)."""
+    replies = reply["positions"] if "positions" in reply else [reply]
+    return [layer_predictions_entry(analysis, one) for one in replies]
 
 
 def layer_predictions_view(
@@ -210,3 +248,20 @@ def rankings_watch_view(analysis: Analysis, reply: Mapping[str, Any]) -> dict[st
     }
 
 
+def attention_view(analysis: Analysis, reply: Mapping[str, Any]) -> dict[str, Any]:
+    """The attention view from the daemon's reply: weights as (layers, heads, Q, K) slices.
+
+    The reply's ``layer`` is one index or a list, its ``head`` one index or None (every head); a single
+    one is sent as a one-element slice, as protocol/VIEWS.md asks.
+    """
+    weights = _array(reply.get("weights")).astype(np.float32)
+    layer, head = reply.get("layer"), reply.get("head")
+    layers = [int(i) for i in _array(layer).reshape(-1).tolist()]
+    if np.ndim(layer) == 0:
+        weights = weights[None]  # (1, ...)
+    if head is not None:
+        weights = weights[:, None]  # (La, 1, Q, K)
+    if weights.ndim != 4:
+        raise ProtocolError(f"the daemon's attention weights have shape {weights.shape}")
+    heads = [int(head)] if head is not None else list(range(weights.shape[1]))
+    return {"layers": layers, "heads": heads, "attention": weights}

@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
+from ecco_client import compare
 from ecco_client.aio.request import Requester, RequestStream
 from ecco_client.output import Output
 from ecco_client.params import analyze_params, decode_params, encode_params, generate_params
@@ -66,7 +67,8 @@ class AsyncLanguageModel:
     async def analyze(self, text: str | list[int], attribution: Sequence[str] = (), **options: Any) -> Output:
         """Teacher-forced: every token after the first is scored and attributed as if it had been generated.
 
-        Options: steps (integrated gradients), foil (token ids, contrastive), attention, activation_layers,
+        Options: steps (integrated gradients), foils (token ids, contrastive: one for all targets or one per
+        target; "why this token rather than the foil"), attention, activation_layers,
         topk, target / target_ids (encoder-decoder output text), array_dtype, rankings (False: computed when
         ``rankings()`` first asks), backward_precision ("reduced": bf16 matmuls in the backward passes only;
         faster on a CPU with AMX, close tokens' order may swap). See protocol/PROTOCOL.md.
@@ -87,6 +89,26 @@ class AsyncLanguageModel:
                 if on_token is not None:
                     on_token(token)
         return await tokens.result()
+
+    async def similarity(self, corpus: Sequence[str | Output], method: str, layer_a: int, layer_b: int, *,
+                         source: str = "hidden", dims: int | None = None) -> float:
+        """CCA, SVCCA, PWCCA or CKA between two layers over a corpus: the tokens of every item stacked.
+
+        Items are texts (analysed now) or outputs already on the daemon. As Ecco's usage compares layers
+        over many texts: CCA needs more tokens than the neurons compared (``dims`` keeps fewer neurons for
+        cca and pwcca, or SVD components for svcca); too few gets a ValueError that says how many.
+        """
+        compare.check(method, source, dims)
+        pairs = []
+        for item in corpus:
+            output = item if isinstance(item, Output) else await self.analyze(item, rankings=False)
+            if output.result_id is None:
+                raise ValueError("an output in the corpus is not connected to a daemon result")
+            reply = await self.client.call("view", compare.states_params(output.result_id, source, layer_a, layer_b))
+            pairs.append(compare.layer_pair(reply["data"]))
+        if not pairs:
+            raise ValueError("the corpus is empty")
+        return compare.compare(method, pairs, dims)
 
     async def encode_tokens(self, text: str | Sequence[str], add_special_tokens: bool = True) -> dict[str, Any]:
         """The model's token ids of each text, tokenized by the daemon: ``{input_ids, tokens}``, one per text."""
