@@ -73,8 +73,8 @@ const CSS = `
 .ecco-root .ecco-token.ecco-selected { outline: 2px solid var(--ecco-accent); outline-offset: 1px; }
 .ecco-root .ecco-token.ecco-hovered { outline: 1px dashed var(--ecco-accent); outline-offset: 1px; }
 .ecco-root .ecco-token .ecco-sub { font-family: var(--ecco-font); font-size: 10px; line-height: 1.1; color: inherit; opacity: 0.85; }
-/* Room for the widest share ("1.0e-3%") from the start, so that hovering, which changes the shares, never moves a token. */
-.ecco-root .ecco-token .ecco-sub { min-width: 7.5ch; text-align: center; white-space: nowrap; font-variant-numeric: tabular-nums; }
+/* Room for the widest share ("1.0e-3%") and a line even when empty, from the start: hovering changes the shares and must never move a token. */
+.ecco-root .ecco-token .ecco-sub { min-width: 7.5ch; min-height: 1.1em; text-align: center; white-space: nowrap; font-variant-numeric: tabular-nums; }
 .ecco-root .ecco-token .ecco-minibar { height: 3px; border-radius: 1px; margin-top: 1px; }
 .ecco-root .ecco-break { flex-basis: 100%; height: 0; }
 .ecco-root .ecco-legend { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 16px; margin: 8px 0 0 0; font-size: 11px; color: var(--ecco-muted); }
