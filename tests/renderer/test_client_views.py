@@ -50,8 +50,8 @@ def show(open_html, spec: ViewSpec, **kwargs: Any):
 
 
 def rects(page, selector: str = ".ecco-token") -> list[tuple[float, float, float, float]]:
-    return [tuple(round(v, 2) for v in r) for r in page.eval_on_selector_all(
-        selector, "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })")]
+    script = "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })"
+    return [tuple(round(v, 2) for v in r) for r in page.eval_on_selector_all(selector, script)]
 
 
 def test_probability_marks_generated_tokens_as_generated(open_html, output):

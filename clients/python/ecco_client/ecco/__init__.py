@@ -32,7 +32,7 @@ def from_pretrained(hf_model_id: str, model_config: dict[str, Any] | None = None
                     connection_file: str | Path | None = None, timeout: float = 60.0) -> LM:
     """An ``LM`` for ``hf_model_id`` (hub id, local folder, ``.gguf`` file or alias) held by a daemon.
 
-    Used: ``activations``, ``activations_layer_nums``, ``attention`` (loads with eager attention),
+    Used: ``activations``, ``activations_layer_nums``, ``attention`` (every run keeps attention weights),
     ``verbose`` (prints tokens as they stream), and, where this call loads the model, ``gpu=False``
     (CPU), ``multi_gpu`` (``device_map="auto"``) and ``torch_dtype``. ``model_config`` (the daemon
     inspects the architecture), ``hidden_states`` (always kept) and ``cache_dir`` (the daemon keeps
@@ -42,7 +42,7 @@ def from_pretrained(hf_model_id: str, model_config: dict[str, Any] | None = None
     ignored = [name for name, value in given.items() if value != _IGNORED[name]]
     if ignored:
         note(f"ignored here: {', '.join(ignored)} (the daemon inspects the model and keeps every layer's states)")
-    options = _load_options(attention, gpu, multi_gpu, torch_dtype)
+    options = _load_options(gpu, multi_gpu, torch_dtype)
     local = Path(hf_model_id).expanduser()
     spec = str(local.resolve()) if local.exists() else hf_model_id  # the daemon names local folders by full path
     # A private daemon starts empty: the model is loaded below with every option (we are its admin).
@@ -52,10 +52,10 @@ def from_pretrained(hf_model_id: str, model_config: dict[str, Any] | None = None
               activations_layer_nums=activations_layer_nums, attention=attention, verbose=verbose)
 
 
-def _load_options(attention: bool, gpu: bool, multi_gpu: bool, torch_dtype: Any) -> dict[str, Any]:
+def _load_options(gpu: bool, multi_gpu: bool, torch_dtype: Any) -> dict[str, Any]:
+    """How the daemon loads the model. Attention needs nothing here: the daemon records attention
+    weights with an eager twin of whatever it loaded."""
     options: dict[str, Any] = {}
-    if attention:
-        options["attn_implementation"] = "eager"  # attention weights need eager attention
     if not gpu:
         options["device"] = "cpu"
     elif multi_gpu:

@@ -123,7 +123,7 @@ class OutputSeq:
         spec = self.output.layer_predictions(position, topk or 10, layer)
         if not kwargs.get("printJson"):
             return spec
-        entry = spec.data["positions"][0]
+        entry = next(e for e in spec.data["positions"] if e["position"] == position)
         first = layer if layer is not None else 0
         return _printed([[{"token": c["text"], "prob": str(c["prob"]), "ranking": c["rank"], "layer": first + n}
                           for c in rows["top"]] for n, rows in enumerate(entry["layers"])])
