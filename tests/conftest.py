@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import ecco_client
 from tests.daemon_process import DaemonProcess
 from tests.tiny_models import build_tiny_model
 
@@ -39,6 +40,13 @@ def daemon(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory, request) 
     with process:
         request.node._daemon_process = process
         yield process
+
+
+@pytest.fixture(scope="module")
+def daemon_client(daemon: DaemonProcess) -> Iterator[ecco_client.Client]:
+    """A blocking client of the module's daemon, through the public API."""
+    with ecco_client.connect(connection_file=daemon.connection_file, timeout=120) as client:
+        yield client
 
 
 @pytest.hookimpl(hookwrapper=True)

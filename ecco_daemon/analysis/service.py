@@ -8,8 +8,6 @@ handler stays a few lines and the same view code serves the Python client and th
 from __future__ import annotations
 
 import inspect
-import threading
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -26,20 +24,11 @@ from ecco_daemon.analysis.run import AnalysisRun, as_wire_array, run_analysis
 from ecco_daemon.analysis.sequence import build_sequence
 from ecco_daemon.models.attention import NoEagerAttention, attention_model
 from ecco_daemon.models.family import MASKED
+from ecco_daemon.models.per_model import PerModel
 from ecco_daemon.models.tokens import token_texts
 
-_ARCHITECTURES: weakref.WeakKeyDictionary[nn.Module, Architecture] = weakref.WeakKeyDictionary()
-_ARCHITECTURE_LOCK = threading.Lock()
-
-
-def architecture_for(model: nn.Module) -> Architecture:
-    """The model's architecture, inspected once (one probe forward) and cached while the model lives."""
-    with _ARCHITECTURE_LOCK:
-        arch = _ARCHITECTURES.get(model)
-        if arch is None:
-            arch = inspect_architecture(model)
-            _ARCHITECTURES[model] = arch
-        return arch
+# The model's architecture, inspected once (one probe forward) and cached while the model lives.
+architecture_for: PerModel[Architecture] = PerModel(inspect_architecture)
 
 
 def attach(run: AnalysisRun, model: nn.Module) -> AnalysisRun:

@@ -10,16 +10,12 @@ model is never touched. It is made on the first request that asks, and lives as 
 from __future__ import annotations
 
 import copy
-import threading
-import weakref
 
 from torch import nn
 
+from ecco_daemon.models.per_model import PerModel
+
 EAGER = "eager"
-
-_TWINS: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
-
 
 class NoEagerAttention(Exception):
     """The model cannot run eager attention (or cannot be twinned); the message says what to do."""
@@ -31,14 +27,7 @@ def returns_attention(model: nn.Module) -> bool:
 
 def attention_model(model: nn.Module) -> nn.Module:
     """``model`` itself when it runs eager attention, else its eager twin (made once, then cached)."""
-    if returns_attention(model):
-        return model
-    with _LOCK:
-        twin = _TWINS.get(model)
-        if twin is None:
-            twin = _eager_twin(model)
-            _TWINS[model] = twin
-        return twin
+    return model if returns_attention(model) else _twin_of(model)
 
 
 def _eager_twin(model: nn.Module) -> nn.Module:
@@ -52,3 +41,6 @@ def _eager_twin(model: nn.Module) -> nn.Module:
             "load it with attn_implementation='eager' to see attention weights"
         ) from exc
     return twin.eval()
+
+
+_twin_of: PerModel[nn.Module] = PerModel(_eager_twin)

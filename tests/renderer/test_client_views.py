@@ -22,21 +22,15 @@ N_NEW = 4
 
 
 @pytest.fixture(scope="module")
-def client(daemon):
-    with ecco_client.connect(connection_file=daemon.connection_file, timeout=120) as c:
-        yield c
+def output(daemon_client):
+    return daemon_client.model().generate(PROMPT, generate=N_NEW, attribution=METHODS, steps=4)
 
 
 @pytest.fixture(scope="module")
-def output(client):
-    return client.model().generate(PROMPT, generate=N_NEW, attribution=METHODS, steps=4)
-
-
-@pytest.fixture(scope="module")
-def contrastive(client):
-    foil = client.model().encode_tokens(" Berlin", add_special_tokens=False)["input_ids"][0]
+def contrastive(daemon_client):
+    foil = daemon_client.model().encode_tokens(" Berlin", add_special_tokens=False)["input_ids"][0]
     assert len(foil) == 1
-    out = client.model().generate(PROMPT, generate=N_NEW, attribution=["contrastive"], foils=[int(foil[0])])
+    out = daemon_client.model().generate(PROMPT, generate=N_NEW, attribution=["contrastive"], foils=[int(foil[0])])
     return out, int(foil[0])
 
 
@@ -156,7 +150,7 @@ def test_rankings_heatmap(open_html, output):
     loaded.assert_clean()
 
 
-def test_rankings_watch_columns_and_a_text_of_several_tokens_refused(open_html, output, client):
+def test_rankings_watch_columns_and_a_text_of_several_tokens_refused(open_html, output, daemon_client):
     position = output.n_input_tokens
     spec = output.rankings_watch([" Berlin", " the", int(output.token_ids[position])], position=position)
     loaded = show(open_html, spec)

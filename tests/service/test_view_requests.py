@@ -20,32 +20,26 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def client(daemon):
-    with ecco_client.connect(connection_file=daemon.connection_file, timeout=60) as c:
-        yield c
+def out(daemon_client):
+    return daemon_client.model().analyze(TEXTS[0])
 
 
-@pytest.fixture(scope="module")
-def out(client):
-    return client.model().analyze(TEXTS[0])
-
-
-def test_a_huge_to_layer_answers_bad_request_at_once_with_a_short_message(client, out):
+def test_a_huge_to_layer_answers_bad_request_at_once_with_a_short_message(daemon_client, out):
     started = time.perf_counter()
     with pytest.raises(ecco_client.BadRequest) as info:
-        client.call("view", {"result_id": out.result_id, "view": "nmf",
+        daemon_client.call("view", {"result_id": out.result_id, "view": "nmf",
                              "params": {"n_components": 2, "to_layer": 20_000_000}})
     assert time.perf_counter() - started < 2.0
     assert "to_layer" in info.value.message and len(info.value.message) < 200
-    assert client.ping()  # and the daemon serves on
+    assert daemon_client.ping()  # and the daemon serves on
 
 
-def test_foils_outside_the_vocabulary_are_refused_before_running(client):
+def test_foils_outside_the_vocabulary_are_refused_before_running(daemon_client):
     for foils in ([1_000_000], [-5]):
         with pytest.raises(ecco_client.BadRequest, match="'foils' must lie in"):
-            client.model().analyze("a b c", attribution=["contrastive"], foils=foils)
+            daemon_client.model().analyze("a b c", attribution=["contrastive"], foils=foils)
     with pytest.raises(ecco_client.BadRequest, match="'foils' has 40 ids for 4 tokens"):
-        client.model().analyze("a b c", attribution=["contrastive"], foils=[3] * 40)
+        daemon_client.model().analyze("a b c", attribution=["contrastive"], foils=[3] * 40)
 
 
 def test_a_watched_text_of_several_tokens_is_refused_saying_so(out):
@@ -73,8 +67,8 @@ def test_too_few_tokens_says_how_many_are_needed(out):
         out.similarity("cka", 0, 1, dims=3)
 
 
-def test_a_corpus_stacks_the_tokens_of_texts_and_stored_results(client, out):
-    lm = client.model()
+def test_a_corpus_stacks_the_tokens_of_texts_and_stored_results(daemon_client, out):
+    lm = daemon_client.model()
     others = [lm.analyze(text) for text in TEXTS[1:]]
     stacked = [np.concatenate([o.states("hidden", [layer])[0].T for o in [out, *others]], axis=1) for layer in (0, 1)]
     expected = similarity.cca(stacked[0], stacked[1], dims=12)
