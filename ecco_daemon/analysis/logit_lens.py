@@ -27,6 +27,9 @@ class LayerPredictions:
     layers: np.ndarray  # (L,) layer indexes
     token_ids: np.ndarray  # (L, k) best first
     probs: np.ndarray  # (L, k) float32 softmax probabilities at that layer
+    actual_id: int | None = None  # the token that is at the position (None: the one after the text)
+    actual_probs: np.ndarray | None = None  # (L,) float32: its probability at each layer
+    actual_ranks: np.ndarray | None = None  # (L,) int32: its 1-based rank at each layer
 
 
 def _to_device(arch: Architecture, states: np.ndarray) -> torch.Tensor:
@@ -47,17 +50,26 @@ def layer_predictions(
     position: int,
     topk: int = 10,
     layers: list[int] | None = None,
+    actual: int | None = None,
 ) -> LayerPredictions:
-    """Top-k of every (or the chosen) layer at logits row ``row``: hidden (L, R, H)."""
+    """Top-k of every (or the chosen) layer at logits row ``row``: hidden (L, R, H); with ``actual``, where
+    that token stands at each layer too, whether or not it made the top-k."""
     chosen = list(range(hidden.shape[0])) if layers is None else layers
     logits = lens_logits(arch, hidden[chosen, row])  # (L, V)
-    top = torch.softmax(logits, dim=-1).topk(min(topk, logits.shape[-1]), dim=-1)
-    return LayerPredictions(
+    probs = torch.softmax(logits, dim=-1)
+    top = probs.topk(min(topk, logits.shape[-1]), dim=-1)
+    predictions = LayerPredictions(
         position=position,
         layers=np.asarray(chosen, dtype=np.int64),
         token_ids=top.indices.cpu().numpy(),
         probs=top.values.cpu().numpy(),
     )
+    if actual is not None:
+        index = torch.full((len(chosen), 1), actual, dtype=torch.long, device=logits.device)
+        predictions.actual_id = actual
+        predictions.actual_probs = probs[:, actual].cpu().numpy()
+        predictions.actual_ranks = rank_of(logits, index)[:, 0].cpu().numpy().astype(np.int32)
+    return predictions
 
 
 def rankings(arch: Architecture, hidden: np.ndarray, rows: np.ndarray, token_ids: np.ndarray) -> np.ndarray:

@@ -69,7 +69,15 @@ class AnalysisRun:
             if not -n <= layer < n:
                 raise InvalidArgument(f"layer {layer} out of range; the model has layers 0..{n - 1}")
             layers = [layer % n]
-        return logit_lens.layer_predictions(self.arch, self.hidden, row, position, topk, layers)
+        return logit_lens.layer_predictions(self.arch, self.hidden, row, position, topk, layers,
+                                            self.actual_at(position))
+
+    def actual_at(self, position: int) -> int | None:
+        """The token at ``position``: a masked target's resolved id, else the sequence's own; None past the end."""
+        targets = np.flatnonzero(self.seq.target_positions == position)
+        if len(targets):
+            return int(self.seq.target_ids[targets[0]])
+        return int(self.seq.token_ids[position]) if 0 <= position < self.seq.n_tokens else None
 
     def layer_rankings(self) -> np.ndarray:
         """(L, N) int32 rankings, computed from the kept layer states on first use when the run skipped them."""

@@ -147,12 +147,21 @@ def _layer_predictions_at(
     run: AnalysisRun, tokenizer: Any, position: int, topk: int, layer: int | None, float16: bool
 ) -> dict[str, Any]:
     predictions = run.layer_predictions(position, topk, layer)
+    actual = None
+    if predictions.actual_id is not None:
+        actual = {
+            "id": predictions.actual_id,
+            "token": token_texts(tokenizer, [predictions.actual_id])[0],
+            "probs": predictions.actual_probs,  # (L,)
+            "ranks": predictions.actual_ranks,  # (L,) 1-based
+        }
     return {
         "position": position,
         "layers": predictions.layers,
         "token_ids": predictions.token_ids,  # (L, k)
         "tokens": [token_texts(tokenizer, row) for row in predictions.token_ids],
         "probs": as_wire_array(predictions.probs, float16),  # (L, k)
+        "actual": actual,  # where the token at ``position`` stands at each layer; None past the text
     }
 
 

@@ -136,6 +136,9 @@ def test_layer_predictions_let_every_position_be_picked_offline(open_html, outpu
         entry = next(e for e in spec.data["positions"] if e["position"] == position)
         first_cell = page.locator("tr.ecco-layer-row").first.locator("td.ecco-pred").first
         assert float(first_cell.get_attribute("data-prob")) == pytest.approx(entry["layers"][0]["top"][0]["prob"])
+        # The actual token's column is filled at every layer, in the top-k or not.
+        actual_cells = 2 if position < n else 0
+        assert page.locator("tr.ecco-layer-row td.ecco-pred").count() == 2 * 3 + actual_cells
     assert "Computing" not in page.locator("div.ecco-output").inner_text()
     loaded.assert_clean()
 

@@ -99,6 +99,21 @@ def test_layer_predictions_for_several_positions_equal_each_alone(gpt2) -> None:
         alone = view(run, tokenizer, "layer_predictions", {"position": entry["position"], "topk": 3})
         np.testing.assert_array_equal(entry["token_ids"], alone["token_ids"])
         np.testing.assert_allclose(entry["probs"], alone["probs"])
+    assert every["positions"][-1]["actual"] is None  # the token after the text is not known
+
+
+def test_layer_predictions_say_where_the_actual_token_stands_at_every_layer(gpt2) -> None:
+    _model, tokenizer, run = gpt2
+    rankings = run.layer_rankings()  # (L, N)
+    for column, position in enumerate(run.seq.target_positions.tolist()):
+        reply = view(run, tokenizer, "layer_predictions", {"position": position, "topk": 2})
+        actual = reply["actual"]
+        assert actual["id"] == run.seq.token_ids[position] and actual["token"] == run.tokens[position]
+        np.testing.assert_array_equal(actual["ranks"], rankings[:, column])
+        for layer, rank in enumerate(actual["ranks"]):
+            if rank <= 2:  # in the top-k: the same token and probability there
+                assert reply["token_ids"][layer, rank - 1] == actual["id"]
+                assert reply["probs"][layer, rank - 1] == pytest.approx(actual["probs"][layer])
     with pytest.raises(UnknownName, match="grad_x_input"):
         AnalysisOptions(attribution=("shap",))  # refused where the request's options are built
     assert "occlusion" in ATTRIBUTION_METHODS

@@ -189,18 +189,32 @@ def layer_predictions_entry(analysis: Analysis, reply: Mapping[str, Any]) -> dic
     ids = _array(reply.get("token_ids")).astype(int).tolist()
     texts = reply.get("tokens") or [[f"#{i}" for i in row] for row in ids]
     probs = _array(reply.get("probs")).astype(float).tolist()
+    targets = _actual_targets(reply.get("actual"), len(ids))
     actual = analysis.token_ids[position] if position < len(analysis.token_ids) else None
     layers = []
-    for row_ids, row_texts, row_probs in zip(ids, texts, probs, strict=False):
+    for n, (row_ids, row_texts, row_probs) in enumerate(zip(ids, texts, probs, strict=False)):
         top = [
             {"text": str(t), "id": int(i), "prob": float(p), "rank": r + 1}
             for r, (i, t, p) in enumerate(zip(row_ids, row_texts, row_probs, strict=False))
         ]
         entry: dict[str, Any] = {"top": top}
-        if actual is not None:
+        if targets is not None:
+            entry["target"] = targets[n]
+        elif actual is not None:  # a daemon that sends no "actual": known only where it made the top-k
             entry["target"] = next((c for c in top if c["id"] == actual), None)
         layers.append(entry)
     return {"position": position, "layers": layers}
+
+
+def _actual_targets(actual: Any, n_layers: int) -> list[dict[str, Any]] | None:
+    """The actual token at every layer (text, id, probability, rank) from the reply's ``actual``."""
+    if not isinstance(actual, Mapping):
+        return None
+    probs = _array(actual.get("probs")).astype(float).tolist()
+    ranks = _array(actual.get("ranks")).astype(int).tolist()
+    text, token_id = str(actual.get("token", "")), int(actual["id"])
+    return [{"text": text, "id": token_id, "prob": p, "rank": r} for p, r in zip(probs, ranks, strict=False)][
+        :n_layers]
 
 
 def layer_predictions_entries(analysis: Analysis, reply: Mapping[str, Any]) -> list[dict[str, Any]]:
