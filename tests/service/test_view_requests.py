@@ -63,6 +63,8 @@ def test_too_few_tokens_says_how_many_are_needed(out):
         out.cca(0, 1)
     with pytest.raises(ValueError, match="Pass dims="):
         out.pwcca(0, 1)
+    with pytest.raises(ValueError, match=rf"svcca needs at least 41 tokens .* got {n_tokens}"):
+        out.svcca(0, 1)  # 20 SVD components each: it used to answer 1.0 for any two layers
     with pytest.raises(ValueError, match="takes no dims"):
         out.similarity("cka", 0, 1, dims=3)
 

@@ -84,13 +84,13 @@ def svcca(acts1: ArrayLike, acts2: ArrayLike, dims: int = SVCCA_DIMS, *, epsilon
     x, y = _pair(acts1, acts2, None, "svcca")
     dims = _check_dims(dims, "svcca")
     tokens = x.shape[1]
+    _need_tokens(dims, dims, tokens, "svcca", "SVD components (dims)")  # first: it says how many tokens
     for name, acts in (("acts1", x), ("acts2", y)):
         if dims > min(acts.shape):
             raise ValueError(
                 f"svcca: dims={dims} SVD components, but {name} is {acts.shape[0]} neurons x {acts.shape[1]} tokens "
                 f"and has at most {min(acts.shape)}; pass a smaller dims"
             )
-    _need_tokens(dims, dims, tokens, "svcca", "SVD components (dims)")
     reduced = [_top_singular(acts, dims) for acts in (x, y)]
     return float(np.mean(_canonical(reduced[0], reduced[1], epsilon).rho))
 
