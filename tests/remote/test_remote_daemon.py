@@ -20,11 +20,11 @@ from pytest_lsp import ClientServerConfig
 
 import ecco_client
 import ecco_client.aio
-from ecco_client.ssh_tunnel import RemoteTargetRefused, SshTunnel
+from ecco_client.ssh_tunnel import RemoteTargetRefused, SshConnectError, SshTunnel
 from tests.daemon_process import DaemonProcess
 from tests.lsp.lsp_session import SERVER_COMMAND, SERVER_ENV, Session
 
-from .sshd import SshServer
+from .sshd import SshServer, start_sshd
 from .test_ssh_tunnel import pid_running, port_is_free, wait_until
 
 PROMPT = "Transformers use attention"
@@ -164,6 +164,63 @@ def test_a_dying_tunnel_fails_the_request_instead_of_hanging(daemon: DaemonProce
         assert direct.ping() < 5.0
 
 
+def test_a_killed_tunnel_is_reopened_and_the_next_request_succeeds(daemon: DaemonProcess, sshd: SshServer,
+                                                                   tunnel_options: dict[str, Any]) -> None:
+    with connect_through_ssh(daemon, sshd, tunnel_options) as client:
+        tunnel = tunnel_of(client)
+        old_pid, address = tunnel.pid, client.address
+        assert old_pid is not None
+        logins = sshd.log().count("Accepted publickey")
+
+        def cut_the_tunnel(_event: dict[str, Any]) -> None:
+            if tunnel.pid == old_pid and tunnel.alive:
+                os.kill(old_pid, signal.SIGKILL)
+
+        started = time.monotonic()
+        with pytest.raises(ecco_client.DaemonUnavailable, match="SSH tunnel"):
+            client.model().generate(PROMPT, generate=100, on_token=cut_the_tunnel)
+        assert time.monotonic() - started < 10, "the request in flight did not fail at once"
+        # The same client, with nothing done by the caller: the request waits for the reopened tunnel.
+        out = client.model().generate(PROMPT, generate=3)
+        assert len(out.token_ids) > out.n_input_tokens
+        assert client.ping() < 5.0
+        assert tunnel_of(client) is tunnel and tunnel.alive and tunnel.pid != old_pid
+        assert not pid_running(old_pid)
+        assert client.address == address, "the tunnel should come back on its old local port"
+        assert sshd.log().count("Accepted publickey") == logins + 1
+
+
+def test_an_unreopenable_tunnel_fails_requests_with_ssh_words(daemon: DaemonProcess, tmp_path: Path) -> None:
+    """An sshd of its own, stopped under the client: requests fail within the timeout, naming ssh's error."""
+    server = start_sshd(tmp_path / "sshd")
+    options = {"identity_file": server.identity_file, "ssh_options": server.ssh_options, "config_file": os.devnull}
+    try:
+        info = daemon.info
+        client = ecco_client.connect(address=info.address, key=info.key, user=info.user, ssh=server.ssh_target,
+                                     ssh_options=options, timeout=3)
+        try:
+            tunnel = tunnel_of(client)
+            assert client.ping() < 3.0
+            server.stop()
+            if tunnel.alive:  # stopping sshd may or may not end the sessions it started
+                os.kill(tunnel.pid, signal.SIGKILL)
+            wait_until(lambda: not client.tunnel_up, "the client to notice the dead tunnel")
+            for _ in range(2):  # every later request fails the same way, none hangs
+                started = time.monotonic()
+                with pytest.raises(SshConnectError, match="Connection refused") as caught:
+                    client.ping()
+                assert time.monotonic() - started < 3 + 2
+                assert isinstance(caught.value, ecco_client.DaemonUnavailable)
+                assert "was not reopened within 3s" in str(caught.value)
+                assert "ssh said" in str(caught.value) and "Connection refused" in caught.value.stderr
+        finally:
+            started = time.monotonic()
+            client.close()
+            assert time.monotonic() - started < 5
+    finally:
+        server.stop()
+
+
 def test_no_daemon_behind_the_tunnel_is_a_clear_error(daemon: DaemonProcess, sshd: SshServer,
                                                       tunnel_options: dict[str, Any]) -> None:
     with socket.socket() as held:  # a port on the SSH host where nothing listens
@@ -223,6 +280,12 @@ async def ssh_config(sshd: SshServer, tmp_path: Path) -> Path:
     return sshd.write_client_config(tmp_path / "ssh_config", HOST_ALIAS)
 
 
+def settings_through_ssh(daemon: DaemonProcess, model: Path) -> dict[str, Any]:
+    """VS Code's settings for the daemon's copied connection file and a host alias from the ssh config."""
+    return {"connectionFile": str(daemon.connection_file), "sshHost": HOST_ALIAS, "model": str(model),
+            "generateTokens": 0}
+
+
 @pytest_asyncio.fixture
 async def server_through_ssh(ssh_config: Path) -> AsyncIterator[Session]:
     """The real pygls server over stdio; its tunnels read the test's ssh config via $ECCO_SSH_CONFIG."""
@@ -239,8 +302,7 @@ async def test_language_server_reaches_the_daemon_through_ssh(server_through_ssh
                                                               sshd: SshServer, tmp_path: Path) -> None:
     session = server_through_ssh
     accepted_before = sshd.log().count("Accepted publickey")
-    await session.initialize({"connectionFile": str(daemon.connection_file), "sshHost": HOST_ALIAS,
-                              "model": str(tiny_llama), "generateTokens": 0}, tmp_path)
+    await session.initialize(settings_through_ssh(daemon, tiny_llama), tmp_path)
     status = await session.wait_for("a connected status", lambda: next(
         (s for s in session.statuses if s["connected"]), None))
     # The server talks to the local end of its tunnel, not to the daemon's own address.
@@ -250,3 +312,47 @@ async def test_language_server_reaches_the_daemon_through_ssh(server_through_ssh
     assert sshd.log().count("Accepted publickey") == accepted_before + 1
     await session.client.shutdown_session()
     await session.wait_for("the tunnel to close with the server", lambda: not pid_running(tunnel_pid))
+
+
+async def test_language_server_reports_the_tunnel_down_and_back_up(server_through_ssh: Session, daemon: DaemonProcess,
+                                                                  tiny_llama: Path, ssh_config: Path,
+                                                                  tmp_path: Path, capfd: pytest.CaptureFixture[str]
+                                                                  ) -> None:
+    """Its own client reopens the tunnel; the status bar and the log say so, as for a daemon restart."""
+    session = server_through_ssh
+    await session.initialize(settings_through_ssh(daemon, tiny_llama), tmp_path)
+    try:
+        await check_tunnel_down_and_back_up(session, ssh_config, capfd)
+    finally:
+        await session.client.shutdown_session()
+
+
+async def check_tunnel_down_and_back_up(session: Session, ssh_config: Path,
+                                        capfd: pytest.CaptureFixture[str]) -> None:
+    up = await session.wait_for("a connected status", lambda: next(
+        (s for s in session.statuses if s["connected"]), None))
+    (old_pid,) = ssh_children_using(ssh_config)
+
+    seen = len(session.statuses)
+    os.kill(old_pid, signal.SIGKILL)
+    down = await session.wait_for("the tunnel reported down", lambda: next(
+        (s for s in session.statuses[seen:] if not s["connected"]), None))
+    assert "reopening the SSH tunnel" in down["message"] and "ssh exited" in down["message"]
+    back = await session.wait_for("the tunnel reported back up", lambda: next(
+        (s for s in session.statuses[seen:] if s["connected"]), None))
+    assert back["message"] == "reconnected"
+    assert back["address"] == up["address"], "the server's own client reopened its tunnel on the same port"
+    (new_pid,) = ssh_children_using(ssh_config)
+    assert new_pid != old_pid
+    warnings = [m.message for m in session.client.messages if "SSH tunnel" in m.message]
+    assert len(warnings) == 1, warnings
+
+    logged = ""
+
+    def log_says_reopened() -> bool:
+        nonlocal logged
+        logged += capfd.readouterr().err
+        return "reopened the SSH tunnel" in logged
+
+    await session.wait_for("the server to log the reopened tunnel", log_says_reopened)
+    assert "reopening the SSH tunnel" in logged

@@ -216,6 +216,35 @@ def test_check_reports_a_dead_child(sshd: SshServer, tunnel_options: dict[str, A
             tunnel.check()
 
 
+def test_a_killed_child_is_announced_and_reopened_on_the_same_port(sshd: SshServer, tunnel_options: dict[str, Any],
+                                                                    echo_server: EchoServer) -> None:
+    exited = threading.Event()
+    with SshTunnel(sshd.ssh_target, echo_server.address, **tunnel_options) as tunnel:
+        tunnel.add_exit_listener(exited.set)
+        old_pid, port = tunnel.pid, tunnel.local_port
+        assert old_pid is not None
+        os.kill(old_pid, signal.SIGKILL)
+        assert exited.wait(DEADLINE_S), "the exit listener was not called"
+        assert not tunnel.alive
+        tunnel.reopen()
+        assert tunnel.alive and tunnel.pid != old_pid and not pid_running(old_pid)
+        assert tunnel.local_port == port
+        assert echo_roundtrip(port, b"back again") == b"back again"
+
+
+def test_reopen_moves_to_a_free_port_when_its_own_is_taken(sshd: SshServer, tunnel_options: dict[str, Any],
+                                                           echo_server: EchoServer) -> None:
+    with SshTunnel(sshd.ssh_target, echo_server.address, **tunnel_options) as tunnel:
+        port = tunnel.local_port
+        assert tunnel.pid is not None
+        os.kill(tunnel.pid, signal.SIGKILL)
+        wait_until(lambda: not tunnel.alive and port_is_free(port), "the ssh child to die")
+        with socket.create_server(("127.0.0.1", port)):  # someone else took the port meanwhile
+            tunnel.reopen()
+            assert tunnel.alive and tunnel.local_port != port
+            assert echo_roundtrip(tunnel.local_port, b"moved") == b"moved"
+
+
 CHILD_SCRIPT = textwrap.dedent(
     """
     import os, sys, time

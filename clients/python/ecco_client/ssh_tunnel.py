@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import ctypes
+import functools
 import math
 import os
 import queue
@@ -73,6 +75,7 @@ class SshTunnelError(DaemonUnavailable, ConnectionError):
     def __init__(self, message: str, *, stderr: str = "", returncode: int | None = None) -> None:
         detail = f"\nssh said:\n{stderr.strip()}" if stderr.strip() else ""
         super().__init__(message + detail)
+        self.reason = message
         self.stderr = stderr
         self.returncode = returncode
 
@@ -306,7 +309,8 @@ class _StderrWatch:
     other lines are kept for error messages.
     """
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, on_closed: Callable[[], None] = lambda: None) -> None:
+        self._on_closed = on_closed
         self._cond = threading.Condition()
         self._tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self.lines = 0
@@ -336,6 +340,7 @@ class _StderrWatch:
             with self._cond:
                 self.closed = True
                 self._cond.notify_all()
+            self._on_closed()
 
     def text(self) -> str:
         with self._cond:
@@ -351,6 +356,14 @@ class _StderrWatch:
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
+
+
+def _announce_exit(process: subprocess.Popen[bytes], listeners: list[Callable[[], None]]) -> None:
+    """Tell the exit listeners once ssh has really exited (its stderr closes a moment before)."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=STOP_GRACE_S)
+    for listener in list(listeners):
+        listener()
 
 
 # -------------------------------------------------------------------------------------------- tunnel
@@ -399,6 +412,8 @@ class SshTunnel:
         self._process: subprocess.Popen[bytes] | None = None
         self._watch: _StderrWatch | None = None
         self._finalizer: weakref.finalize | None = None
+        self._exit_listeners: list[Callable[[], None]] = []
+        self._port_is_fixed = local_port is not None
         self.local_port = self._open(local_port)
 
     # -- public surface
@@ -425,6 +440,29 @@ class SshTunnel:
             stderr = self._watch.text() if self._watch else ""
             raise SshTunnelError(f"the SSH tunnel to {self.target} stopped (ssh exited with {returncode})",
                                  stderr=stderr, returncode=returncode)
+
+    def add_exit_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` from a background thread whenever an ssh child of this tunnel exits: when it
+        dies, and also on ``close()`` and ``reopen()`` (check ``alive`` to tell them apart)."""
+        self._exit_listeners.append(listener)
+
+    def remove_exit_listener(self, listener: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._exit_listeners.remove(listener)
+
+    def reopen(self) -> None:
+        """Start a new ssh child in place of a dead one, verified as on opening (same errors).
+
+        The local port stays the same when it is still free, so a ZeroMQ socket connected to it finds the
+        new tunnel at the old address; a port picked by this class moves to a free one when taken.
+        """
+        self.close()
+        try:
+            self.local_port = self._open(self.local_port)
+        except SshForwardError:
+            if self._port_is_fixed:
+                raise
+            self.local_port = self._open(None)
 
     def close(self) -> None:
         """Stop the ssh child and free the local port; safe to call twice."""
@@ -502,7 +540,8 @@ class SshTunnel:
             start_new_session=True,  # a Ctrl-C in the terminal interrupts Python, not the tunnel
         )
         self._process = process
-        self._watch = _StderrWatch(process.stderr)
+        # The listener list, not self: the watch thread must not keep the tunnel from being collected.
+        self._watch = _StderrWatch(process.stderr, functools.partial(_announce_exit, process, self._exit_listeners))
         self._finalizer = weakref.finalize(self, _stop_child, process)
         probe = self._wait_listening(local_port, deadline)
         with probe:

@@ -2,6 +2,7 @@
 
 A dead daemon never hangs a caller: a lost connection (socket monitor) or silence past the timeout
 (liveness pings) fails every pending request at once with DaemonUnavailable, as pytest-lsp does.
+Through an SSH tunnel, a dead ssh does the same, and the tunnel is then reopened (tunnel_keeper.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from ecco_client.aio.model import AsyncLanguageModel
 from ecco_client.aio.request import TERMINAL, Event, EventCallback, RequestStream
+from ecco_client.aio.tunnel_keeper import TunnelKeeper, TunnelListener
 from ecco_client.autostart import Autostart, connect_or_start
 from ecco_client.credentials import Credentials, resolve_credentials
 from ecco_client.exceptions import DaemonUnavailable, EccoError, ProtocolError
@@ -58,6 +62,7 @@ class AsyncClient:
         self._last_sent = time.monotonic()
         self._closed = False
         self._tunnel = tunnel
+        self._keeper = TunnelKeeper(tunnel, self._tunnel_down, self._tunnel_up) if tunnel is not None else None
         self._tasks = [
             asyncio.ensure_future(self._receive_loop()),
             asyncio.ensure_future(self._monitor_loop()),
@@ -68,7 +73,12 @@ class AsyncClient:
 
     async def request(self, op: str, params: dict[str, Any] | None = None, *,
                       on_event: EventCallback | None = None) -> RequestStream:
-        """Sends one request; its events arrive on the returned stream."""
+        """Sends one request; its events arrive on the returned stream.
+
+        While a lost SSH tunnel is being reopened, waits for it up to the client's timeout first.
+        """
+        if self._keeper is not None:
+            await self._keeper.wait_up(self.timeout)
         if self._closed:
             raise DaemonUnavailable("this client is closed")
         header = new_request_header(op, self.credentials.user)
@@ -120,6 +130,8 @@ class AsyncClient:
             return
         self._closed = True
         self._fail_pending(DaemonUnavailable("the client was closed"))
+        if self._keeper is not None:
+            await self._keeper.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -206,6 +218,30 @@ class AsyncClient:
     def tunnel(self) -> Any:
         """The SSH tunnel this client opened (``connect(..., ssh=...)``), or None."""
         return self._tunnel
+
+    @property
+    def tunnel_up(self) -> bool:
+        """False while a lost SSH tunnel is being reopened; True without a tunnel."""
+        return self._keeper is None or self._keeper.up
+
+    def watch_tunnel(self, listener: TunnelListener) -> Callable[[], None]:
+        """Calls ``listener`` with each change of the SSH tunnel (down with ssh's words, then back up);
+        returns a function that stops the calls. Without a tunnel it is never called."""
+        if self._keeper is None:
+            return lambda: None
+        return self._keeper.watch(listener)
+
+    def _tunnel_down(self, error: DaemonUnavailable) -> None:
+        # ZeroMQ would keep dialling the dead port, which anyone on this host could take meanwhile.
+        with contextlib.suppress(zmq.ZMQError):
+            self._socket.disconnect(self.address)
+        self._fail_pending(error)
+
+    def _tunnel_up(self, address: str) -> None:
+        self.address = address
+        self.credentials = replace(self.credentials, address=address)
+        self._last_heard = time.monotonic()
+        self._socket.connect(address)
 
     def _fail_pending(self, exc: DaemonUnavailable) -> None:
         pending, self._pending = self._pending, {}

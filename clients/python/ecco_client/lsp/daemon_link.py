@@ -3,13 +3,15 @@
 Why: the daemon may restart (a new process, maybe a new port in a rewritten connection file) or be
 unreachable while the editor keeps running. A heartbeat ping notices a lost daemon while idle; a
 reconnect loop reads the settings and the connection file anew until a daemon answers. Every change
-is reported as a status (the extension's `ecco/status`), and each outage is announced once.
+is reported as a status (the extension's `ecco/status`), and each outage is announced once. A client
+that lost its SSH tunnel reopens it itself; the link reports that outage and return the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -18,6 +20,7 @@ from typing import Any
 
 from ecco_client.aio.client import AsyncClient
 from ecco_client.aio.client import connect as aconnect
+from ecco_client.aio.tunnel_keeper import TunnelState
 from ecco_client.exceptions import DaemonUnavailable, EccoError
 from ecco_client.lsp.settings import Settings
 
@@ -110,6 +113,9 @@ class DaemonLink:
         and start reconnecting. A client replaced meanwhile is left alone."""
         if self._client is None or (client is not None and client is not self._client):
             return
+        if not self._client.tunnel_up:  # the client reopens its tunnel and tells us (_tunnel_changed)
+            self._report_unreachable(str(error))
+            return
         client, self._client = self._client, None
         asyncio.ensure_future(_close_quietly(client))
         self._report_unreachable(str(error))
@@ -145,14 +151,27 @@ class DaemonLink:
             self._ensure_reconnecting()
             raise DaemonUnavailable(unreachable_message(self.settings, str(exc))) from exc
         self._client = client
+        client.watch_tunnel(functools.partial(self._tunnel_changed, client))
+        self._report_connected(client)
+        if self._heartbeat_task is None or self._heartbeat_task.done():
+            self._heartbeat_task = asyncio.ensure_future(self._guarded(self._heartbeat))
+
+    def _report_connected(self, client: AsyncClient) -> None:
         was_announced, self._announced_outage = self._announced_outage, False
         message = "reconnected" if was_announced else "connected"
         self._set_status(
             DaemonStatus(connected=True, address=client.address, model=self.settings.model, message=message)
         )
         log.info("%s to the daemon at %s", message, client.address)
-        if self._heartbeat_task is None or self._heartbeat_task.done():
-            self._heartbeat_task = asyncio.ensure_future(self._guarded(self._heartbeat))
+
+    def _tunnel_changed(self, client: AsyncClient, state: TunnelState) -> None:
+        """The client lost or reopened its SSH tunnel: shown as a lost daemon and a reconnection are."""
+        if client is not self._client:
+            return
+        if state.up:
+            self._report_connected(client)
+        else:
+            self._report_unreachable(state.message)
 
     def _ensure_reconnecting(self) -> None:
         if self._closed or (self._reconnect_task is not None and not self._reconnect_task.done()):
@@ -184,7 +203,7 @@ class DaemonLink:
         while not self._closed:
             await asyncio.sleep(HEARTBEAT_S)
             client = self._client
-            if client is None:
+            if client is None or not client.tunnel_up:  # a reopening tunnel reports its own return
                 continue
             try:
                 await asyncio.wait_for(client.ping(), timeout=max(CONNECT_TIMEOUT_S, HEARTBEAT_S))
@@ -209,6 +228,7 @@ class DaemonLink:
         )
         if not self._announced_outage:
             self._announced_outage = True
+            log.warning("%s", message)
             self._on_outage(message)
 
     def _set_status(self, status: DaemonStatus) -> None:
