@@ -17,7 +17,6 @@ Methods (``methods.ATTRIBUTION_METHODS``; Ecco's names ``ig``, ``saliency``, ``i
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +30,10 @@ from ecco_daemon.analysis.batched_grad import BatchedGrad, activation_bytes, chu
 from ecco_daemon.analysis.errors import InvalidArgument
 from ecco_daemon.analysis.methods import ATTRIBUTION_METHODS, register_attribution_method
 from ecco_daemon.analysis.options import AnalysisOptions
+from ecco_daemon.analysis.progress import CancelCheck, Checkpoint
 from ecco_daemon.analysis.sequence import TokenSequence, embed_tokens, forward_rows, model_device
 from ecco_daemon.models.family import CAUSAL
 
-# Called between chunks of work: raises to cancel (the daemon passes its job's check_cancelled).
-CancelCheck = Callable[[], None]
 AUTOCAST = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -73,14 +71,21 @@ def attribute(
     seq: TokenSequence,
     method: str,
     options: AnalysisOptions | None = None,
-    check_cancelled: CancelCheck | None = None,
+    check_cancelled: Checkpoint | CancelCheck | None = None,
 ) -> Attribution:
     """Attribute every output token of ``seq`` with ``method``, a canonical name from
-    ``options.attribution`` (names were checked when the options were built); see the module docstring."""
+    ``options.attribution`` (names were checked when the options were built); see the module docstring.
+
+    ``check_cancelled``: a bare cancel check, or a ``Checkpoint`` whose total already counts this
+    method's ``work_units`` (a run plans all its methods first); its done count grows as work ends."""
     spec = ATTRIBUTION_METHODS[method]
     options = options or AnalysisOptions()
     if seq.n_targets == 0:
         raise InvalidArgument("the sequence has no output tokens to attribute")
+    checkpoint = Checkpoint.of(check_cancelled)
+    units, unit = work_units(model, arch, seq, method, options)
+    if checkpoint.total == 0:
+        checkpoint.plan(units)
     foils = _foil_array(options.foils, seq.n_targets)
     if spec.needs_foil:
         score = "contrastive"
@@ -94,11 +99,20 @@ def attribute(
         _autocast(model, options.autocast),
         _attention_kernel(options),
     ):
-        return spec.compute(model, arch, seq, options, score, foils, check_cancelled or _not_cancelled)
+        checkpoint.begin(method=method, unit=unit, method_total=units)
+        return spec.compute(model, arch, seq, options, score, foils, checkpoint)
 
 
-def _not_cancelled() -> None:
-    """The cancel check of a caller that never cancels."""
+def work_units(model: nn.Module, arch: Architecture, seq: TokenSequence, method: str,
+               options: AnalysisOptions) -> tuple[int, str]:
+    """How much work ``method`` will report, and in what unit: integrated gradients counts blocks x steps
+    (each causal block of targets runs every step), occlusion the occluded tokens, the gradient methods
+    the targets whose gradients are taken."""
+    if method == "integrated_gradients":
+        return len(_blocks(model, arch, seq, options)) * options.steps, "steps"
+    if method == "occlusion":
+        return seq.n_tokens, "tokens"
+    return seq.n_targets, "targets"
 
 
 def _attention_kernel(options: AnalysisOptions):
@@ -199,6 +213,12 @@ def _block_size(options: AnalysisOptions, device: torch.device, per_target: int,
     return chunk_size(n_targets, per_target, device, options.chunk_size)
 
 
+def _blocks(model: nn.Module, arch: Architecture, seq: TokenSequence, options: AnalysisOptions) -> list[TargetBlock]:
+    """The target blocks the gradient methods and integrated gradients run, sized for the model's device."""
+    device = model_device(model)
+    return target_blocks(seq, _block_size(options, device, activation_bytes(model, arch, seq.n_tokens), seq.n_targets))
+
+
 def _normalize(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Rows scaled to sum to 1 over the allowed source tokens: raw (N, S) >= 0 -> (N, S)."""
     values = np.where(mask, raw, 0.0)
@@ -237,7 +257,7 @@ def _gradient_norms(
     options: AnalysisOptions,
     score: str,
     foils: np.ndarray | None,
-    checkpoint: CancelCheck,
+    checkpoint: Checkpoint,
     times_input: bool,
 ) -> tuple[np.ndarray, bool]:
     """L2 norm per token of grad (or grad * input) for every target: (N, S)."""
@@ -245,8 +265,7 @@ def _gradient_norms(
     embeds = embed_tokens(arch, seq, device)  # (S, H)
     backward = BatchedGrad(options.batched, options.backward_precision == "reduced")
     norms = torch.zeros(seq.n_targets, seq.n_tokens, device=device)
-    size = _block_size(options, device, activation_bytes(model, arch, seq.n_tokens), seq.n_targets)
-    for block in target_blocks(seq, size):
+    for block in _blocks(model, arch, seq, options):
         checkpoint()
         inputs = embeds[: block.n_tokens].unsqueeze(0).clone().requires_grad_(True)  # (1, n, H)
         outputs = block.scores(model, seq, inputs, score, foils)  # (1, C)
@@ -259,6 +278,7 @@ def _gradient_norms(
                 grads = grads * inputs[0].detach().float()
             first = block.start + start
             norms[first : first + grads.shape[0], : block.n_tokens] = grads.norm(dim=-1)
+            checkpoint.advance(grads.shape[0])
     return norms.cpu().numpy(), backward.used_vmap
 
 
@@ -305,8 +325,7 @@ def integrated_gradients(model, arch, seq, options, score, foils, checkpoint) ->
     raw = torch.zeros(seq.n_targets, seq.n_tokens, device=device)
     sums = torch.zeros(seq.n_targets, device=device)  # sum of each target's attributions (completeness)
     backward = BatchedGrad(options.batched, options.backward_precision == "reduced")
-    size = _block_size(options, device, activation_bytes(model, arch, seq.n_tokens), seq.n_targets)
-    for block in target_blocks(seq, size):
+    for block in _blocks(model, arch, seq, options):
         prefix = embeds[: block.n_tokens]
         per_sequence = activation_bytes(model, arch, block.n_tokens)
         step_batch = chunk_size(len(alphas), 2 * per_sequence, device, options.step_batch)
@@ -322,6 +341,7 @@ def integrated_gradients(model, arch, seq, options, score, foils, checkpoint) ->
                 checkpoint()
                 total[start : start + grads.shape[0]] += torch.einsum("m,cmsh->csh", weight, grads.float())
             del outputs, path
+            checkpoint.advance(len(alpha))
         attributions = total * prefix.float()  # (C, n, H)
         raw[block.start : block.stop, : block.n_tokens] = attributions.norm(dim=-1)
         sums[block.start : block.stop] = attributions.sum(dim=(1, 2))
@@ -371,4 +391,5 @@ def occlusion(model, arch, seq, options, score, foils, checkpoint) -> Attributio
             copies[torch.arange(len(positions), device=device), positions] = 0
             occluded = scores(copies)  # (M, N)
             raw[:, positions] = (original[None, :] - occluded).T
+            checkpoint.advance(len(positions))
     return _result("occlusion", seq, score, raw.cpu().numpy(), foils)

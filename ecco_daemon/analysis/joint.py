@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from ecco_daemon.analysis.architecture import Architecture, capture_io
-from ecco_daemon.analysis.attribution import CancelCheck
 from ecco_daemon.analysis.capture import EMBEDDING, Captured, _input_modules, resolve_layers
 from ecco_daemon.analysis.errors import InvalidArgument
 from ecco_daemon.analysis.options import AnalysisOptions
+from ecco_daemon.analysis.progress import CancelCheck
 from ecco_daemon.analysis.run import AnalysisRun, complete_run
 from ecco_daemon.analysis.sequence import TokenSequence, build_sequence, embed_tokens, model_device, model_kwargs
 from ecco_daemon.models.family import CAUSAL

@@ -19,12 +19,13 @@ from torch import nn
 
 from ecco_daemon.analysis import logit_lens
 from ecco_daemon.analysis.architecture import Architecture
-from ecco_daemon.analysis.attribution import Attribution, CancelCheck, attribute
+from ecco_daemon.analysis.attribution import Attribution, attribute, work_units
 from ecco_daemon.analysis.capture import Captured, capture_forward
 from ecco_daemon.analysis.errors import InvalidArgument, NotCaptured, UnknownName
 from ecco_daemon.analysis.methods import get_attribution_method
 from ecco_daemon.analysis.nmf import NMFResult, run_nmf
 from ecco_daemon.analysis.options import AnalysisOptions
+from ecco_daemon.analysis.progress import CancelCheck, Checkpoint, ProgressSink
 from ecco_daemon.analysis.scores import TokenScores, score_tokens
 from ecco_daemon.analysis.sequence import TokenSequence
 from ecco_daemon.models.family import MASKED
@@ -227,6 +228,7 @@ def run_analysis(
     options: AnalysisOptions | None = None,
     check_cancelled: CancelCheck | None = None,
     recorder: tuple[nn.Module, Architecture] | None = None,
+    on_progress: ProgressSink | None = None,
 ) -> AnalysisRun:
     """One captured forward, then scores, rankings and the requested attributions.
 
@@ -244,15 +246,21 @@ def run_analysis(
         attention=options.attention,
     )
     seq = _resolve_predicted(seq, captured.logits)
-    return complete_run(model, arch, tokenizer, seq, captured, options, check_cancelled)
+    return complete_run(model, arch, tokenizer, seq, captured, options, check_cancelled, on_progress)
 
 
 def complete_run(model: nn.Module, arch: Architecture, tokenizer: Any, seq: TokenSequence, captured: Captured,
-                 options: AnalysisOptions, check_cancelled: CancelCheck | None = None) -> AnalysisRun:
+                 options: AnalysisOptions, check_cancelled: CancelCheck | None = None,
+                 on_progress: ProgressSink | None = None) -> AnalysisRun:
     """Scores, rankings and attributions from a captured forward: the one place a run is assembled,
-    whether its forward ran alone or stacked with others (analysis/joint.py)."""
+    whether its forward ran alone or stacked with others (analysis/joint.py).
+
+    ``on_progress`` hears ``done`` of ``total`` attribution units across every method (planned first)."""
+    checkpoint = Checkpoint(check_cancelled, on_progress)
+    for method in options.attribution:
+        checkpoint.plan(work_units(model, arch, seq, method, options)[0])
     attributions = {
-        method: attribute(model, arch, seq, method, options, check_cancelled) for method in options.attribution
+        method: attribute(model, arch, seq, method, options, checkpoint) for method in options.attribution
     }
     return AnalysisRun(
         arch=arch,

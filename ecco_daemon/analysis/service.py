@@ -16,10 +16,11 @@ import numpy as np
 from torch import nn
 
 from ecco_daemon.analysis.architecture import Architecture, inspect_architecture
-from ecco_daemon.analysis.attribution import Attribution, CancelCheck
+from ecco_daemon.analysis.attribution import Attribution
 from ecco_daemon.analysis.capture import capture_forward
 from ecco_daemon.analysis.errors import InvalidArgument, UnknownName, UnsupportedModel
 from ecco_daemon.analysis.options import AnalysisOptions
+from ecco_daemon.analysis.progress import CancelCheck, ProgressSink
 from ecco_daemon.analysis.run import AnalysisRun, as_wire_array, run_analysis
 from ecco_daemon.analysis.sequence import build_sequence
 from ecco_daemon.models.attention import NoEagerAttention, attention_model
@@ -47,12 +48,13 @@ def analyze(
     first_target: int | None = None,
     target_ids: Sequence[int] | None = None,
     check_cancelled: CancelCheck | None = None,
+    on_progress: ProgressSink | None = None,
 ) -> AnalysisRun:
     """One analysis run for a request; store the returned run and answer views from it."""
     arch = architecture_for(model)
     seq = build_sequence(arch, tokenizer, input_ids, first_target=first_target, target_ids=target_ids)
     recorder = recorder_for(model) if options is not None and options.attention else None
-    return run_analysis(model, arch, tokenizer, seq, options, check_cancelled, recorder)
+    return run_analysis(model, arch, tokenizer, seq, options, check_cancelled, recorder, on_progress)
 
 
 def recorder_for(model: nn.Module) -> tuple[nn.Module, Architecture]:

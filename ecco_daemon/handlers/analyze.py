@@ -82,7 +82,7 @@ def run_analysis_for(ctx: RuntimeContext, job: Job, lm: LoadedModel, ids: list[i
     """Run, store, and answer with the run's first reply (tokens, scores, rankings, attributions)."""
     job.progress("analysis", tokens=len(ids), methods=list(options.attribution))
     run = checked(service.analyze, lm.model, lm.tokenizer, ids, options, first_target=first_target,
-                  target_ids=target_ids, check_cancelled=job.check_cancelled)
+                  target_ids=target_ids, check_cancelled=job.check_cancelled, on_progress=job.progress)
     return answer_run(ctx, job, lm, run, float16)
 
 

@@ -8,6 +8,7 @@ shutdown) takes only its row out, and a failure in its row answers only it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,15 +144,23 @@ def generation_result(tokenizer: Any, out: GenerationOutput, float_dtype: str) -
     }
 
 
-@OPERATIONS.job("generate", parse=GenerateRequest.parse)
-def generate_op(ctx: RuntimeContext, job: Job, request: GenerateRequest) -> dict[str, Any]:
-    lm = ctx.models.get(request.model)
+def step_listener(job: Job, request: GenerateRequest, tokenizer: Any) -> Callable[[int, Step], None]:
+    """What each decoded step sends: a token event, or (``stream: false``) a paced progress count."""
     n_input = len(request.resolved_ids)
 
     def on_step(index: int, step: Step) -> None:
         if request.stream:
-            job.emit("token", step_event(lm.tokenizer, n_input + index, step))
+            job.emit("token", step_event(tokenizer, n_input + index, step))
+        else:
+            job.progress("generating", index + 1, request.max_new_tokens, unit="tokens")
 
+    return on_step
+
+
+@OPERATIONS.job("generate", parse=GenerateRequest.parse)
+def generate_op(ctx: RuntimeContext, job: Job, request: GenerateRequest) -> dict[str, Any]:
+    lm = ctx.models.get(request.model)
+    on_step = step_listener(job, request, lm.tokenizer)
     out = generate(lm, request.resolved_ids, request.max_new_tokens, request.sampling, request.alternatives,
                    on_step=on_step, check_cancelled=job.check_cancelled)
     return complete_generation(ctx, job, request, out)
@@ -209,15 +218,8 @@ class GenerationBatch:
 
     def _row(self, job: Job) -> DecodeRow:
         request: GenerateRequest = job.params
-        n_input = len(request.resolved_ids)
-        tokenizer = self.lm.tokenizer
-
-        def on_step(index: int, step: Step) -> None:
-            if request.stream:
-                job.emit("token", step_event(tokenizer, n_input + index, step))
-
         return DecodeRow(request.resolved_ids, request.max_new_tokens, request.sampling, request.alternatives,
-                         on_step=on_step, tag=job)
+                         on_step=step_listener(job, request, self.lm.tokenizer), tag=job)
 
     def _outcomes(self, rows: list[DecodeRow]) -> list[Outcome]:
         outcomes: list[Outcome] = []

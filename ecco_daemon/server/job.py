@@ -13,6 +13,7 @@ from ecco_protocol.codec import encode_message, new_event_header
 from ecco_protocol.signing import Signer
 
 from ecco_daemon.server.errors import OperationError
+from ecco_daemon.server.pacing import ProgressPacer
 
 if TYPE_CHECKING:
     from ecco_daemon.server.outbox import Outbox
@@ -54,6 +55,7 @@ class Job:
     # Where the final reply is also kept, so a reader that fell behind or reconnected can fetch it.
     journal: ReplyJournal | None = None
     _seq: itertools.count = field(default_factory=itertools.count)
+    _pacer: ProgressPacer = field(default_factory=ProgressPacer)
     _finished: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,7 +96,10 @@ class Job:
         return True
 
     def progress(self, stage: str, done: int | None = None, total: int | None = None, **extra: Any) -> None:
-        self.emit("progress", {"stage": stage, "done": done, "total": total, **extra})
+        """A progress event (protocol §5): with counts, also ``elapsed_s`` and ``eta_s``; paced (pacing.py)."""
+        content = self._pacer.stamp(stage, done, total, extra)
+        if content is not None:
+            self.emit("progress", content)
 
     def fail(self, error: OperationError) -> bool:
         return self.emit("error", error.to_content())
