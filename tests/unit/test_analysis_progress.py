@@ -17,7 +17,10 @@ TEXT = "The quick brown fox jumps over the lazy dog."
 def _run(options: AnalysisOptions, events: list[tuple]):
     model, tokenizer = load_tiny_model("llama")
     ids = encode_prompt(tokenizer, TEXT)
-    sink = (lambda stage, done, total, **extra: events.append((stage, done, total, extra)))
+
+    def sink(stage: str, done: int, total: int, **extra: object) -> None:
+        events.append((stage, done, total, extra))
+
     return service.analyze(model, tokenizer, ids, options, on_progress=sink), len(ids)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from ecco_client.aio.client import AsyncClient
 from ecco_client.aio.client import connect as aconnect
 from ecco_client.aio.model import AsyncLanguageModel
+from ecco_client.aio.output import AsyncOutput
 from ecco_client.aio.request import RequestStream
 from ecco_client.exceptions import DaemonUnavailable
 from ecco_client.output import Output
@@ -59,6 +60,7 @@ class LanguageModel(Blocking, twin_of=AsyncLanguageModel):
 
 # An Output asks the daemon for more views through its client: a blocking caller's, the blocking client.
 register(Output, lambda output, portal: replace(output, client=portal.convert(output.client)))
+register(AsyncOutput, lambda output, portal: portal.convert(output.output))
 
 
 @functools.wraps(aconnect)

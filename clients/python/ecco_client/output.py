@@ -8,16 +8,24 @@ daemon, which answers from its stored run without running the model again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from ecco_client import compare, views
 from ecco_client.render.html import ViewSpec, write_html
 from ecco_client.tabs import analysis_views, tabs_view, view_spec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def asks_daemon(method: F) -> F:
+    """Marks a view that may ask the daemon: the async client's output awaits it (aio/output.py)."""
+    method.asks_daemon = True  # type: ignore[attr-defined]
+    return method
 
 
 @dataclass
@@ -115,6 +123,7 @@ class Output:
         analysis = self._read()
         return self._spec("probability", analysis, views.probability_view(analysis))
 
+    @asks_daemon
     def primary_attributions(self, attr_method: str = "grad_x_input", style: str = "minimal",
                              ignore_tokens: Sequence[int] = ()) -> ViewSpec:
         """Saliency of the input tokens for every output token (rows sum to 1, as in Ecco).
@@ -128,6 +137,7 @@ class Output:
                                        np.asarray(reply["values"]), views.foil_refs(reply))
         return self._spec("saliency", self._read(), {"methods": [method]}, {"style": style, "method": reply["method"]})
 
+    @asks_daemon
     def layer_predictions(self, position: int, topk: int = 10, layer: int | None = None) -> ViewSpec:
         """Each layer's top-k tokens for the token at ``position`` (the logit lens, final norm applied).
 
@@ -145,6 +155,7 @@ class Output:
         entries = views.layer_predictions_entries(analysis, self._view("layer_predictions", params))
         return self._spec("layer_predictions", analysis, views.layer_predictions_view(analysis, entries, position))
 
+    @asks_daemon
     def rankings(self) -> ViewSpec:
         """The rank of each output token at every layer (layers x output tokens)."""
         if self.analysis is not None and self.analysis.get("rankings") is None and self.result_id:
@@ -156,12 +167,14 @@ class Output:
             raise ValueError("this result holds no rankings")
         return self._spec("rankings", analysis, data)
 
+    @asks_daemon
     def rankings_watch(self, watch: Sequence[int | str], position: int) -> ViewSpec:
         """The rank of each watched token (ids or strings) at every layer, for one position."""
         analysis = self._read()
         reply = self._view("rankings_watch", {"watch": list(watch), "position": position})
         return self._spec("rankings_watch", analysis, views.rankings_watch_view(analysis, reply))
 
+    @asks_daemon
     def run_nmf(self, n_components: int = 10, from_layer: int | None = None, to_layer: int | None = None) -> NMF:
         """Non-negative matrix factorization of the MLP activations (factors x positions)."""
         params: dict[str, Any] = {"n_components": n_components}
@@ -174,6 +187,7 @@ class Output:
         return NMF(np.asarray(reply["factors"]), list(np.asarray(reply["layers"]).tolist()),
                    self._spec("nmf", analysis, views.nmf_view(analysis, reply)), reply)
 
+    @asks_daemon
     def attention(self, layer: int | Sequence[int] | None = None, head: int | None = None) -> ViewSpec:
         """Attention weights: one layer, several, or every layer (None); one head, or all heads (None).
 
@@ -188,6 +202,7 @@ class Output:
         tokens = self._token_data(analysis)[analysis.n_encoder:]  # the decoder's own (self) attention
         return view_spec("attention", {**data, "tokens": tokens})
 
+    @asks_daemon
     def similarity(self, method: str, layer_a: int, layer_b: int, source: str = "hidden",
                    dims: int | None = None) -> float:
         """CCA, SVCCA, PWCCA or CKA between two layers' representations over this text's tokens.
@@ -202,18 +217,23 @@ class Output:
         reply = self._call(compare.states_params(self.result_id, source, layer_a, layer_b))["data"]
         return compare.compare(method, [compare.layer_pair(reply)], dims)
 
+    @asks_daemon
     def cca(self, layer_a: int, layer_b: int, source: str = "hidden", dims: int | None = None) -> float:
         return self.similarity("cca", layer_a, layer_b, source, dims)
 
+    @asks_daemon
     def svcca(self, layer_a: int, layer_b: int, source: str = "hidden", dims: int | None = None) -> float:
         return self.similarity("svcca", layer_a, layer_b, source, dims)
 
+    @asks_daemon
     def pwcca(self, layer_a: int, layer_b: int, source: str = "hidden", dims: int | None = None) -> float:
         return self.similarity("pwcca", layer_a, layer_b, source, dims)
 
+    @asks_daemon
     def cka(self, layer_a: int, layer_b: int, source: str = "hidden") -> float:
         return self.similarity("cka", layer_a, layer_b, source)
 
+    @asks_daemon
     def states(self, what: str = "hidden", layers: Sequence[int] | None = None) -> np.ndarray:
         """A stored array of this run, fetched now: "hidden" (L, T, H) every layer's output (before the
         final norm), "embedding" (1, T, H) the first layer's input, "activations" (La, T, I) the MLP
@@ -268,7 +288,7 @@ class Output:
         if self.client is None or self.result_id is None:
             raise ValueError("this output is not connected to a daemon result")
         if not hasattr(self.client, "call") or _is_async(self.client):
-            raise TypeError("views of an async client's output: await client.call('view', {...})")
+            raise TypeError("views of an async client's output are coroutines: await out.<view>(...)")
         return self.client.call("view", params)
 
 

@@ -26,9 +26,11 @@ from zmq.utils.monitor import recv_monitor_message
 from ecco_client.aio.model import AsyncLanguageModel
 from ecco_client.aio.request import TERMINAL, Event, EventCallback, RequestStream
 from ecco_client.aio.tunnel_keeper import TunnelKeeper, TunnelListener
+from ecco_client.aio.watch import watching
 from ecco_client.autostart import Autostart, connect_or_start
 from ecco_client.credentials import Credentials, resolve_credentials
 from ecco_client.exceptions import DaemonUnavailable, EccoError, ProtocolError
+from ecco_client.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,13 @@ UNSIGNED_CODES = frozenset({ErrorCode.UNAUTHORIZED.value, ErrorCode.BAD_FRAME.va
 class AsyncClient:
     """One DEALER connection to a daemon: many requests in flight, each answered by its own events."""
 
-    def __init__(self, credentials: Credentials, timeout: float = 10.0, tunnel: Any = None) -> None:
+    def __init__(self, credentials: Credentials, timeout: float = 10.0, tunnel: Any = None,
+                 progress: bool | None = None) -> None:
         self.credentials = credentials
         self.address = credentials.address
         self.timeout = timeout
+        # Progress bars of long requests: None where a notebook or terminal shows them, True, False.
+        self.progress = progress
         self._signer = Signer(credentials.key)
         self._context = zmq.asyncio.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
@@ -110,8 +115,12 @@ class AsyncClient:
     async def list_models(self) -> list[dict[str, Any]]:
         return (await self.call("models.list"))["models"]
 
-    async def load_model(self, model: str, **options: Any) -> dict[str, Any]:
-        return (await self.call("models.load", {"model": model, **options}))["model"]
+    async def load_model(self, model: str, *, on_progress: ProgressCallback | None = None,
+                         progress: bool | None = None, **options: Any) -> dict[str, Any]:
+        """Load a model on the daemon (admin); ``on_progress`` and ``progress`` as for ``analyze``."""
+        show = self.progress if progress is None else progress
+        with watching("load", on_progress, show) as on_event:
+            return (await self.call("models.load", {"model": model, **options}, on_event=on_event))["model"]
 
     def model(self, name: str | None = None) -> AsyncLanguageModel:
         """A model on this daemon by name (or alias); None: the daemon's default model."""
@@ -252,18 +261,23 @@ class AsyncClient:
 async def connect(address: str | None = None, *, key: str | None = None, user: str | None = None,
                   connection_file: str | Path | None = None, timeout: float = 10.0,
                   ssh: str | None = None, ssh_options: dict[str, Any] | None = None,
-                  autostart: bool | Autostart = False) -> AsyncClient:
+                  autostart: bool | Autostart = False, progress: bool | None = None) -> AsyncClient:
     """Connect to a daemon and check that it answers (DaemonUnavailable otherwise).
 
     With no arguments, the local daemon's connection file gives the address and key.
+
+    ``progress``: tqdm bars for long requests; None (default) where a notebook or a terminal shows them
+    (and $ECCO_PROGRESS is not 0), False never, True always. Each call's ``progress=`` overrides it.
 
     ``autostart``: when no local daemon answers, start a private one for this process (stopped when it
     exits); True loads the daemon's default model, ``Autostart([...])`` chosen models.
     """
     if autostart and address is None and key is None and ssh is None:
         options = autostart if isinstance(autostart, Autostart) else Autostart()
-        return await connect_or_start(connect, options, connection_file=connection_file, user=user,
-                                      timeout=timeout)
+        started = await connect_or_start(connect, options, connection_file=connection_file, user=user,
+                                         timeout=timeout)
+        started.progress = progress
+        return started
     credentials = resolve_credentials(address, key, user, connection_file)
     tunnel = None
     if ssh is not None:
@@ -273,7 +287,7 @@ async def connect(address: str | None = None, *, key: str | None = None, user: s
         tunnel = await asyncio.to_thread(SshTunnel, ssh, credentials.address, **(ssh_options or {}))
         credentials = Credentials(tunnel.local_address, credentials.user, credentials.key,
                                   credentials.server_public_key)
-    client = AsyncClient(credentials, timeout=timeout, tunnel=tunnel)
+    client = AsyncClient(credentials, timeout=timeout, tunnel=tunnel, progress=progress)
     try:
         await client.wait_ready()
     except BaseException:
