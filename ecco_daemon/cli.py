@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
+from ecco_protocol.cli_help import DefaultsHelpFormatter, global_options
 from ecco_protocol.connection_file import default_state_dir, read_connection_file
 
 from ecco_daemon.config import DEFAULT_ADDRESS, DaemonConfig
@@ -15,26 +17,39 @@ from ecco_daemon.models.embedded import DEFAULT_MODEL
 from ecco_daemon.server.users import ADMIN, UserStore, connection_file_for, write_user_connection_file
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ecco-daemon", description=__doc__)
-    parser.add_argument("--state-dir", type=Path, default=None,
-                        help="users, keys and connection files "
-                             "(default: $ECCO_DAEMON_HOME or ~/.local/share/ecco-daemon)")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_global(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    def default(value: object) -> dict[str, object]:
+        return {"default": value} if defaults else {}
 
-    serve = sub.add_parser("serve", help="run the daemon")
+    parser.add_argument("--state-dir", type=Path, help="users, keys and connection files "
+                        "(default: $ECCO_DAEMON_HOME or ~/.local/share/ecco-daemon)", **default(None))
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages (default: off)",
+                        **default(False))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = global_options(_add_global)
+    parser = argparse.ArgumentParser(prog="ecco-daemon", description=__doc__, formatter_class=DefaultsHelpFormatter)
+    _add_global(parser, True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(parent: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+        return parent.add_parser(name, help=help, description=help, parents=[common],
+                                 formatter_class=DefaultsHelpFormatter)
+
+    serve = command(sub, "serve", "run the daemon")
     serve.add_argument("--address", default=DEFAULT_ADDRESS, help="ZeroMQ endpoint, tcp://HOST:PORT or ipc://PATH")
     serve.add_argument("--model", action="append", default=[],
                        help=f"model to load at start (repeatable): an alias, folder, .gguf file or hub id; "
                             f"default {DEFAULT_MODEL}")
     serve.add_argument("--no-model", action="store_true", help="start with no model loaded")
     serve.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or auto (default: cuda if present)")
-    serve.add_argument("--dtype", default="float32", choices=["auto", "float32", "float16", "bfloat16"])
+    serve.add_argument("--dtype", default="float32", choices=["auto", "float32", "float16", "bfloat16"],
+                       help="the models' weights' precision")
     serve.add_argument("--compile-decode", default="auto", choices=["auto", "on", "off"],
                        help="decode over a static cache with a compiled step (CUDA graphs); "
                             "auto: where CUDA is present (default)")
-    serve.add_argument("--max-new-tokens", type=int, default=1024)
+    serve.add_argument("--max-new-tokens", type=int, default=1024, help="new tokens one generation may ask for")
     serve.add_argument("--result-ttl", type=float, default=3600.0, help="seconds a stored result is kept")
     serve.add_argument("--result-store-mb", type=int, default=2048, help="memory cap of the result store")
     serve.add_argument("--curve", action="store_true",
@@ -59,24 +74,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-batch-size", type=int, default=16,
                        help="generation requests on one model decoded together")
 
-    status = sub.add_parser("status", help="ask a running daemon for its state")
-    status.add_argument("--connection-file", type=Path, default=None)
-    status.add_argument("--address", default=None)
+    status = command(sub, "status", "ask a running daemon for its state")
+    status.add_argument("--connection-file", type=Path, default=None,
+                        help="the connection file to use (default: the admin's, in the state dir)")
+    status.add_argument("--address", default=None, help="ask this address (default: the connection file's)")
     status.add_argument("--json", action="store_true", help="print raw JSON")
 
-    pull = sub.add_parser("pull", help="fetch and cache a model ahead of time")
-    pull.add_argument("model", nargs="?", default=DEFAULT_MODEL)
+    pull = command(sub, "pull", "fetch and cache a model ahead of time")
+    pull.add_argument("model", nargs="?", default=DEFAULT_MODEL,
+                      help=f"an alias, folder, .gguf file or hub id (default: {DEFAULT_MODEL})")
 
-    user = sub.add_parser("user", help="add, list or remove users (a running daemon sees changes at once)")
-    user_sub = user.add_subparsers(dest="user_command", required=True)
-    add = user_sub.add_parser("add", help="create a user and write their connection file")
-    add.add_argument("name")
-    add.add_argument("--role", choices=["user", "admin"], default="user")
+    user = command(sub, "user", "add, list or remove users (a running daemon sees changes at once)")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = command(user_sub, "add", "create a user and write their connection file")
+    add.add_argument("name", help="the new user's name")
+    add.add_argument("--role", choices=["user", "admin"], default="user", help="what the user may do")
     add.add_argument("--address", default=None,
                      help="address to put in the connection file (default: the running daemon's)")
-    user_sub.add_parser("list", help="list users and roles")
-    remove = user_sub.add_parser("remove", help="remove a user; their key stops working at once")
-    remove.add_argument("name")
+    command(user_sub, "list", "list users and roles")
+    remove = command(user_sub, "remove", "remove a user; their key stops working at once")
+    remove.add_argument("name", help="the user to remove")
     return parser
 
 
@@ -92,11 +109,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "user":
         return run_user_command(args, state_dir)
     if args.command == "pull":
-        from ecco_daemon.models.loader import pull_model
-
-        print(pull_model(args.model))
-        return 0
+        return pull(args.model)
     return 2
+
+
+def pull(model: str) -> int:
+    from ecco_daemon.models.errors import ModelLoadError
+    from ecco_daemon.models.loader import pull_model
+
+    try:
+        print(pull_model(model, hub_hint=pull_offline_hint(model)))
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def pull_offline_hint(model: str) -> str:
+    """What to do when the hub cannot be reached: fetch elsewhere and bring the folder here (not "run
+    ecco-daemon pull", which is what just failed)."""
+    folder = model.rstrip("/").split("/")[-1]
+    hint = (f"If {model!r} is the right id but this machine cannot reach the hub: on a machine that can, run "
+            f"`huggingface-cli download {model} --local-dir {folder}`, copy {folder} here and start the "
+            f"daemon with `ecco-daemon serve --model {folder}`.")
+    if os.environ.get("HF_HUB_OFFLINE", "").strip() not in ("", "0"):
+        hint += " HF_HUB_OFFLINE is set, so nothing was downloaded; unset it if this machine is online."
+    return hint
 
 
 def serve(args: argparse.Namespace, state_dir: Path) -> int:
@@ -132,14 +170,18 @@ def status(args: argparse.Namespace, state_dir: Path) -> int:
     try:
         info = read_connection_file(connection_file)
     except (OSError, ValueError) as exc:
-        print(f"no daemon: cannot read the connection file {connection_file}: {exc}", file=sys.stderr)
+        print(f"error: cannot read the connection file {connection_file} ({exc}); give --connection-file",
+              file=sys.stderr)
         return 1
     if args.address:
         info.address = args.address
     try:
         state = request_once(info, "status", timeout_s=5.0)
     except NoAnswer as exc:
-        print(f"no daemon: {exc}", file=sys.stderr)
+        print(f"error: {_status_failure(exc, connection_file)}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # a key that is no key at all (not hex), a malformed address
+        print(f"error: {connection_file} cannot be used ({exc}); give --connection-file", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(state, indent=2, default=str))
@@ -152,6 +194,17 @@ def status(args: argparse.Namespace, state_dir: Path) -> int:
     queue = state["queue"]
     print(f"  queue: {queue['length']} waiting, {len(queue['running'])} running")
     return 0
+
+
+def _status_failure(exc: Exception, connection_file: Path) -> str:
+    """Why ``status`` got no state: a refused key is not a missing daemon."""
+    code = getattr(exc, "code", None)
+    if code == "UNAUTHORIZED":
+        return (f"the daemon refused the key in {connection_file} ({exc}); use the connection file the "
+                "daemon wrote for you (--connection-file)")
+    if code:
+        return f"the daemon answered {code}: {exc}"
+    return f"no daemon answered: {exc}"
 
 
 def daemon_endpoint(state_dir: Path) -> tuple[str, str | None]:

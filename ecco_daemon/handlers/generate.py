@@ -94,7 +94,9 @@ class GenerateRequest:
         self.model = lm.name
         if self.max_new_tokens > config.max_new_tokens:
             raise OperationError(ErrorCode.TOO_LARGE,
-                                 f"'generate' is {self.max_new_tokens}; this daemon allows {config.max_new_tokens}")
+                                 f"'generate' is {self.max_new_tokens}; this daemon allows {config.max_new_tokens} "
+                                 "(ecco-daemon serve --max-new-tokens)",
+                                 {"limit": config.max_new_tokens, "flag": "--max-new-tokens"})
         ids = prompt_ids(lm, self.prompt, self.input_ids, "prompt")
         check_vocabulary(lm, ids, "input_ids")
         n_tokens = len(ids) + self.max_new_tokens

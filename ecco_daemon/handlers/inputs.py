@@ -36,7 +36,9 @@ def check_vocabulary(lm: LoadedModel, ids: Sequence[int], what: str) -> None:
 def check_input_limit(n_tokens: int, limit: int, described: str) -> None:
     """The daemon's own cap on tokens per request (``described`` says how the count was made)."""
     if n_tokens > limit:
-        raise OperationError(ErrorCode.TOO_LARGE, f"{described} exceed the limit of {limit}")
+        raise OperationError(ErrorCode.TOO_LARGE,
+                             f"{described} exceed the limit of {limit} (ecco-daemon serve --max-input-tokens)",
+                             {"limit": limit, "flag": "--max-input-tokens"})
 
 
 def check_positions(lm: LoadedModel, longest: int, described: str) -> None:

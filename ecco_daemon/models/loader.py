@@ -102,8 +102,10 @@ def _prepare_cached(
     return None
 
 
-def pull_model(spec: str, *, progress: bool = True, cache: ModelCache | None = None) -> Path:
-    """Fetch and cache a model ahead of time (``ecco-daemon pull``); return the folder it loads from."""
+def pull_model(spec: str, *, progress: bool = True, cache: ModelCache | None = None,
+               hub_hint: str = HUB_HINT) -> Path:
+    """Fetch and cache a model ahead of time (``ecco-daemon pull``); return the folder it loads from.
+    ``hub_hint`` is the advice when the hub cannot be reached (the CLI's does not suggest itself)."""
     resolved = resolve_spec(spec)
     entry = _prepare_cached(resolved, cache or ModelCache(), progress, verify_hashes=True)
     if entry is not None:
@@ -116,7 +118,7 @@ def pull_model(spec: str, *, progress: bool = True, cache: ModelCache | None = N
         return Path(snapshot_download(resolved.text))
     except Exception as exc:
         raise ModelLoadError(
-            f"could not download {resolved.text!r} from the Hugging Face hub: {exc}. {HUB_HINT}"
+            f"could not download {resolved.text!r} from the Hugging Face hub: {str(exc).rstrip('.')}. {hub_hint}"
         ) from exc
 
 

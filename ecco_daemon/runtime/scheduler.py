@@ -42,8 +42,9 @@ class Scheduler:
             if self.max_job_cost is not None and job.cost > self.max_job_cost:
                 raise OperationError(
                     ErrorCode.TOO_LARGE,
-                    f"this request costs {job.cost} work units (tokens x steps); the limit is {self.max_job_cost}",
-                    {"cost": job.cost, "limit": self.max_job_cost},
+                    f"this request costs {job.cost} work units (tokens x steps); the limit is {self.max_job_cost} "
+                    "(ecco-daemon serve --max-job-cost); use fewer tokens or steps",
+                    {"cost": job.cost, "limit": self.max_job_cost, "flag": "--max-job-cost"},
                 )
             queue = self._queues.get(job.user.name, deque())
             if len(queue) >= self.max_queued_per_user:

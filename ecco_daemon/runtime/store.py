@@ -89,7 +89,8 @@ class ResultStore:
             raise OperationError(
                 ErrorCode.TOO_LARGE,
                 f"this result needs {nbytes / 2**20:.0f} MiB, more than the store's cap of "
-                f"{self.max_bytes / 2**20:.0f} MiB",
+                f"{self.max_bytes / 2**20:.0f} MiB (ecco-daemon serve --result-store-mb)",
+                {"limit": self.max_bytes, "flag": "--result-store-mb"},
             )
         result_id = uuid.uuid4().hex
         entry = _Entry(kind, nbytes, time.time() + self.ttl_seconds, value)

@@ -159,7 +159,8 @@ def test_terminal_explain_prints_probability_and_saliency(daemon):
 
     command = [sys.executable, "-m", "ecco_client.cli", "--connection-file", str(daemon.connection_file),
                "explain", "the cat sat on the mat", "--attribution", "grad_x_input"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={"COLUMNS": "120", "PATH": ""})
+    env = {"COLUMNS": "120", "PATH": "", "PYTHONPATH": ":".join(sys.path)}  # this checkout's code, not an install
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("the cat sat on the mat") == 2
     assert "probability: 0%" in done.stdout and "grad_x_input: what drove" in done.stdout

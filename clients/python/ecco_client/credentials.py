@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ecco_protocol.connection_file import default_connection_file, read_connection_file
 
-from ecco_client.exceptions import DaemonUnavailable
+from ecco_client.exceptions import NoConnectionFile, SetupError
 
 
 @dataclass(frozen=True)
@@ -27,14 +27,16 @@ def resolve_credentials(address: str | None, key: str | None, user: str | None,
         path = default_connection_file()
     if path is not None:
         if not path.exists():
-            raise DaemonUnavailable(
-                f"no connection file at {path}: start a daemon (`ecco-daemon serve`) or pass key=/connection_file="
-            )
-        info = read_connection_file(path)
+            raise NoConnectionFile(f"no connection file at {path}: start a daemon (`ecco-daemon serve`)",
+                                   ("connection_file",))
+        try:
+            info = read_connection_file(path)
+        except (OSError, ValueError) as exc:
+            raise SetupError(f"cannot read the connection file: {exc}", ("connection_file",)) from None
     resolved_address = address or (info.address if info else None) or "tcp://127.0.0.1:5555"
     resolved_key = key or (info.key if info else None)
     if not resolved_key:
-        raise DaemonUnavailable("no key to sign messages with: pass key= or connection_file=")
+        raise SetupError("no key to sign messages with", ("key", "connection_file"))
     return Credentials(
         address=resolved_address,
         user=user or (info.user if info else None) or "admin",

@@ -15,6 +15,31 @@ class DaemonUnavailable(EccoError):
     """Nothing listening, the connection was lost, or the daemon stayed silent past the timeout."""
 
 
+# How each surface spells the settings an error asks for: Python's keyword arguments, the CLI's flags.
+PYTHON_SPELLING = {"connection_file": "connection_file=", "key": "key=", "address": "address=", "ssh": "ssh="}
+
+
+class SetupError(EccoError):
+    """The client cannot connect as set up: an unreadable connection file, no key, a tunnel it cannot open.
+
+    ``remedy`` names the settings that would fix it by their Python names; ``describe`` spells them for
+    another surface (the CLI says ``--connection-file``, not ``connection_file=``).
+    """
+
+    def __init__(self, problem: str, remedy: tuple[str, ...] = ()) -> None:
+        self.problem = problem
+        self.remedy = remedy
+        super().__init__(self.describe(PYTHON_SPELLING))
+
+    def describe(self, spelling: dict[str, str]) -> str:
+        options = [spelling[name] for name in self.remedy if name in spelling]
+        return f"{self.problem}; give {' or '.join(options)}" if options else self.problem
+
+
+class NoConnectionFile(SetupError, DaemonUnavailable):
+    """No connection file where one was expected: no daemon was started there (autostart starts one)."""
+
+
 class ProtocolError(EccoError):
     """The daemon's reply could not be read or verified."""
 

@@ -252,11 +252,31 @@ class Output:
         analysis = self._read()
         return analysis_views(analysis, tokens=self._token_data(analysis))
 
+    @asks_daemon
+    def explanation_views(self, n_components: int = 4) -> list[ViewSpec]:
+        """Every view of this output, asking the daemon for those its first reply lacks: probability,
+        saliency, each layer's prediction of the token after the text, rankings, and neuron factors
+        (``n_components``) where activations were kept."""
+        if self.analysis is None or self.result_id is None or self.client is None:
+            return self.views()
+        if self.analysis.get("rankings") is None:
+            self.rankings()  # computed by the daemon from its kept states, once
+        analysis = self._read()
+        position = len(analysis.tokens)
+        entry = views.layer_predictions_entry(analysis, self._view("layer_predictions", {"position": position}))
+        analysis.layer_predictions = views.layer_predictions_view(analysis, [entry], position)
+        nmf = None
+        if len(np.asarray(self.analysis.get("activation_layers", []))):
+            nmf = views.nmf_view(analysis, self._view("nmf", {"n_components": n_components}))
+        return analysis_views(analysis, tokens=self._token_data(analysis), nmf=nmf)
+
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "result_id": self.result_id, "views": [v.to_json() for v in self.views()]}
 
+    @asks_daemon
     def to_html(self, path: str | Path) -> Path:
-        return write_html(path, *self.views(), title=f"Ecco: {self.model}")
+        """One self-contained page (no CDN) with every view of ``explanation_views()``."""
+        return write_html(path, *self.explanation_views(), title=f"Ecco: {self.model}")
 
     def _repr_html_(self) -> str:
         specs = self.views()

@@ -37,7 +37,13 @@ def write_connection_file(path: Path, info: ConnectionInfo) -> Path:
 
 
 def read_connection_file(path: Path | str) -> ConnectionInfo:
-    data = json.loads(Path(path).expanduser().read_text())
+    """The file's address, user and key; ValueError (saying what is wrong) for a file that is not one."""
+    try:
+        data = json.loads(Path(path).expanduser().read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"connection file {path} is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"connection file {path} holds {type(data).__name__}, not a JSON object")
     known = {k: data[k] for k in ("address", "user", "key", "server_public_key", "protocol") if k in data}
     missing = {"address", "user", "key"} - known.keys()
     if missing:

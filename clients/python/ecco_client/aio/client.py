@@ -29,7 +29,7 @@ from ecco_client.aio.tunnel_keeper import TunnelKeeper, TunnelListener
 from ecco_client.aio.watch import watching
 from ecco_client.autostart import Autostart, connect_or_start
 from ecco_client.credentials import Credentials, resolve_credentials
-from ecco_client.exceptions import DaemonUnavailable, EccoError, ProtocolError
+from ecco_client.exceptions import DaemonUnavailable, EccoError, ProtocolError, SetupError
 from ecco_client.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,11 @@ async def connect(address: str | None = None, *, key: str | None = None, user: s
         from ecco_client.ssh_tunnel import SshTunnel
 
         # Opening waits for ssh (up to its timeout): off the event loop, so other work keeps going.
-        tunnel = await asyncio.to_thread(SshTunnel, ssh, credentials.address, **(ssh_options or {}))
+        try:
+            tunnel = await asyncio.to_thread(SshTunnel, ssh, credentials.address, **(ssh_options or {}))
+        except ValueError as exc:  # a target, option or address that no tunnel can take
+            raise SetupError(f"cannot open an SSH tunnel to {credentials.address} through {ssh}: {exc}",
+                             ("address", "connection_file", "ssh")) from None
         credentials = Credentials(tunnel.local_address, credentials.user, credentials.key,
                                   credentials.server_public_key)
     client = AsyncClient(credentials, timeout=timeout, tunnel=tunnel, progress=progress)

@@ -14,6 +14,7 @@ from typing import Any
 from rich.color import Color
 from rich.console import Group
 from rich.style import Style
+from rich.table import Table
 from rich.text import Text
 
 BLUE = (31, 111, 235)
@@ -65,10 +66,7 @@ def probability_text(data: Mapping[str, Any], *, scale: str = "probability") -> 
 
 def saliency_text(data: Mapping[str, Any], *, target: int | None = None, method: str | None = None) -> Group:
     """The tokens before one output token (default: the last) colored by their attribution to it."""
-    methods: Sequence[Mapping[str, Any]] = data["methods"]
-    chosen = next((m for m in methods if m["name"] == method), None) if method else methods[0]
-    if chosen is None:
-        raise ValueError(f"no attribution method {method!r}; computed: {[m['name'] for m in methods]}")
+    chosen = _method(data, method)
     targets = list(chosen["targets"])
     position = targets[-1] if target is None else target
     if position not in targets:
@@ -90,6 +88,37 @@ def saliency_text(data: Mapping[str, Any], *, target: int | None = None, method:
     if foils and foils[targets.index(position)]:
         title.append(f", rather than {foils[targets.index(position)]['text']!r}", style="bold")
     return Group(title, text, _legend("attribution", PURPLE, "0", "max"))
+
+
+def probability_table(data: Mapping[str, Any], *, alternatives: int = 3) -> Table:
+    """The numbers behind the probability colours: each token's probability, rank and the model's top picks."""
+    table = Table("pos", "token", "probability", "rank", "model's top choices", box=None, header_style="bold")
+    ranks = data.get("ranks") or [None] * len(data["tokens"])
+    tops = data.get("top") or [None] * len(data["tokens"])
+    for index, (token, prob, rank, top) in enumerate(zip(data["tokens"], data["probs"], ranks, tops, strict=True)):
+        picks = ", ".join(f"{c['text']!r} {c['prob']:.1%}" for c in (top or [])[:alternatives])
+        table.add_row(str(index), repr(token["text"]), "" if prob is None else f"{prob:.2%}",
+                      "" if rank is None else str(rank), picks, style=None if prob is not None else "dim")
+    return table
+
+
+def saliency_table(data: Mapping[str, Any], *, target: int, method: str | None = None) -> Table:
+    """The numbers behind the saliency colours: each earlier token's share of what drove ``target``."""
+    chosen = _method(data, method)
+    row = chosen["values"][list(chosen["targets"]).index(target)]
+    table = Table("pos", "token", "attribution", box=None, header_style="bold")
+    for index in range(target):
+        value = row[index] or 0.0
+        table.add_row(str(index), repr(data["tokens"][index]["text"]), f"{value:.3f}")
+    return table
+
+
+def _method(data: Mapping[str, Any], method: str | None) -> Mapping[str, Any]:
+    methods: Sequence[Mapping[str, Any]] = data["methods"]
+    chosen = next((m for m in methods if m["name"] == method), None) if method else methods[0]
+    if chosen is None:
+        raise ValueError(f"no attribution method {method!r}; computed: {[m['name'] for m in methods]}")
+    return chosen
 
 
 def terminal_view(view: str, data: Mapping[str, Any], **options: Any) -> Group:

@@ -1,0 +1,74 @@
+"""`ecco-client explain`: a text's tokens colored by probability and saliency, the numbers beside them,
+as JSON with ``--json``, and one self-contained page with every view with ``--html``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rich.console import Console
+
+from ecco_client.cli.errors import CommandError
+from ecco_client.cli.progress_bar import RichProgress
+from ecco_client.render.terminal import probability_table, saliency_table, terminal_view
+
+
+def explain(client: Any, args: argparse.Namespace, console: Console, progress: RichProgress) -> int:
+    lm = client.model(args.model)
+    if args.target is not None:
+        n_tokens = len(lm.encode_tokens(args.text)["input_ids"][0])
+        if not 1 <= args.target < n_tokens:
+            raise CommandError(f"--target {args.target} is not a token of this text: it has {n_tokens} tokens, "
+                               f"so --target takes 1 to {n_tokens - 1} (0 is never predicted)")
+    methods = [args.attribution] if args.attribution else []
+    with progress:
+        out = lm.analyze(args.text, attribution=methods, steps=args.steps, on_progress=progress, progress=False)
+    probability = out.token_probabilities().data
+    saliency = out.primary_attributions(args.attribution).data if methods else None
+    target = _target(saliency, args.target)
+    if args.json:
+        print(json.dumps(explanation_json(out.model, probability, saliency, target), indent=2))
+    else:
+        console.print(terminal_view("probability", probability, scale="surprisal" if args.surprisal else "probability"))
+        console.print(probability_table(probability))
+        if saliency is not None:
+            console.print(terminal_view("saliency", saliency, target=target))
+            console.print(saliency_table(saliency, target=target))
+    if args.html is not None:
+        with progress:
+            path = out.to_html(args.html)
+        console.print(f"[bold]explanation page:[/bold] {path.resolve()}", soft_wrap=True)
+    return 0
+
+
+def _target(saliency: dict[str, Any] | None, wanted: int | None) -> int | None:
+    """The attributed position to show: ``--target``, checked against those attributed, else the last."""
+    if saliency is None:
+        if wanted is not None:
+            raise CommandError("--target picks the token whose saliency is shown; give --attribution too")
+        return None
+    targets = [int(t) for t in saliency["methods"][0]["targets"]]
+    if wanted is None:
+        return targets[-1]
+    if wanted not in targets:
+        raise CommandError(f"--target {wanted} was not attributed; attributed positions: {targets}")
+    return wanted
+
+
+def explanation_json(model: str, probability: dict[str, Any], saliency: dict[str, Any] | None,
+                     target: int | None) -> dict[str, Any]:
+    """What the colors show, as numbers: each token's probability, rank and alternatives, and saliency."""
+    tokens = []
+    tops = probability.get("top") or [None] * len(probability["tokens"])
+    for index, (token, prob, rank, top) in enumerate(
+            zip(probability["tokens"], probability["probs"], probability["ranks"], tops, strict=True)):
+        tokens.append({"position": index, "text": token["text"], "id": token["id"], "probability": prob,
+                       "rank": rank, "top": [{"text": c["text"], "probability": c["prob"]} for c in top or []]})
+    document: dict[str, Any] = {"model": model, "tokens": tokens}
+    if saliency is not None and target is not None:
+        method = saliency["methods"][0]
+        row = method["values"][list(method["targets"]).index(target)]
+        document["saliency"] = {"method": method["name"], "target": target,
+                                "values": [float(v or 0.0) for v in list(row)[:target]]}
+    return document
