@@ -55,15 +55,23 @@ class Session:
         self.model = ""
         client.feature("ecco/status")(lambda params: self.statuses.append(plain(params)))
         client.feature("ecco/token")(lambda params: self.tokens.append(plain(params)))
+        self.progress: list[dict[str, Any]] = []
+        client.feature("ecco/progress")(lambda params: self.progress.append(plain(params)))
 
     async def initialize(self, settings: dict[str, Any], root: Path) -> None:
         self.client.set_configuration(settings, section="ecco")
-        self.model = str(settings.get("model", ""))
+        await self.initialize_as(client_capabilities("visual-studio-code"), root, model=str(settings.get("model", "")))
+
+    async def initialize_as(self, capabilities: types.ClientCapabilities, root: Path, *, model: str,
+                            initialization_options: Any = None) -> None:
+        """Initializes as an editor with these capabilities (and maybe settings given at start) would."""
+        self.model = model
         await self.client.initialize_session(
             types.InitializeParams(
-                capabilities=client_capabilities("visual-studio-code"),
+                capabilities=capabilities,
                 root_uri=root.as_uri(),
                 workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
+                initialization_options=initialization_options,
             )
         )
 

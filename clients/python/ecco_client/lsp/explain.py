@@ -51,7 +51,7 @@ class Explainer:
         ls = self.ls
         uri, selected, options = parse_explain_arguments(ls, arguments)
         settings = await ls.fetch_settings(uri)
-        await ls.link.update_settings(settings)
+        await ls.use_settings(settings)
         model = str(options.get("model") or settings.model)
         methods = [str(m) for m in options.get("attribution", settings.attribution_methods)]
         generate = int(options.get("generate", settings.generate_tokens) or 0)

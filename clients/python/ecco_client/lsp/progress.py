@@ -1,5 +1,6 @@
 """Server-initiated ``$/progress`` for the daemon work a command waits on: queueing, model loading,
-analysis and generation, fed by the daemon's queued/progress/token events."""
+analysis and generation, fed by the daemon's queued/progress/token events (read by the client's
+``ProgressTracker``, as the Python client's bars are)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from ecco_client.aio.request import Event
+from ecco_client.progress import Progress, ProgressTracker
 
 log = logging.getLogger(__name__)
+PROGRESS_NOTIFICATION = "ecco/progress"
 
 
 def client_supports_progress(ls: LanguageServer) -> bool:
@@ -26,8 +29,10 @@ def client_supports_progress(ls: LanguageServer) -> bool:
 class WorkProgress:
     """One work-done progress: ``async with WorkProgress(ls, "Analyzing") as p: p.event(e)``.
 
-    A no-op where the client did not announce window.workDoneProgress. When the user cancels the
-    progress in the editor, ``on_cancel`` runs (the caller cancels the daemon job there).
+    ``$/progress`` where the client announced window.workDoneProgress; every client also gets
+    ``ecco/progress`` (title, message, percentage, done), which the VS Code extension shows in its panel
+    and status bar. When the user cancels the progress in the editor, ``on_cancel`` runs (the caller
+    cancels the daemon job there).
     """
 
     def __init__(
@@ -41,14 +46,15 @@ class WorkProgress:
         self.ls = ls
         self.title = title
         self.on_cancel = on_cancel
-        self.total_tokens = total_tokens
+        self.tracker = ProgressTracker(title, total_tokens)
+        self.id = f"ecco-{uuid.uuid4().hex}"
         self.token: str | None = None
-        self.tokens_seen = 0
 
     async def __aenter__(self) -> WorkProgress:
+        self._notify("sent to the daemon", 0, done=False)
         if not client_supports_progress(self.ls):
             return self
-        token = f"ecco-{uuid.uuid4().hex}"
+        token = self.id
         try:
             await self.ls.work_done_progress.create_async(token)
         except Exception as exc:  # a client may refuse; the work goes on without a progress bar
@@ -71,20 +77,22 @@ class WorkProgress:
         return self
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if self.token is None:
-            return
         if exc_type is None:
             message = "done"
         elif issubclass(exc_type, asyncio.CancelledError):
             message = "cancelled"
         else:
             message = f"failed: {exc}"
+        self._notify(message, None, done=True)
+        if self.token is None:
+            return
         self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
         with contextlib.suppress(KeyError):
             del self.ls.work_done_progress.tokens[self.token]
         self.token = None
 
     def report(self, message: str, percentage: int | None = None) -> None:
+        self._notify(message, percentage, done=False)
         if self.token is not None:
             self.ls.work_done_progress.report(
                 self.token, types.WorkDoneProgressReport(message=message, percentage=percentage)
@@ -92,29 +100,25 @@ class WorkProgress:
 
     def event(self, event: Event) -> None:
         """Turns one daemon event into a progress report."""
-        described = describe_event(event, self)
-        if described is not None:
-            self.report(*described)
+        progress = self.tracker.update(event.name, event.content)
+        if progress is not None:
+            self.report(*describe_progress(progress))
+
+    def _notify(self, message: str, percentage: int | None, *, done: bool) -> None:
+        self.ls.protocol.notify(PROGRESS_NOTIFICATION, {"id": self.id, "title": self.title, "message": message,
+                                                        "percentage": percentage, "done": done})
 
 
-def describe_event(event: Event, progress: WorkProgress) -> tuple[str, int | None] | None:
-    content = event.content
-    if event.name == "queued":
-        position, length = content.get("position"), content.get("queue_length")
-        of = f" of {length}" if length else ""
-        return f"waiting in the daemon's queue: position {position}{of}", None
-    if event.name == "progress":
-        stage = str(content.get("stage", "working"))
-        done, total = content.get("done"), content.get("total")
-        if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total > 0:
-            return f"{stage}: {done}/{total}", int(100 * min(1.0, done / total))
-        return stage, None
-    if event.name == "token":
-        progress.tokens_seen += 1
-        if progress.total_tokens > 0:
-            return (
-                f"generating: {progress.tokens_seen}/{progress.total_tokens} tokens",
-                int(100 * min(1.0, progress.tokens_seen / progress.total_tokens)),
-            )
-        return f"generating: {progress.tokens_seen} tokens", None
-    return None
+def describe_progress(progress: Progress) -> tuple[str, int | None]:
+    """A report's message and percentage: "attribution (integrated_gradients): 120/400 steps, about 30s left"."""
+    if progress.stage == "queued":
+        return f"waiting in the daemon's queue: position {progress.queue_position}" + (
+            f" of {progress.queue_length}" if progress.queue_length else ""), None
+    fraction = progress.fraction
+    if fraction is None:
+        counted = f": {progress.done} {progress.unit or ''}".rstrip() if progress.done else ""
+        return f"{progress.describe()}{counted}", None
+    message = f"{progress.describe()}: {progress.done}/{progress.total} {progress.unit or ''}".rstrip()
+    if progress.eta_s is not None and progress.done != progress.total:
+        message += f", about {progress.eta_s:.0f}s left"
+    return message, int(100 * fraction)

@@ -12,6 +12,7 @@ from lsprotocol import types
 from ecco_client.lsp.explain import Explainer
 from ecco_client.lsp.language_server import EccoLanguageServer
 from ecco_client.lsp.presentation import hover_for
+from ecco_client.lsp.settings import settings_section
 
 EXPLAIN_COMMAND = "ecco.explain"
 RECOMPUTE_COMMAND = "ecco.recompute"
@@ -23,17 +24,20 @@ explainer = Explainer(server)
 
 @server.feature(types.INITIALIZE)
 def on_initialize(ls: EccoLanguageServer, params: types.InitializeParams) -> None:
-    options = params.initialization_options
-    if isinstance(options, dict) and isinstance(options.get("settings"), dict):
-        ls.apply_settings(options["settings"])
+    """Settings given at start, in any layout (settings.settings_section)."""
+    section = settings_section(params.initialization_options)
+    if section is not None:
+        ls.apply_settings(section)
         ls.link.settings = ls.settings
 
 
 @server.feature(types.INITIALIZED)
 async def on_initialized(ls: EccoLanguageServer, params: types.InitializedParams) -> None:
-    settings = await ls.fetch_settings()
-    ls.link.settings = settings
+    """Connects once the settings are known: asked for, given at start, or pushed right after this
+    (nvim-lspconfig), so the first connection goes where the user said, not to the default address."""
     ls.send_status(ls.link.status)
+    settings = await ls.fetch_settings()
+    await ls.use_settings(settings)
     ls.link.start()
 
 
@@ -41,7 +45,7 @@ async def on_initialized(ls: EccoLanguageServer, params: types.InitializedParams
 async def on_configuration_changed(
     ls: EccoLanguageServer, params: types.DidChangeConfigurationParams
 ) -> None:
-    await ls.refresh_settings()
+    await ls.refresh_settings(params.settings)
 
 
 @server.feature(types.SHUTDOWN)

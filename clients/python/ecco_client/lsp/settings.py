@@ -1,5 +1,7 @@
 """The "ecco" settings the language server reads, with the same names and defaults as the VS Code
-extension's package.json, so any editor that answers ``workspace/configuration`` configures it."""
+extension's package.json, from whichever channel an editor uses: ``workspace/configuration``, a
+``workspace/didChangeConfiguration`` push (nvim-lspconfig), or ``initializationOptions`` (Helix's
+``config``, flat; the VS Code extension's ``{"settings": ...}``)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,31 @@ class Settings:
         """Where the server connects, for messages (never the key)."""
         where = f"the daemon in {self.connection_file}" if self.connection_file else self.daemon_address
         return f"{where} through ssh {self.ssh_host}" if self.ssh_host else where
+
+
+# The setting names an editor may send (``diagnostics`` nests ``enabled``); pythonPath is the extension's own.
+KNOWN_NAMES = frozenset({
+    "daemonAddress", "connectionFile", "userKey", "model", "sshHost", "attributionMethods", "probabilityThreshold",
+    "diagnostics", "diagnosticsEnabled", "generateTokens", "pythonPath",
+})
+
+
+def settings_section(payload: Any) -> Mapping[str, Any] | None:
+    """The "ecco" settings in whatever layout a client sent them, or None when it holds none:
+    ``{"ecco": {...}}`` (a pushed section, as nvim-lspconfig and VS Code's synchronize send),
+    ``{"settings": {...}}`` (the VS Code extension's initializationOptions), ``{"ecco.model": ...}``
+    (dotted keys), or the settings themselves, flat (Helix's ``config``)."""
+    if not isinstance(payload, Mapping):
+        return None
+    for wrapper in (SECTION, "settings"):
+        found = settings_section(payload.get(wrapper)) if isinstance(payload.get(wrapper), Mapping) else None
+        if found is not None:
+            return found
+    dotted = {key[len(SECTION) + 1:]: value for key, value in payload.items()
+              if isinstance(key, str) and key.startswith(f"{SECTION}.")}
+    if dotted:
+        return dotted
+    return payload if KNOWN_NAMES & set(payload) else None
 
 
 @dataclass
