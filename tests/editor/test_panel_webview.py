@@ -213,3 +213,23 @@ def test_streamed_tokens_recompute_and_errors(panel, views) -> None:
     assert page.locator("#ecco-message.ecco-panel-error").is_visible()
     assert json.dumps(state["cspViolations"]) == "[]"
     assert problems == []
+
+
+def test_progress_is_drawn_while_loading(panel, views) -> None:
+    page, host, problems = panel
+    ready = host.wait_posted("(m) => m.body.type === 'ready'")
+    host.send({"type": "readyReply", "last": None}, in_reply_to=ready["messageId"])
+    host.send({"type": "showLoading", "text": "Explaining 40 characters"})
+    host.send({"type": "showProgress", "message": "waiting in the daemon's queue: position 2", "percentage": None})
+    assert host.state()["progress"] == {"message": "waiting in the daemon's queue: position 2", "percentage": None}
+    host.send({"type": "showProgress", "message": "attribution (integrated_gradients): 30/120 steps",
+               "percentage": 25})
+    assert host.state()["progress"]["percentage"] == 25
+    assert page.locator("progress.ecco-panel-progress").get_attribute("value") == "25"
+    assert "30/120 steps" in page.locator("#ecco-message").inner_text()
+
+    host.send({"type": "showResult", "result": explain_result(views, tabs=False)})
+    assert host.state()["progress"] is None and page.locator("progress.ecco-panel-progress").is_hidden()
+    host.send({"type": "showProgress", "message": "late", "percentage": 90})  # after the result: not drawn
+    assert host.state()["progress"] is None
+    assert problems == []

@@ -32,6 +32,11 @@ const RECOMPUTE_TIMEOUT_MS = 120_000;
 const vscode = acquireVsCodeApi();
 const nonce = document.querySelector<HTMLMetaElement>('meta[name="ecco-nonce"]')?.content;
 const message = document.getElementById("ecco-message") as HTMLElement;
+const progressBar = document.createElement("progress");
+progressBar.className = "ecco-panel-progress";
+progressBar.max = 100;
+progressBar.hidden = true;
+message.after(progressBar);
 const root = document.getElementById("ecco-root") as HTMLElement;
 
 let phase: RenderedState["phase"] = "empty";
@@ -39,6 +44,8 @@ let result: ExplainResult | null = null;
 let handle: Handle | null = null;
 let highlighted: number | null = null;
 let errorMessage: string | null = null;
+let loadingText = "";
+let progress: RenderedState["progress"] = null;
 /** True while the page itself selects a token, so the renderer's select event is not sent back. */
 let selectingFromHost = false;
 
@@ -72,6 +79,9 @@ async function answer(body: ToWebviewMessage): Promise<FromWebviewMessage | unde
     case "showError":
       showMessage("error", body.message);
       return undefined;
+    case "showProgress":
+      showProgress(body.message, body.percentage);
+      return undefined;
     case "appendToken":
       appendToken(body.resultId, body.token);
       return undefined;
@@ -92,13 +102,36 @@ async function answer(body: ToWebviewMessage): Promise<FromWebviewMessage | unde
 function showMessage(next: "loading" | "error", text: string): void {
   phase = next;
   errorMessage = next === "error" ? text : null;
+  loadingText = next === "loading" ? text : "";
+  hideProgress();
   message.textContent = text;
   message.hidden = false;
   message.classList.toggle("ecco-panel-error", next === "error");
   document.body.setAttribute("aria-busy", String(next === "loading"));
 }
 
+/** The daemon's progress under the loading message: its words, and a bar once it is counted. */
+function showProgress(text: string, percentage: number | null): void {
+  if (phase !== "loading") {
+    return;
+  }
+  progress = { message: text, percentage };
+  message.textContent = `${loadingText} ${text}`;
+  if (percentage === null) {
+    progressBar.removeAttribute("value"); // indeterminate
+  } else {
+    progressBar.value = percentage;
+  }
+  progressBar.hidden = false;
+}
+
+function hideProgress(): void {
+  progress = null;
+  progressBar.hidden = true;
+}
+
 function showResult(next: ExplainResult): void {
+  hideProgress();
   handle?.destroy();
   handle = null;
   result = next;
@@ -239,6 +272,7 @@ function renderedState(): RenderedState {
       (el) => el.dataset.view ?? "",
     ),
     errorMessage,
+    progress,
     cspViolations: [...cspViolations],
     themeKind: document.body.dataset.vscodeThemeKind ?? "",
   };

@@ -72,6 +72,19 @@ export interface DaemonStatus {
   message?: string | null;
 }
 
+/**
+ * Parameters of the `ecco/progress` notification: the language server's `$/progress` for one piece of
+ * daemon work (queue position, done of total, time left), for the panel and the status bar.
+ */
+export interface WorkProgress {
+  id: string;
+  title: string;
+  message: string;
+  /** 0 to 100; null while the work is not counted (queued, loading). */
+  percentage: number | null;
+  done: boolean;
+}
+
 /** Parameters of the `ecco/token` notification: one streamed continuation token. */
 export interface StreamedToken {
   resultId: string;
@@ -87,6 +100,8 @@ export interface RenderedState {
   highlightedIndex: number | null;
   views: string[];
   errorMessage: string | null;
+  /** The progress shown while loading: its message and percentage (null when none came). */
+  progress: { message: string; percentage: number | null } | null;
   cspViolations: string[];
   themeKind: string;
 }
@@ -109,6 +124,12 @@ export interface ShowResult {
 export interface ShowError {
   type: "showError";
   message: string;
+}
+/** The daemon's progress on the work the panel waits for; drawn only while it shows "loading". */
+export interface ShowProgress {
+  type: "showProgress";
+  message: string;
+  percentage: number | null;
 }
 export interface AppendToken {
   type: "appendToken";
@@ -141,6 +162,7 @@ export type ToWebviewMessage =
   | ShowLoading
   | ShowResult
   | ShowError
+  | ShowProgress
   | AppendToken
   | HighlightToken
   | GetRenderedState

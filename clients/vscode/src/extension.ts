@@ -14,22 +14,29 @@ export async function activate(context: vscode.ExtensionContext): Promise<EccoAp
   const output = createLogger();
   const status = new StatusBar();
   let explainer: Explainer | undefined;
-  lifecycle = new ServerLifecycle({ status, output, onToken: (token) => explainer?.appendToken(token) });
+  let panel: ExplainViewProvider | undefined;
+  lifecycle = new ServerLifecycle({
+    status,
+    output,
+    onToken: (token) => explainer?.appendToken(token),
+    onProgress: (progress) => panel?.showProgress(progress),
+  });
   const server = lifecycle;
-  const panel = new ExplainViewProvider(context.extensionUri, {
+  panel = new ExplainViewProvider(context.extensionUri, {
     onTokenClicked: (index) => void explainer?.revealToken(index),
     onRecompute: (resultId, view, params) => explainer!.recompute(resultId, view, params),
   });
   explainer = new Explainer(server, panel);
   const activeExplainer = explainer;
+  const activePanel = panel;
 
   context.subscriptions.push(
     output,
     status,
     server,
-    panel,
+    activePanel,
     activeExplainer,
-    vscode.window.registerWebviewViewProvider(EXPLAIN_VIEW_ID, panel, {
+    vscode.window.registerWebviewViewProvider(EXPLAIN_VIEW_ID, activePanel, {
       webviewOptions: { retainContextWhenHidden: true },
     }),
     vscode.commands.registerCommand("ecco.explainSelection", async () => {
@@ -58,8 +65,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<EccoAp
   return {
     explainSelection: () => activeExplainer.explainSelection(),
     currentResult: () => activeExplainer.result,
-    renderedState: () => panel.renderedState(),
-    probeToken: (index, action) => panel.probeToken(index, action),
+    renderedState: () => activePanel.renderedState(),
+    probeToken: (index, action) => activePanel.probeToken(index, action),
     status: () => ({ text: status.text, daemon: status.daemonStatus }),
     restartServer: () => server.restart(),
     serverStarts: () => server.starts,

@@ -7,7 +7,7 @@ import {
   State,
   TransportKind,
 } from "vscode-languageclient/node";
-import type { DaemonStatus, StreamedToken } from "../../shared/protocol";
+import type { DaemonStatus, StreamedToken, WorkProgress } from "../../shared/protocol";
 import { logError, logInfo } from "./logger";
 import { resolveInterpreter } from "./python";
 import { readSettings } from "./settings";
@@ -19,6 +19,7 @@ export interface ServerHooks {
   status: StatusBar;
   output: vscode.LogOutputChannel;
   onToken(token: StreamedToken): void;
+  onProgress(progress: WorkProgress): void;
 }
 
 /**
@@ -97,6 +98,10 @@ export class ServerLifecycle implements vscode.Disposable {
     const client = new LanguageClient("ecco", "Ecco", serverOptions, clientOptions);
     client.onNotification("ecco/status", (status: DaemonStatus) => this.hooks.status.setDaemonStatus(status));
     client.onNotification("ecco/token", (token: StreamedToken) => this.hooks.onToken(token));
+    client.onNotification("ecco/progress", (progress: WorkProgress) => {
+      this.hooks.status.setWork(progress);
+      this.hooks.onProgress(progress);
+    });
     client.onDidChangeState((event) => {
       if (event.newState === State.Stopped && this.client === client) {
         this.hooks.status.setServerState("stopped");

@@ -1,16 +1,18 @@
 import * as vscode from "vscode";
-import type { DaemonStatus } from "../../shared/protocol";
+import type { DaemonStatus, WorkProgress } from "../../shared/protocol";
 
 export type ServerState = "starting" | "running" | "stopped" | "failed";
 
 /**
  * The status bar item: whether the language server runs, whether it reaches the daemon, the model in
- * use and this user's queue position while a job waits. Fed by the server's `ecco/status` notification.
+ * use, this user's queue position while a job waits, and how far running work has got. Fed by the
+ * server's `ecco/status` and `ecco/progress` notifications.
  */
 export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
   private server: ServerState = "stopped";
   private daemon: DaemonStatus | undefined;
+  private readonly works = new Map<string, WorkProgress>();
 
   constructor() {
     this.item = vscode.window.createStatusBarItem("ecco.status", vscode.StatusBarAlignment.Right, 100);
@@ -33,6 +35,15 @@ export class StatusBar implements vscode.Disposable {
     this.render();
   }
 
+  /** One piece of daemon work began, advanced or ended; the latest running one is shown. */
+  setWork(progress: WorkProgress): void {
+    this.works.delete(progress.id);
+    if (!progress.done) {
+      this.works.set(progress.id, progress);
+    }
+    this.render();
+  }
+
   /** What the item shows now; tests and the log read it. */
   get text(): string {
     return this.item.text;
@@ -44,14 +55,19 @@ export class StatusBar implements vscode.Disposable {
 
   private render(): void {
     const { text, tooltip, warning } = describe(this.server, this.daemon);
-    this.item.text = text;
-    this.item.tooltip = tooltip;
+    const work = this.server === "running" && this.daemon?.connected ? [...this.works.values()].pop() : undefined;
+    this.item.text = work ? `$(sync~spin) ${text.replace(/^\$\([^)]*\) /, "")}${workText(work)}` : text;
+    this.item.tooltip = work ? `${tooltip}\n${work.title}: ${work.message}` : tooltip;
     this.item.backgroundColor = warning ? new vscode.ThemeColor("statusBarItem.warningBackground") : undefined;
   }
 
   dispose(): void {
     this.item.dispose();
   }
+}
+
+function workText(work: WorkProgress): string {
+  return work.percentage === null ? " · working" : ` · ${work.percentage}%`;
 }
 
 function describe(

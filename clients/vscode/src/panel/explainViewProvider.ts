@@ -13,6 +13,7 @@ import {
   type ShowLoading,
   type ShowResult,
   type ToWebviewMessage,
+  type WorkProgress,
 } from "../../shared/protocol";
 import { logError } from "../common/logger";
 import { createNonce, explainPanelHtml } from "./html";
@@ -96,6 +97,13 @@ export class ExplainViewProvider implements vscode.WebviewViewProvider, vscode.D
 
   showLoading(text: string): void {
     this.show({ type: "showLoading", text });
+  }
+
+  /** The daemon's progress, drawn while the panel shows "loading" (the work it waits for). */
+  showProgress(progress: WorkProgress): void {
+    if (this.last?.type === "showLoading" && !progress.done) {
+      this.post({ type: "showProgress", message: progress.message, percentage: progress.percentage });
+    }
   }
 
   showResult(result: ExplainResult): void {
