@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job: set up, start the daemon on the embedded SmolLM2-135M-Instruct, generate from
-# "The capital of France is" printing each token with its probability and top alternatives, stop.
+# "The capital of France is" printing each token with its probability and top alternatives, then explain
+# that continuation: its tokens colored by probability and saliency with the numbers beside them, and one
+# self-contained page (probability, saliency, layer predictions, rankings, neuron factors); stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -20,3 +22,6 @@ until [[ -f "$ECCO_DAEMON_HOME/connection.json" ]]; do
 done
 .venv/bin/ecco-client wait --for 120
 .venv/bin/ecco-client generate "The capital of France is" --generate 10 --alternatives 3
+printf '\033[1;34m==> %s\033[0m\n' "explaining the continuation: probability, saliency (grad x input), layer predictions, rankings"
+.venv/bin/ecco-client explain "The capital of France is" --generate 3 --attribution grad_x_input \
+  --html .cache/demo-explanation.html

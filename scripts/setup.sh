@@ -29,6 +29,14 @@ if [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]]; then
   echo "$WANT" > "$STAMP"
 fi
 $PY -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+# The renderer bundle every page, notebook and panel inlines (the demo writes a page): built from
+# clients/vscode when missing or older than its sources.
+BUNDLE=clients/python/ecco_client/render/static/ecco-render.js
+if [[ ! -f $BUNDLE || -n "$(find clients/vscode/renderer -newer "$BUNDLE" -name '*.ts' -print -quit)" ]]; then
+  say "building the renderer bundle (clients/vscode)"
+  (cd clients/vscode && { [[ -x node_modules/.bin/esbuild ]] || npm ci --no-audit --no-fund --loglevel=error; } \
+    && npm run --silent build:renderer)
+fi
 
 if [[ $WITH_TEST == 1 ]]; then
   need_apt=()

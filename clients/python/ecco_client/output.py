@@ -255,14 +255,15 @@ class Output:
     @asks_daemon
     def explanation_views(self, n_components: int = 4) -> list[ViewSpec]:
         """Every view of this output, asking the daemon for those its first reply lacks: probability,
-        saliency, each layer's prediction of the token after the text, rankings, and neuron factors
-        (``n_components``) where activations were kept."""
+        saliency, each layer's prediction of the first generated token (of a given text: the token after
+        it), rankings, and neuron factors (``n_components``) where activations were kept."""
         if self.analysis is None or self.result_id is None or self.client is None:
             return self.views()
         if self.analysis.get("rankings") is None:
             self.rankings()  # computed by the daemon from its kept states, once
         analysis = self._read()
-        position = len(analysis.tokens)
+        # A generation: what each layer predicted for its first new token; a given text: for the next one.
+        position = self.n_input_tokens if self.generated_tokens else len(analysis.tokens)
         entry = views.layer_predictions_entry(analysis, self._view("layer_predictions", {"position": position}))
         analysis.layer_predictions = views.layer_predictions_view(analysis, [entry], position)
         nmf = None

@@ -66,8 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also color by this attribution method: gradient, grad_x_input, "
                               "integrated_gradients, occlusion")
     explain.add_argument("--steps", type=int, default=50, help="integrated gradients steps")
+    explain.add_argument("-n", "--generate", type=int, default=0,
+                         help="first continue the text by this many tokens, then explain it all")
     explain.add_argument("--target", type=int, default=None,
-                         help="saliency of the token at this position (default: the last)")
+                         help="saliency of the token at this position (default: the first generated "
+                              "token with --generate, else the last)")
     explain.add_argument("--surprisal", action="store_true", help="color by surprisal instead of probability")
     explain.add_argument("--json", action="store_true", help="print the numbers as JSON instead of colors")
     explain.add_argument("--html", type=Path, default=None,

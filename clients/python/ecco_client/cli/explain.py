@@ -1,5 +1,6 @@
 """`ecco-client explain`: a text's tokens colored by probability and saliency, the numbers beside them,
-as JSON with ``--json``, and one self-contained page with every view with ``--html``."""
+as JSON with ``--json``, and one self-contained page with every view with ``--html``; with
+``--generate N`` the text is first continued and the continuation explained."""
 
 from __future__ import annotations
 
@@ -17,16 +18,21 @@ from ecco_client.render.terminal import probability_table, saliency_table, termi
 def explain(client: Any, args: argparse.Namespace, console: Console, progress: RichProgress) -> int:
     lm = client.model(args.model)
     if args.target is not None:
-        n_tokens = len(lm.encode_tokens(args.text)["input_ids"][0])
+        n_tokens = len(lm.encode_tokens(args.text)["input_ids"][0]) + args.generate
         if not 1 <= args.target < n_tokens:
             raise CommandError(f"--target {args.target} is not a token of this text: it has {n_tokens} tokens, "
                                f"so --target takes 1 to {n_tokens - 1} (0 is never predicted)")
     methods = [args.attribution] if args.attribution else []
     with progress:
-        out = lm.analyze(args.text, attribution=methods, steps=args.steps, on_progress=progress, progress=False)
+        if args.generate > 0:  # Ecco's own demo: generate, then explain the continuation
+            out = lm.generate(args.text, generate=args.generate, attribution=methods, steps=args.steps,
+                              analyze=True, on_progress=progress, progress=False)
+        else:
+            out = lm.analyze(args.text, attribution=methods, steps=args.steps, on_progress=progress,
+                             progress=False)
     probability = out.token_probabilities().data
     saliency = out.primary_attributions(args.attribution).data if methods else None
-    target = _target(saliency, args.target)
+    target = _target(saliency, args.target, first=args.generate > 0)
     if args.json:
         print(json.dumps(explanation_json(out.model, probability, saliency, target), indent=2))
     else:
@@ -42,15 +48,16 @@ def explain(client: Any, args: argparse.Namespace, console: Console, progress: R
     return 0
 
 
-def _target(saliency: dict[str, Any] | None, wanted: int | None) -> int | None:
-    """The attributed position to show: ``--target``, checked against those attributed, else the last."""
+def _target(saliency: dict[str, Any] | None, wanted: int | None, first: bool = False) -> int | None:
+    """The attributed position to show: ``--target``, checked against those attributed, else the last
+    (``first``: the first, the first generated token)."""
     if saliency is None:
         if wanted is not None:
             raise CommandError("--target picks the token whose saliency is shown; give --attribution too")
         return None
     targets = [int(t) for t in saliency["methods"][0]["targets"]]
     if wanted is None:
-        return targets[-1]
+        return targets[0] if first else targets[-1]
     if wanted not in targets:
         raise CommandError(f"--target {wanted} was not attributed; attributed positions: {targets}")
     return wanted
