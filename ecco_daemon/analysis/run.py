@@ -49,6 +49,7 @@ class AnalysisRun:
     attention: dict[str, np.ndarray] | None  # "self": (L, heads, R, R); T5 adds "cross", "encoder"
     attributions: dict[str, Attribution] = field(default_factory=dict)
     embedding: np.ndarray | None = None  # (R, H) float32: the first layer's input (Ecco's embedding_states)
+    lens: logit_lens.LensTable | None = None  # every row's top predictions per layer, projected once
 
     def __getstate__(self) -> dict[str, Any]:
         """Kept on disk without ``arch``: it references the shared model, which is not the run's to save.
@@ -70,8 +71,20 @@ class AnalysisRun:
             if not -n <= layer < n:
                 raise InvalidArgument(f"layer {layer} out of range; the model has layers 0..{n - 1}")
             layers = [layer % n]
-        return logit_lens.layer_predictions(self.arch, self.hidden, row, position, topk, layers,
-                                            self.actual_at(position))
+        actual = self.actual_at(position)
+        if topk <= logit_lens.TABLE_K:
+            self.layer_rankings()  # projects every row once, with the rankings when they were skipped
+        target = self._target_index(position, actual)
+        if self.lens is not None and topk <= self.lens.k and (actual is None or target is not None):
+            assert self.rankings is not None
+            known = None if actual is None or target is None else (target, actual)
+            return self.lens.predictions(row, position, topk, layers, known, self.rankings)
+        return logit_lens.layer_predictions(self.arch, self.hidden, row, position, topk, layers, actual)
+
+    def _target_index(self, position: int, actual: int | None) -> int | None:
+        """Which output token ``actual`` at ``position`` is (its rank and probability are in the lens pass)."""
+        found = np.flatnonzero(self.seq.target_positions == position)
+        return int(found[0]) if len(found) and actual == int(self.seq.target_ids[found[0]]) else None
 
     def actual_at(self, position: int) -> int | None:
         """The token at ``position``: a masked target's resolved id, else the sequence's own; None past the end."""
@@ -81,9 +94,12 @@ class AnalysisRun:
         return int(self.seq.token_ids[position]) if 0 <= position < self.seq.n_tokens else None
 
     def layer_rankings(self) -> np.ndarray:
-        """(L, N) int32 rankings, computed from the kept layer states on first use when the run skipped them."""
-        if self.rankings is None:
-            self.rankings = logit_lens.rankings(self.arch, self.hidden, self.seq.target_rows, self.seq.target_ids)
+        """(L, N) int32 rankings, computed from the kept layer states on first use when the run skipped them
+        (with the lens table: one projection of every row serves both)."""
+        if self.rankings is None or self.lens is None:
+            self.lens, ranks = logit_lens.lens_pass(self.arch, self.hidden, self.seq.target_rows, self.seq.target_ids)
+            if self.rankings is None:
+                self.rankings = ranks
         return self.rankings
 
     def rankings_watch(self, watch: Sequence[int], position: int) -> np.ndarray:
@@ -153,7 +169,8 @@ class AnalysisRun:
     @property
     def nbytes(self) -> int:
         """Bytes of the arrays this run keeps (the model it references is not counted)."""
-        rankings = 4 * self.hidden.shape[0] * self.seq.n_targets  # counted whether computed yet or not
+        # Rankings and the lens table are counted whether computed yet or not.
+        rankings = 4 * self.hidden.shape[0] * self.seq.n_targets + logit_lens.table_bytes(*self.hidden.shape[:2])
         total = self.scores.nbytes + rankings + self.hidden.nbytes + self.seq.token_ids.nbytes
         if self.activations is not None:
             total += self.activations.nbytes
@@ -262,14 +279,14 @@ def complete_run(model: nn.Module, arch: Architecture, tokenizer: Any, seq: Toke
     attributions = {
         method: attribute(model, arch, seq, method, options, checkpoint) for method in options.attribution
     }
+    lens = logit_lens.lens_pass(arch, captured.hidden, seq.target_rows, seq.target_ids) if options.rankings else None
     return AnalysisRun(
         arch=arch,
         seq=seq,
         tokens=token_texts(tokenizer, seq.token_ids.tolist()),
         scores=score_tokens(captured.logits, seq, options.topk),
-        rankings=(
-            logit_lens.rankings(arch, captured.hidden, seq.target_rows, seq.target_ids) if options.rankings else None
-        ),
+        rankings=lens[1] if lens is not None else None,
+        lens=lens[0] if lens is not None else None,
         hidden=captured.hidden,
         activations=captured.activations,
         activation_layers=captured.activation_layers,

@@ -63,12 +63,15 @@ class _Entry:
     expires: float
     value: Any = None  # None when only on disk (after a restart)
     file: str | None = None
+    saved_expires: float = 0.0  # the expiry last written to the index (renewals are written in steps)
 
 
 class ResultStore:
     def __init__(self, ttl_seconds: float, max_bytes: int, directory: Path | None = None,
                  remember_gone: int = 10_000) -> None:
         self.ttl_seconds = ttl_seconds
+        # How far a renewed expiry may run ahead of the one on disk: a twentieth of the TTL, at most a minute.
+        self._renewal_step = min(60.0, ttl_seconds / 20)
         self.max_bytes = max_bytes
         self.remember_gone = remember_gone
         self._order: OrderedDict[tuple[str, str], _Entry] = OrderedDict()  # least recently used first
@@ -93,7 +96,8 @@ class ResultStore:
                 {"limit": self.max_bytes, "flag": "--result-store-mb"},
             )
         result_id = uuid.uuid4().hex
-        entry = _Entry(kind, nbytes, time.time() + self.ttl_seconds, value)
+        expires = time.time() + self.ttl_seconds
+        entry = _Entry(kind, nbytes, expires, value, saved_expires=expires)
         if self._directory is not None:
             entry.file = self._write_value(result_id, value)  # outside the lock: other users go on
         with self._lock:
@@ -119,7 +123,11 @@ class ResultStore:
                 raise OperationError(ErrorCode.BAD_REQUEST, f"result {result_id} is a {entry.kind}, not a {kind}")
             self._order.move_to_end(key)
             entry.expires = now + self.ttl_seconds
-            self._sql("UPDATE results SET expires = ? WHERE user = ? AND result_id = ?", (entry.expires, *key))
+            if entry.expires - entry.saved_expires > self._renewal_step:
+                # A synced write per view would cost milliseconds (and on the socket loop, every user's);
+                # the index lags by at most one step, so after a crash an entry expires at most that early.
+                entry.saved_expires = entry.expires
+                self._sql("UPDATE results SET expires = ? WHERE user = ? AND result_id = ?", (entry.expires, *key))
             value, file = entry.value, entry.file
         if load and value is None and file is not None:
             value = self._read_value(file)  # outside the lock
@@ -214,7 +222,7 @@ class ResultStore:
             elif not (directory / file).exists():
                 self._sql("DELETE FROM results WHERE user = ? AND result_id = ?", key)
             else:
-                self._add(key, _Entry(kind, nbytes, expires, None, file))
+                self._add(key, _Entry(kind, nbytes, expires, None, file, saved_expires=expires))
         for user, result_id, reason in self._db.execute("SELECT user, result_id, reason FROM gone ORDER BY at"):
             self._gone[(user, result_id)] = reason
         known = {entry.file for entry in self._order.values()}

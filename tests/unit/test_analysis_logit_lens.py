@@ -153,3 +153,40 @@ def test_rankings_in_small_chunks_equal_one_pass(analysed, monkeypatch) -> None:
     monkeypatch.setattr(logit_lens, "ELEMENTS_PER_PROJECTION", 1)  # one row at a time
     chunked = logit_lens.rankings(arch, run.hidden, run.seq.target_rows, run.seq.target_ids)
     np.testing.assert_array_equal(chunked, run.rankings)
+
+
+def test_the_lens_table_gives_what_projecting_each_row_gives(analysed) -> None:
+    """Two routes to layer predictions and ranks agree: the table projected once per run, and a fresh
+    projection of one row (the route a view asking for more than the table's k takes)."""
+    from ecco_daemon.analysis import logit_lens
+
+    _family, _model, _tokenizer, arch, run = analysed
+    assert run.lens is not None and run.lens.k == min(logit_lens.TABLE_K, arch.vocab_size)
+    for position in run.seq.predictable_positions():
+        row = run.seq.prediction_row(position)
+        table = run.layer_predictions(position, topk=5)
+        direct = logit_lens.layer_predictions(arch, run.hidden, row, position, 5)
+        np.testing.assert_array_equal(table.token_ids, direct.token_ids)
+        np.testing.assert_allclose(table.probs, direct.probs, rtol=1e-5, atol=1e-7)
+        one = run.layer_predictions(position, topk=3, layer=-1)
+        np.testing.assert_array_equal(one.token_ids, direct.token_ids[-1:, :3])
+    ranks = logit_lens.lens_pass(arch, run.hidden, run.seq.target_rows, run.seq.target_ids, table_k=0)[1]
+    np.testing.assert_array_equal(ranks, run.rankings)
+    for n, (row, target) in enumerate(zip(run.seq.target_rows, run.seq.target_ids, strict=True)):
+        watched = run.rankings_watch([int(target)], run.seq.target_positions[n])[:, 0]
+        np.testing.assert_array_equal(watched, run.rankings[:, n])
+        again = logit_lens.rankings_watch(arch, run.hidden, int(row), np.asarray([int(target)]))[:, 0]
+        np.testing.assert_array_equal(again, watched)  # from the recent rows
+
+
+def test_a_run_without_rankings_projects_its_rows_on_first_use(analysed) -> None:
+    family, model, tokenizer, arch, run = analysed
+    text, target = TEXTS[family]
+    lazy = run_analysis(model, arch, tokenizer, text_sequence(arch, tokenizer, text, target=target),
+                        AnalysisOptions(activations=False, rankings=False))
+    assert lazy.rankings is None and lazy.lens is None
+    position = lazy.seq.predictable_positions()[0]
+    np.testing.assert_array_equal(lazy.layer_predictions(position, 4).token_ids,
+                                  run.layer_predictions(position, 4).token_ids)
+    assert lazy.lens is not None and lazy.rankings is not None
+    np.testing.assert_array_equal(lazy.layer_rankings(), run.rankings)
