@@ -1,21 +1,20 @@
 """NMF of neuron activations, as Ecco does it: factors x positions, plus neuron loadings per factor.
 
 Why: Ecco's factor explorer decomposes the MLP activations of a range of layers into a few factors that
-fire over tokens. Same settings as Ecco (negatives clipped to zero, init="random", random_state=0,
-max_iter=500), but at every position, and from stored activations so another factor count needs no
-model run.
+fire over tokens. Same settings as Ecco (negatives clipped to zero, sklearn's solver with init="random",
+random_state=0, max_iter=500), but at every position, and from stored activations so another factor
+count needs no model run. The solver is sklearn's, vectorized (``nmf_solver``): the same result in a
+fraction of the time, its work bounded on long texts.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.decomposition import NMF
-from sklearn.exceptions import ConvergenceWarning
 
 from ecco_daemon.analysis.errors import InvalidArgument
+from ecco_daemon.analysis.nmf_solver import MAX_ITER, factorize
 
 
 @dataclass
@@ -71,7 +70,7 @@ def run_nmf(
     n_components: int = 10,
     from_layer: int | None = None,
     to_layer: int | None = None,
-    max_iter: int = 500,
+    max_iter: int = MAX_ITER,
 ) -> NMFResult:
     """Decompose activations (La, S, I) of the chosen layers into ``n_components`` factors."""
     if n_components < 1:
@@ -82,15 +81,12 @@ def run_nmf(
     merged = np.concatenate(list(chosen), axis=1)  # (S, Lc * I): positions x neurons (and layers)
     merged = np.maximum(merged, 0).astype(np.float32)  # GELU/SiLU give small negatives
     k = min(n_components, n_positions)
-    model = NMF(n_components=k, init="random", random_state=0, max_iter=max_iter)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        weights = model.fit_transform(merged)  # (S, K)
+    solved = factorize(merged, k, max_iter=max_iter)  # W (S, K), H (K, Lc * I)
     return NMFResult(
-        factors=weights.T.astype(np.float32),
-        components=model.components_.astype(np.float32),
+        factors=np.ascontiguousarray(solved.w.T, dtype=np.float32),
+        components=solved.h.astype(np.float32, copy=False),
         layers=np.asarray(activation_layers)[rows].astype(np.int64),
         n_neurons_per_layer=int(chosen.shape[2]),
         n_components=k,
-        reconstruction_error=float(model.reconstruction_err_),
+        reconstruction_error=solved.reconstruction_error,
     )

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.decomposition import NMF
+from sklearn.exceptions import ConvergenceWarning
 
 from ecco_daemon.analysis.architecture import capture_io, inspect_architecture
 from ecco_daemon.analysis.errors import InvalidArgument, NotCaptured
@@ -111,3 +112,24 @@ def test_attention_needs_eager_attention() -> None:
     run = run_analysis(model, arch, tokenizer, seq)
     with pytest.raises(NotCaptured, match="attention=True"):
         run.attention_weights(0)
+
+
+def test_the_nmf_solver_is_sklearns_coordinate_descent_also_when_its_work_is_capped() -> None:
+    """A wide input stops after the work budget: exactly where sklearn's solver is after that many
+    iterations (inseq-style: two routes to one number)."""
+    from ecco_daemon.analysis.nmf_solver import factorize, iteration_cap
+
+    rng = np.random.default_rng(0)
+    x = np.maximum(rng.standard_normal((30, 4000)), 0).astype(np.float32)
+    x[:, :3] *= 40  # a few dominant neurons, as real MLP activations have
+    budget = 30 * 4000 * 25
+    cap = iteration_cap(x.shape, budget=budget)
+    assert cap == 25
+    ours = factorize(x, 4, budget=budget)
+    reference = NMF(n_components=4, init="random", random_state=0, max_iter=cap)
+    with pytest.warns(ConvergenceWarning):
+        w = reference.fit_transform(x)
+    assert ours.n_iter == reference.n_iter_ == cap
+    np.testing.assert_allclose(ours.w, w, rtol=1e-3, atol=1e-3 * w.max())
+    np.testing.assert_allclose(ours.h, reference.components_, rtol=1e-3, atol=1e-3 * reference.components_.max())
+    assert ours.reconstruction_error == pytest.approx(reference.reconstruction_err_, rel=1e-5)
