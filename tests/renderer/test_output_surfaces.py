@@ -15,12 +15,14 @@ def output(daemon):
         yield out
 
 
-def test_exported_html_draws_every_first_reply_view_offline(output, open_html, tmp_path):
+def test_exported_html_draws_every_view_offline(output, open_html, tmp_path):
     path = output.to_html(tmp_path / "output.html")
     loaded = open_html(path.read_text())
     page = loaded.page
     roots = page.locator("div.ecco-output > .ecco-root")
-    assert roots.count() == 3  # probability, saliency, rankings
+    assert roots.count() == 5  # probability, saliency, layer predictions, rankings, neuron factors
+    assert [roots.nth(i).get_attribute("data-view") for i in range(5)] == [
+        "probability", "saliency", "layer_predictions", "rankings", "nmf"]
     n_tokens = len(output.tokens)
     assert roots.first.locator(".ecco-token").count() == n_tokens
     saliency = roots.nth(1)

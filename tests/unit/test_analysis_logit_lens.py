@@ -165,9 +165,13 @@ def test_the_lens_table_gives_what_projecting_each_row_gives(analysed) -> None:
     for position in run.seq.predictable_positions():
         row = run.seq.prediction_row(position)
         table = run.layer_predictions(position, topk=5)
-        direct = logit_lens.layer_predictions(arch, run.hidden, row, position, 5)
+        direct = logit_lens.layer_predictions(arch, run.hidden, row, position, 5, actual=run.actual_at(position))
         np.testing.assert_array_equal(table.token_ids, direct.token_ids)
         np.testing.assert_allclose(table.probs, direct.probs, rtol=1e-5, atol=1e-7)
+        assert table.actual_id == direct.actual_id
+        if direct.actual_id is not None:
+            np.testing.assert_array_equal(table.actual_ranks, direct.actual_ranks)
+            np.testing.assert_allclose(table.actual_probs, direct.actual_probs, rtol=1e-5, atol=1e-7)
         one = run.layer_predictions(position, topk=3, layer=-1)
         np.testing.assert_array_equal(one.token_ids, direct.token_ids[-1:, :3])
     ranks = logit_lens.lens_pass(arch, run.hidden, run.seq.target_rows, run.seq.target_ids, table_k=0)[1]
