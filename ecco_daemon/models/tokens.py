@@ -3,13 +3,32 @@ client sees tokens the same way."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 
 def token_texts(tokenizer: Any, ids: Sequence[int]) -> list[str]:
-    """Each token as the text it adds (leading spaces kept), not as a vocabulary entry like 'ĠParis'."""
-    return [tokenizer.decode([int(i)], skip_special_tokens=False, clean_up_tokenization_spaces=False) for i in ids]
+    """Each token as the text it adds (leading spaces kept), not as a vocabulary entry like 'ĠParis'.
+
+    Memoized per tokenizer: a view of every position's layer predictions names tens of thousands of
+    tokens, a few hundred of them distinct, and one decode costs microseconds.
+    """
+    known = _TEXTS.get(tokenizer)
+    if known is None:
+        known = _TEXTS.setdefault(tokenizer, {})
+    texts = []
+    for i in ids:
+        text = known.get(int(i))
+        if text is None:
+            text = tokenizer.decode([int(i)], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            known[int(i)] = text
+        texts.append(text)
+    return texts
+
+
+# Token texts by tokenizer (held weakly: a model unloaded takes its entry with it); at most the vocabulary.
+_TEXTS: weakref.WeakKeyDictionary[Any, dict[int, str]] = weakref.WeakKeyDictionary()
 
 
 def encode_prompt(tokenizer: Any, text: str) -> list[int]:

@@ -192,10 +192,13 @@ def layer_predictions_entry(analysis: Analysis, reply: Mapping[str, Any]) -> dic
     targets = _actual_targets(reply.get("actual"), len(ids))
     actual = analysis.token_ids[position] if position < len(analysis.token_ids) else None
     layers = []
+    ranks = range(1, len(ids[0]) + 1) if ids else range(0)
     for n, (row_ids, row_texts, row_probs) in enumerate(zip(ids, texts, probs, strict=False)):
+        # tolist() gave ints and floats, msgpack strs: no conversion per entry (a view of every position
+        # of a long text holds tens of thousands of them)
         top = [
-            {"text": str(t), "id": int(i), "prob": float(p), "rank": r + 1}
-            for r, (i, t, p) in enumerate(zip(row_ids, row_texts, row_probs, strict=False))
+            {"text": t, "id": i, "prob": p, "rank": r}
+            for r, i, t, p in zip(ranks, row_ids, row_texts, row_probs, strict=False)
         ]
         entry: dict[str, Any] = {"top": top}
         if targets is not None:
