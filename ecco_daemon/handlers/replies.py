@@ -16,9 +16,10 @@ from ecco_daemon.server.registry import OPERATIONS
 @OPERATIONS.control("requests.reply")
 def request_reply(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, Any]:
     request_id = ParamReader(params, ["request_id"]).str("request_id", max_length=128)
+    # The journal first: a job's final reply is recorded before it leaves the in-flight map.
+    reply = ctx.replies.get(job.user.name, request_id)
+    if reply is not None:
+        return {"request_id": request_id, "state": "done", "event": reply.event, "content": reply.content}
     if ctx.inflight.get(job.user.name, request_id) is not None:
         return {"request_id": request_id, "state": "running"}
-    reply = ctx.replies.get(job.user.name, request_id)
-    if reply is None:
-        raise OperationError(ErrorCode.NOT_FOUND, f"no final reply kept for request {request_id} of this user")
-    return {"request_id": request_id, "state": "done", "event": reply.event, "content": reply.content}
+    raise OperationError(ErrorCode.NOT_FOUND, f"no final reply kept for request {request_id} of this user")
