@@ -32,7 +32,7 @@ class ViewRequest:
     @classmethod
     def parse(cls, params: dict[str, Any]) -> ViewRequest:
         read = ParamReader(params, ["result_id", "view", "params", "array_dtype"])
-        view_params = params.get("params") or {}
+        view_params = {} if params.get("params") is None else params["params"]
         if not isinstance(view_params, dict):
             raise OperationError(ErrorCode.BAD_REQUEST, "'params' must be a map")
         return cls(read.str("result_id", max_length=128), read.str("view", max_length=64), view_params,
