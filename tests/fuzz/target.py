@@ -1,0 +1,240 @@
+"""The live daemon under fuzzing: plans encoded and sent, every reply read, and the daemon checked after each batch.
+
+Why these checks: a request is never left unanswered, and is answered exactly once; INTERNAL means a bug;
+after any batch the daemon still answers a ping correctly. A signed request's reply is verified with its
+sender's key; a reply to a message that could not be authenticated is unsigned, so it is only read.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+
+from ecco_protocol.codec import MAX_HEADER_BYTES, FrameError, encode_message, new_request_header, split_frames
+from ecco_protocol.connection_file import ConnectionInfo
+from ecco_protocol.signing import SignatureError, Signer
+from ecco_protocol.version import MAGIC
+from tests.fuzz.plans import DROP, Plan
+from tests.fuzz.values import Ref
+
+TERMINAL = ("result", "error")
+RECENT = 64  # live result and request ids kept for references
+
+
+@dataclass
+class Counts:
+    frames: int = 0  # messages sent (each one multipart message)
+    batches: int = 0
+    deaths: int = 0
+    hangs: int = 0  # requests left unanswered, and pings unanswered by a live daemon
+    internal: int = 0
+    duplicates: int = 0  # requests answered more than once
+    bad_replies: int = 0  # unreadable, or an authentic request's reply not signed with its sender's key
+    codes: collections.Counter[str] = field(default_factory=collections.Counter)
+    failures: list[str] = field(default_factory=list)  # what each hang, death or INTERNAL answered
+
+    def record(self, what: str, plan: Plan | None) -> None:
+        if len(self.failures) < 50:
+            self.failures.append(f"{what}: {plan.describe() if plan else 'a message whose id was unreadable'}")
+
+    @property
+    def clean(self) -> bool:
+        return not (self.deaths or self.hangs or self.internal or self.duplicates or self.bad_replies)
+
+    def summary(self) -> str:
+        return (f"frames sent {self.frames}, batches {self.batches}, daemon deaths {self.deaths}, "
+                f"hangs {self.hangs}, INTERNAL replies {self.internal}, duplicate answers {self.duplicates}, "
+                f"bad replies {self.bad_replies}")
+
+
+class Target:
+    """One DEALER to the daemon; the user's key signs most messages, the admin's only harmless ones."""
+
+    def __init__(self, user: ConnectionInfo, admin: ConnectionInfo, models: list[str], reply_timeout_s: float = 30.0):
+        self.user, self.admin = user, admin
+        self.signers = {False: Signer(user.key), True: Signer(admin.key)}
+        self.models = models
+        self.reply_timeout_s = reply_timeout_s
+        self.counts = Counts()
+        self.results: collections.deque[str] = collections.deque(maxlen=RECENT)
+        self.requests: collections.deque[str] = collections.deque(maxlen=RECENT)
+        self.socket = self._connect()
+
+    def _connect(self) -> zmq.Socket:
+        socket = zmq.Context.instance().socket(zmq.DEALER)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.connect(self.user.address)
+        return socket
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+    def reconnect(self, user: ConnectionInfo, admin: ConnectionInfo) -> None:
+        """After the daemon was restarted (a death): new address and keys, fresh socket."""
+        self.close()
+        self.user, self.admin = user, admin
+        self.signers = {False: Signer(user.key), True: Signer(admin.key)}
+        self.socket = self._connect()
+
+    # ------------------------------------------------------------------------------------------ sending
+
+    def run_batch(self, batch: list[Plan]) -> Counts:
+        """Send every plan, then read until each is answered (or the deadline passes); counts accumulate."""
+        expected: dict[str, Plan] = {}
+        anonymous: list[Plan] = []
+        for plan in batch:
+            frames, request_id = self.encode(plan)
+            self.socket.send_multipart(frames)
+            self.counts.frames += 1
+            if request_id is not None:
+                expected[request_id] = plan
+                self.requests.append(request_id)
+            else:
+                anonymous.append(plan)
+        self._collect(expected, anonymous)
+        self.counts.batches += 1
+        return self.counts
+
+    def encode(self, plan: Plan) -> tuple[list[Any], str | None]:
+        """The plan's frames, signed now; and the request id its answer will carry (None when unsure)."""
+        if plan.kind == "junk":
+            return list(plan.frames), None
+        request_id = uuid.uuid4().hex
+        as_admin = plan.as_admin and plan.kind == "request"
+        header = new_request_header(plan.op, (self.admin if as_admin else self.user).user, request_id)
+        for name, value in plan.header_changes:
+            header.pop(name, None) if value == DROP else header.__setitem__(name, value)
+        params = self._resolve(plan.params)
+        content = plan.content if plan.kind == "content" else {
+            "params": harmless(params, self.models) if as_admin else params}
+        signer = self.signers[as_admin]
+        frames = encode_message(header, content, signer)
+        frames += list(plan.buffers)
+        if plan.buffers:
+            frames[1] = signer.sign(frames[2:])
+        if plan.mutation is not None:
+            return _mutate(frames, plan, signer), None
+        readable = header.get("id") == request_id and len(frames[2]) <= MAX_HEADER_BYTES
+        return frames, request_id if readable else None
+
+    def _resolve(self, value: Any) -> Any:
+        """References replaced by live ids."""
+        if isinstance(value, Ref):
+            pool = {"result": self.results, "request": self.requests, "model": self.models}[value.kind]
+            return pool[value.pick % len(pool)] if pool else "none-yet"
+        if isinstance(value, dict):
+            return {k: self._resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._resolve(v) for v in value]
+        return value
+
+    # ------------------------------------------------------------------------------------------ reading
+
+    def _collect(self, expected: dict[str, Plan], anonymous: list[Plan]) -> None:
+        answered: collections.Counter[str] = collections.Counter()
+        other = 0
+        deadline = time.monotonic() + self.reply_timeout_s
+        while (set(expected) - set(answered) or other < len(anonymous)) and time.monotonic() < deadline:
+            if not self.socket.poll(100):
+                continue
+            header, content = self._read(expected)
+            if header is None or header.get("event") not in TERMINAL:
+                continue
+            request_id = header.get("id")
+            if request_id in expected:
+                answered[request_id] += 1
+                self._note(expected[request_id], header, content)
+                if answered[request_id] == 2:
+                    self.counts.duplicates += 1
+                    self.counts.record("answered twice", expected[request_id])
+            else:
+                other += 1
+                self._note(None, header, content)
+        for request_id in set(expected) - set(answered):
+            self.counts.hangs += 1
+            self.counts.record("no answer", expected[request_id])
+
+    def _read(self, expected: dict[str, Plan]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        frames = self.socket.recv_multipart()
+        try:
+            raw = split_frames(frames)
+            header, content = raw.header(), raw.content()
+            plan = expected.get(header.get("id"))
+            if plan is not None and plan.kind == "request":  # authentic: signed with its sender's key
+                self.signers[plan.as_admin].verify(raw.signature, raw.signed_frames)
+        except (FrameError, SignatureError) as exc:
+            self.counts.bad_replies += 1
+            self.counts.record(f"bad reply ({exc})", None)
+            return None, {}
+        return header, content
+
+    def _note(self, plan: Plan | None, header: dict[str, Any], content: dict[str, Any]) -> None:
+        code = content.get("code", "OK") if header["event"] == "error" else "OK"
+        self.counts.codes[code] += 1
+        if code == "INTERNAL":
+            self.counts.internal += 1
+            self.counts.record(f"INTERNAL {content.get('message', '')[:200]!r}", plan)
+        result_id = content.get("result_id") if isinstance(content, dict) else None
+        if isinstance(result_id, str):
+            self.results.append(result_id)
+
+    # ------------------------------------------------------------------------------------------- health
+
+    def ping(self, timeout_s: float = 10.0) -> bool:
+        """True when the daemon answers a signed ping with a signed pong."""
+        answer = self.call("ping", {}, timeout_s)
+        return answer is not None and answer[0] == "result" and answer[1].get("pong") is True
+
+    def call(self, op: str, params: dict[str, Any], timeout_s: float = 60.0) -> tuple[str, dict[str, Any]] | None:
+        """One signed request of the user's, answered (its final event and content) or None by the deadline."""
+        request_id = uuid.uuid4().hex
+        self.socket.send_multipart(encode_message(new_request_header(op, self.user.user, request_id),
+                                                  {"params": params}, self.signers[False]))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.socket.poll(100):
+                continue
+            raw = split_frames(self.socket.recv_multipart())
+            header = raw.header()
+            if header.get("id") == request_id and header.get("event") in TERMINAL:
+                self.signers[False].verify(raw.signature, raw.signed_frames)
+                content = raw.content()
+                self._note(None, header, content)
+                return header["event"], content
+        return None
+
+
+def harmless(params: dict[str, Any], models: list[str]) -> dict[str, Any]:
+    """The admin never shuts the daemon down (shutdown always gets a parameter it refuses) nor unloads a model
+    the fuzzer uses."""
+    params = {k: ("fuzz-" + v if k == "model" and isinstance(v, str) and v in models else v)
+              for k, v in params.items()}
+    return params or {"fuzz": True}
+
+
+def _mutate(frames: list[Any], plan: Plan, signer: Signer) -> list[Any]:
+    mutation = plan.mutation
+    assert mutation is not None
+    frames = [bytes(f) for f in frames]
+    index = mutation.frame % len(frames)
+    data = frames[index]
+    at = int(mutation.at * len(data))
+    if mutation.action == "flip" and data:
+        at = min(at, len(data) - 1)
+        frames[index] = data[:at] + bytes([data[at] ^ (mutation.byte or 1)]) + data[at + 1:]
+    elif mutation.action == "cut":
+        frames[index] = data[:at]
+    elif mutation.action == "insert":
+        frames[index] = data[:at] + bytes([mutation.byte]) + data[at:]
+    elif mutation.action == "drop":
+        del frames[index]
+    else:
+        frames.insert(index, data)
+    if mutation.resign and len(frames) >= 4 and frames[0] == MAGIC:
+        frames[1] = signer.sign(frames[2:])
+    return frames
