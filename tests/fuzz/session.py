@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ecco_protocol.connection_file import read_connection_file
 from hypothesis import HealthCheck, Phase, given, settings
 
-from ecco_protocol.connection_file import read_connection_file
 from tests.daemon_process import DaemonProcess
 from tests.fuzz.plans import batches
 from tests.fuzz.target import Counts, Target

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
-
 from ecco_protocol.codec import MAX_HEADER_BYTES, FrameError, encode_message, new_request_header, split_frames
 from ecco_protocol.connection_file import ConnectionInfo
 from ecco_protocol.signing import SignatureError, Signer
 from ecco_protocol.version import MAGIC
+
 from tests.fuzz.plans import DROP, Plan
 from tests.fuzz.values import Ref
 

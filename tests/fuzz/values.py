@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import msgpack
 import numpy as np
+from ecco_protocol.codec import ARRAY_KEY, WIRE_DTYPES
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-from ecco_protocol.codec import ARRAY_KEY, WIRE_DTYPES
 
 # Integers where parsers break: signs, 32 and 64-bit edges, msgpack's largest unsigned.
 INT_EDGES = [0, 1, -1, 2, 255, 256, 383, 384, 2**31, -(2**31), 2**63 - 1, -(2**63), 2**63, 2**64 - 1, 10**9]
