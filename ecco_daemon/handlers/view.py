@@ -33,8 +33,8 @@ class ViewRequest:
     def parse(cls, params: dict[str, Any]) -> ViewRequest:
         read = ParamReader(params, ["result_id", "view", "params", "array_dtype"])
         view_params = {} if params.get("params") is None else params["params"]
-        if not isinstance(view_params, dict):
-            raise OperationError(ErrorCode.BAD_REQUEST, "'params' must be a map")
+        if not isinstance(view_params, dict) or not all(isinstance(key, str) for key in view_params):
+            raise OperationError(ErrorCode.BAD_REQUEST, "'params' must be a map with string keys")
         return cls(read.str("result_id", max_length=128), read.str("view", max_length=64), view_params,
                    read.choice("array_dtype", ["float32", "float16"], "float32") == "float16")
 

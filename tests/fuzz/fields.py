@@ -45,7 +45,7 @@ ANALYSIS: dict[str, Strategy] = {
 }
 ARRAY_DTYPE = {"array_dtype": _one_of(["float32", "float16", "int8"])}
 MODEL = {"model": refs("model")}
-FLOATS = st.one_of(st.floats(-1, 3), st.sampled_from([0.0, 1.0, 1e-7]))
+FLOATS = st.one_of(st.floats(0, 1.5), st.sampled_from([0.0, 1.0, 1e-7, -1.0]))
 
 FIELDS: dict[str, dict[str, Strategy]] = {
     "ping": {},
@@ -58,7 +58,7 @@ FIELDS: dict[str, dict[str, Strategy]] = {
                  "do_sample": st.booleans(), "temperature": FLOATS, "top_k": small_ints(-1, 500), "top_p": FLOATS,
                  "seed": st.integers(-1, 2**63), "alternatives": small_ints(-1, 10), "stream": st.booleans(),
                  "analyze": st.booleans(), **ARRAY_DTYPE, **ANALYSIS},
-    "view": {"result_id": refs("result"), "view": _one_of([*VIEWS, "layer-predictions", "nope"]),
+    "view": {"result_id": refs("analysis"), "view": _one_of([*VIEWS, "layer-predictions", "nope"]),
              "params": st.just({}), **ARRAY_DTYPE},
     "tokens.encode": {**MODEL, "text": st.one_of(texts(), st.lists(texts(), max_size=3)),
                       "add_special_tokens": st.booleans()},
@@ -75,6 +75,8 @@ FIELDS: dict[str, dict[str, Strategy]] = {
                     "attn_implementation": _one_of(["eager", "sdpa", "flash"]), "trust_remote_code": st.booleans()},
     "models.unload": {"model": st.text(max_size=12).map("fuzz-".__add__)},
 }
+# How often each operation is drawn: the ones with the most parameters and the most work behind them lead.
+WEIGHTS = {"analyze": 6, "generate": 4, "view": 8, "tokens.encode": 2, "tokens.decode": 2}
 CORE = {"analyze": ["text"], "generate": ["prompt"], "view": ["result_id", "view", "params"],
         "tokens.encode": ["text"], "tokens.decode": ["ids"], "cancel": ["target"], "results.info": ["result_id"],
         "results.release": ["result_id"], "requests.reply": ["request_id"], "models.load": ["model"],

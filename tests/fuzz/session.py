@@ -17,7 +17,7 @@ from tests.fuzz.plans import batches
 from tests.fuzz.target import Counts, Target
 from tests.service.multiuser_support import add_user
 
-FUZZ_ARGS = ["--max-input-tokens", "64", "--max-new-tokens", "8", "--max-job-cost", "4000",
+FUZZ_ARGS = ["--max-input-tokens", "64", "--max-new-tokens", "24", "--max-job-cost", "4000",
              "--job-time-limit", "10", "--result-store-mb", "64", "--max-queued", "64"]
 FUZZ_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 SEEDS = [  # analyses whose results the views are fuzzed on

@@ -36,6 +36,7 @@ class Counts:
     duplicates: int = 0  # requests answered more than once
     bad_replies: int = 0  # unreadable, or an authentic request's reply not signed with its sender's key
     codes: collections.Counter[str] = field(default_factory=collections.Counter)
+    by_operation: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)  # signed requests
     failures: list[str] = field(default_factory=list)  # what each hang, death or INTERNAL answered
 
     def record(self, what: str, plan: Plan | None) -> None:
@@ -62,6 +63,7 @@ class Target:
         self.reply_timeout_s = reply_timeout_s
         self.counts = Counts()
         self.results: collections.deque[str] = collections.deque(maxlen=RECENT)
+        self.analyses: collections.deque[str] = collections.deque(maxlen=RECENT)
         self.requests: collections.deque[str] = collections.deque(maxlen=RECENT)
         self.socket = self._connect()
 
@@ -125,7 +127,8 @@ class Target:
     def _resolve(self, value: Any) -> Any:
         """References replaced by live ids."""
         if isinstance(value, Ref):
-            pool = {"result": self.results, "request": self.requests, "model": self.models}[value.kind]
+            pool = {"result": self.results, "analysis": self.analyses, "request": self.requests,
+                    "model": self.models}[value.kind]
             return pool[value.pick % len(pool)] if pool else "none-yet"
         if isinstance(value, dict):
             return {k: self._resolve(v) for k, v in value.items()}
@@ -176,12 +179,17 @@ class Target:
     def _note(self, plan: Plan | None, header: dict[str, Any], content: dict[str, Any]) -> None:
         code = content.get("code", "OK") if header["event"] == "error" else "OK"
         self.counts.codes[code] += 1
+        if plan is not None and plan.kind == "request":
+            view = plan.params.get("view") if plan.op == "view" and isinstance(plan.params, dict) else None
+            self.counts.by_operation[(plan.op + (f" {view}" if isinstance(view, str) else ""), code)] += 1
         if code == "INTERNAL":
             self.counts.internal += 1
             self.counts.record(f"INTERNAL {content.get('message', '')[:200]!r}", plan)
-        result_id = content.get("result_id") if isinstance(content, dict) else None
+        result_id = content.get("result_id")
         if isinstance(result_id, str):
             self.results.append(result_id)
+            if "attribution_methods" in content or "analysis" in content:  # an analysis, alone or after generating
+                self.analyses.append(result_id)
 
     # ------------------------------------------------------------------------------------------- health
 

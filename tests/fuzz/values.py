@@ -25,7 +25,8 @@ VOCABULARY = 384  # the tiny models' token count (tests/tiny_models.py)
 
 @dataclass(frozen=True)
 class Ref:
-    """A live value, chosen when the message is sent: ``kind`` is "result", "request" or "model"."""
+    """A live value, chosen when the message is sent: ``kind`` is "result" (any stored result), "analysis"
+    (a stored analysis run), "request" or "model"."""
 
     kind: str
     pick: int = 0
@@ -87,10 +88,10 @@ def token_ids() -> st.SearchStrategy[list[int]]:
 def texts() -> st.SearchStrategy[str]:
     words = st.sampled_from(["The", " capital", " of", " France", " is", " Paris", ".", " the", " cat", " ", "\n"])
     # The long one (over 64 KiB) is admitted off the socket loop.
-    return st.one_of(st.lists(words, max_size=20).map("".join), st.text(max_size=30), st.just(""),
+    return st.one_of(st.lists(words, min_size=2, max_size=20).map("".join), st.text(max_size=30), st.just(""),
                      repeated("x", 70_000))
 
 
 def either(plausible: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
     """Mostly a plausible value (reaching deep code), sometimes a hostile one (shrinks to plausible)."""
-    return st.integers(0, 9).flatmap(lambda roll: plausible if roll < 7 else hostile())
+    return st.integers(0, 9).flatmap(lambda roll: plausible if roll < 8 else hostile())

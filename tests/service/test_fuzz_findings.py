@@ -21,3 +21,17 @@ def test_encoding_no_texts_answers_no_ids(raw):
     event, content = raw.call("tokens.encode", {"text": []})
     assert event == "result", content
     assert content["input_ids"] == [] and content["tokens"] == []
+
+
+@pytest.fixture(scope="module")
+def result_id(raw) -> str:
+    event, content = raw.call("analyze", {"text": "The cat sat on the mat."}, timeout_s=120)
+    assert event == "result", content
+    return content["result_id"]
+
+
+def test_view_parameter_names_given_as_bytes_are_refused(raw, result_id):
+    event, content = raw.call("view", {"result_id": result_id, "view": "layer-predictions",
+                                       "params": {"position": 1, b"topk": 2}})
+    assert event == "error" and content["code"] == "BAD_REQUEST", content
+    assert "string keys" in content["message"]
