@@ -9,6 +9,7 @@ fraction of the time, its work bounded on long texts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,7 @@ def run_nmf(
     from_layer: int | None = None,
     to_layer: int | None = None,
     max_iter: int = MAX_ITER,
+    check_cancelled: Callable[[], None] | None = None,
 ) -> NMFResult:
     """Decompose activations (La, S, I) of the chosen layers into ``n_components`` factors."""
     if n_components < 1:
@@ -81,7 +83,7 @@ def run_nmf(
     merged = np.concatenate(list(chosen), axis=1)  # (S, Lc * I): positions x neurons (and layers)
     merged = np.maximum(merged, 0).astype(np.float32)  # GELU/SiLU give small negatives
     k = min(n_components, n_positions)
-    solved = factorize(merged, k, max_iter=max_iter)  # W (S, K), H (K, Lc * I)
+    solved = factorize(merged, k, max_iter=max_iter, check_cancelled=check_cancelled)  # W (S, K), H (K, Lc * I)
     return NMFResult(
         factors=np.ascontiguousarray(solved.w.T, dtype=np.float32),
         components=solved.h.astype(np.float32, copy=False),

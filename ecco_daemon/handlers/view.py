@@ -55,5 +55,5 @@ def view_op(ctx: RuntimeContext, job: Job, request: ViewRequest) -> dict[str, An
         params.setdefault("float16", True)
     if request.view == "attention":  # a run kept without attention gets it from one recording forward
         run = checked(service.with_attention, lm.model, run)
-    reply = checked(service.view, run, lm.tokenizer, request.view.replace("-", "_"), params)
+    reply = checked(service.view, run, lm.tokenizer, request.view.replace("-", "_"), params, job.check_cancelled)
     return {"result_id": request.result_id, "view": request.view, "data": reply}

@@ -103,7 +103,7 @@ def view_params(view: str) -> Strategy:
     hints = typing.get_type_hints(fn)
     required, optional = {}, {}
     for name, parameter in inspect.signature(fn).parameters.items():
-        if name not in ("run", "tokenizer"):
+        if name not in ("run", "tokenizer", "check_cancelled"):  # the caller's, never a request's
             group = required if parameter.default is inspect.Parameter.empty else optional
             group[name] = either(_hinted(hints[name]))
     return st.fixed_dictionaries(required, optional=optional)
