@@ -33,7 +33,7 @@ def _one_of(values: Sequence[Any]) -> Strategy:
 ANALYSIS: dict[str, Strategy] = {
     "attribution": st.one_of(st.lists(_one_of(METHODS), max_size=3), _one_of(METHODS)),
     "steps": st.one_of(small_ints(0, 6), st.just(1000)),
-    "foil": token_ids(),
+    "foils": token_ids(),
     "score": _one_of([*SCORES, "nope"]),
     "activations": st.booleans(),
     "activation_layers": st.lists(small_ints(-3, 4), max_size=3),

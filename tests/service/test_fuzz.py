@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 
 import ecco_daemon.handlers  # noqa: F401  (registers every operation)
+from ecco_daemon.handlers.analyze import ANALYSIS_PARAMS
+from ecco_daemon.handlers.generate import GENERATE_PARAMS
 from ecco_daemon.server.registry import OPERATIONS
 from tests.fuzz.fields import FIELDS
 from tests.fuzz.session import FuzzSession, fuzz_daemon
@@ -24,8 +26,10 @@ def fuzzed(tiny_llama, tmp_path_factory, request):
         yield daemon
 
 
-def test_the_fuzzer_knows_every_operation():
+def test_the_fuzzer_knows_every_operation_and_parameter():
     assert sorted(FIELDS) == OPERATIONS.names()
+    assert set(FIELDS["generate"]) == set(GENERATE_PARAMS)
+    assert set(ANALYSIS_PARAMS) <= set(FIELDS["analyze"])
 
 
 def test_fuzzed_traffic_never_breaks_the_daemon(fuzzed):
