@@ -19,6 +19,7 @@ from ecco_protocol.connection_file import ConnectionInfo
 from ecco_protocol.signing import SignatureError, Signer
 from ecco_protocol.version import MAGIC
 
+from ecco_daemon.analysis.service import VIEWS
 from tests.fuzz.plans import DROP, Plan
 from tests.fuzz.values import Ref
 
@@ -180,8 +181,11 @@ class Target:
         code = content.get("code", "OK") if header["event"] == "error" else "OK"
         self.counts.codes[code] += 1
         if plan is not None and plan.kind == "request":
-            view = plan.params.get("view") if plan.op == "view" and isinstance(plan.params, dict) else None
-            self.counts.by_operation[(plan.op + (f" {view}" if isinstance(view, str) else ""), code)] += 1
+            name = plan.op
+            if plan.op == "view":
+                view = plan.params.get("view")
+                name = f"view {view if isinstance(view, str) and view in VIEWS else '(other)'}"
+            self.counts.by_operation[(name, code)] += 1
         if code == "INTERNAL":
             self.counts.internal += 1
             self.counts.record(f"INTERNAL {content.get('message', '')[:200]!r}", plan)

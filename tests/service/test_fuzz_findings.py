@@ -35,3 +35,15 @@ def test_view_parameter_names_given_as_bytes_are_refused(raw, result_id):
                                        "params": {"position": 1, b"topk": 2}})
     assert event == "error" and content["code"] == "BAD_REQUEST", content
     assert "string keys" in content["message"]
+
+
+@pytest.mark.parametrize(("view", "params"), [
+    ("attention", {"layer": []}),
+    ("layer_predictions", {"positions": []}),
+    ("states", {"what": "hidden", "layers": []}),
+    ("primary_attributions", {"ignore_tokens": []}),
+])
+def test_empty_lists_in_view_parameters_are_answered(raw, result_id, view, params):
+    """An empty list of layers once reached np.stack (INTERNAL); each view answers or refuses it."""
+    event, content = raw.call("view", {"result_id": result_id, "view": view, "params": params})
+    assert event == "result" or content["code"] == "BAD_REQUEST", content
