@@ -9,13 +9,13 @@ fraction of the time, its work bounded on long texts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ecco_daemon.analysis.errors import InvalidArgument
 from ecco_daemon.analysis.nmf_solver import MAX_ITER, factorize
+from ecco_daemon.analysis.progress import CancelCheck
 
 
 @dataclass
@@ -72,7 +72,7 @@ def run_nmf(
     from_layer: int | None = None,
     to_layer: int | None = None,
     max_iter: int = MAX_ITER,
-    check_cancelled: Callable[[], None] | None = None,
+    check_cancelled: CancelCheck | None = None,
 ) -> NMFResult:
     """Decompose activations (La, S, I) of the chosen layers into ``n_components`` factors."""
     if n_components < 1:
