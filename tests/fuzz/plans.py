@@ -17,6 +17,8 @@ import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from ecco_protocol.signing import Signer
+from ecco_protocol.version import MAGIC
 from hypothesis import strategies as st
 
 from tests.fuzz.fields import CORE, FIELDS, WEIGHTS, view_params
@@ -36,6 +38,27 @@ class Mutation:
     at: float  # where in the frame, 0..1
     byte: int
     resign: bool  # sign the damaged frames (the damage reaches the decoder) or keep the old signature
+
+    def apply(self, frames: list[Any], signer: Signer) -> list[bytes]:
+        """The frames damaged as planned (and signed again when ``resign``)."""
+        damaged = [bytes(f) for f in frames]
+        index = self.frame % len(damaged)
+        data = damaged[index]
+        at = int(self.at * len(data))
+        if self.action == "flip" and data:
+            at = min(at, len(data) - 1)
+            damaged[index] = data[:at] + bytes([data[at] ^ (self.byte or 1)]) + data[at + 1:]
+        elif self.action == "cut":
+            damaged[index] = data[:at]
+        elif self.action == "insert":
+            damaged[index] = data[:at] + bytes([self.byte]) + data[at:]
+        elif self.action == "drop":
+            del damaged[index]
+        else:  # repeat
+            damaged.insert(index, data)
+        if self.resign and len(damaged) >= 4 and damaged[0] == MAGIC:
+            damaged[1] = signer.sign(damaged[2:])
+        return damaged
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from ecco_protocol.connection_file import read_connection_file
 from hypothesis import HealthCheck, Phase, given, settings
 
 from tests.daemon_process import DaemonProcess
+from tests.fuzz.counts import Counts
 from tests.fuzz.plans import batches
-from tests.fuzz.target import Counts, Target
+from tests.fuzz.target import Target
 from tests.service.multiuser_support import add_user
 
 FUZZ_ARGS = ["--max-input-tokens", "64", "--max-new-tokens", "24", "--max-job-cost", "4000",
@@ -48,10 +49,6 @@ class FuzzSession:
     def counts(self) -> Counts:
         return self.target.counts
 
-    def problems(self) -> int:
-        c = self.counts
-        return c.deaths + c.hangs + c.internal + c.duplicates + c.bad_replies
-
     def check(self) -> None:
         """After a batch: the daemon answers a ping; if it died, it is counted and started again."""
         if self.daemon.process is not None and self.daemon.process.poll() is None and self.target.ping():
@@ -74,10 +71,10 @@ class FuzzSession:
                   phases=[Phase.generate, Phase.shrink] if strict else [Phase.generate])
         @given(batch=batches(min_batch, batch_size))
         def one_batch(batch) -> None:
-            before = self.problems()
+            before = self.counts.problems
             self.target.run_batch(batch)
             self.check()
-            if strict and self.problems() > before:
+            if strict and self.counts.problems > before:
                 raise AssertionError("\n".join(self.counts.failures[-10:]))
 
         one_batch()

@@ -10,48 +10,20 @@ from __future__ import annotations
 import collections
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
 from ecco_protocol.codec import MAX_HEADER_BYTES, FrameError, encode_message, new_request_header, split_frames
 from ecco_protocol.connection_file import ConnectionInfo
 from ecco_protocol.signing import SignatureError, Signer
-from ecco_protocol.version import MAGIC
 
 from ecco_daemon.analysis.service import VIEWS
+from tests.fuzz.counts import Counts
 from tests.fuzz.plans import DROP, Plan
 from tests.fuzz.values import Ref
 
 TERMINAL = ("result", "error")
 RECENT = 64  # live result and request ids kept for references
-
-
-@dataclass
-class Counts:
-    frames: int = 0  # messages sent (each one multipart message)
-    batches: int = 0
-    deaths: int = 0
-    hangs: int = 0  # requests left unanswered, and pings unanswered by a live daemon
-    internal: int = 0
-    duplicates: int = 0  # requests answered more than once
-    bad_replies: int = 0  # unreadable, or an authentic request's reply not signed with its sender's key
-    codes: collections.Counter[str] = field(default_factory=collections.Counter)
-    by_operation: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)  # signed requests
-    failures: list[str] = field(default_factory=list)  # what each hang, death or INTERNAL answered
-
-    def record(self, what: str, plan: Plan | None) -> None:
-        if len(self.failures) < 50:
-            self.failures.append(f"{what}: {plan.describe() if plan else 'a message whose id was unreadable'}")
-
-    @property
-    def clean(self) -> bool:
-        return not (self.deaths or self.hangs or self.internal or self.duplicates or self.bad_replies)
-
-    def summary(self) -> str:
-        return (f"frames sent {self.frames}, batches {self.batches}, daemon deaths {self.deaths}, "
-                f"hangs {self.hangs}, INTERNAL replies {self.internal}, duplicate answers {self.duplicates}, "
-                f"bad replies {self.bad_replies}")
 
 
 class Target:
@@ -121,7 +93,7 @@ class Target:
         if plan.buffers:
             frames[1] = signer.sign(frames[2:])
         if plan.mutation is not None:
-            return _mutate(frames, plan, signer), None
+            return plan.mutation.apply(frames, signer), None
         readable = header.get("id") == request_id and len(frames[2]) <= MAX_HEADER_BYTES
         return frames, request_id if readable else None
 
@@ -227,26 +199,3 @@ def harmless(params: dict[str, Any], models: list[str]) -> dict[str, Any]:
     params = {k: ("fuzz-" + v if k == "model" and isinstance(v, str) and v in models else v)
               for k, v in params.items()}
     return params or {"fuzz": True}
-
-
-def _mutate(frames: list[Any], plan: Plan, signer: Signer) -> list[Any]:
-    mutation = plan.mutation
-    assert mutation is not None
-    frames = [bytes(f) for f in frames]
-    index = mutation.frame % len(frames)
-    data = frames[index]
-    at = int(mutation.at * len(data))
-    if mutation.action == "flip" and data:
-        at = min(at, len(data) - 1)
-        frames[index] = data[:at] + bytes([data[at] ^ (mutation.byte or 1)]) + data[at + 1:]
-    elif mutation.action == "cut":
-        frames[index] = data[:at]
-    elif mutation.action == "insert":
-        frames[index] = data[:at] + bytes([mutation.byte]) + data[at:]
-    elif mutation.action == "drop":
-        del frames[index]
-    else:
-        frames.insert(index, data)
-    if mutation.resign and len(frames) >= 4 and frames[0] == MAGIC:
-        frames[1] = signer.sign(frames[2:])
-    return frames
