@@ -27,6 +27,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ecco_daemon.analysis.architecture import Architecture
 from ecco_daemon.analysis.batched_grad import BatchedGrad, activation_bytes, chunk_size
+from ecco_daemon.analysis.checkpoints import layer_checkpoints
 from ecco_daemon.analysis.errors import InvalidArgument
 from ecco_daemon.analysis.methods import ATTRIBUTION_METHODS, register_attribution_method
 from ecco_daemon.analysis.options import AnalysisOptions
@@ -98,6 +99,8 @@ def attribute(
         torch.enable_grad(),
         _autocast(model, options.autocast),
         _attention_kernel(options),
+        # Checks inside each batch too: one can run for minutes.
+        layer_checkpoints(arch, None if check_cancelled is None else checkpoint),
     ):
         checkpoint.begin(method=method, unit=unit, method_total=units)
         return spec.compute(model, arch, seq, options, score, foils, checkpoint)

@@ -15,6 +15,7 @@ import numpy as np
 
 from ecco_daemon.analysis.errors import InvalidArgument
 from ecco_daemon.analysis.nmf_solver import MAX_ITER, factorize
+from ecco_daemon.analysis.progress import CancelCheck
 
 
 @dataclass
@@ -71,6 +72,7 @@ def run_nmf(
     from_layer: int | None = None,
     to_layer: int | None = None,
     max_iter: int = MAX_ITER,
+    check_cancelled: CancelCheck | None = None,
 ) -> NMFResult:
     """Decompose activations (La, S, I) of the chosen layers into ``n_components`` factors."""
     if n_components < 1:
@@ -81,7 +83,7 @@ def run_nmf(
     merged = np.concatenate(list(chosen), axis=1)  # (S, Lc * I): positions x neurons (and layers)
     merged = np.maximum(merged, 0).astype(np.float32)  # GELU/SiLU give small negatives
     k = min(n_components, n_positions)
-    solved = factorize(merged, k, max_iter=max_iter)  # W (S, K), H (K, Lc * I)
+    solved = factorize(merged, k, max_iter=max_iter, check_cancelled=check_cancelled)  # W (S, K), H (K, Lc * I)
     return NMFResult(
         factors=np.ascontiguousarray(solved.w.T, dtype=np.float32),
         components=solved.h.astype(np.float32, copy=False),

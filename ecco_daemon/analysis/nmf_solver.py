@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ecco_daemon.analysis.progress import CancelCheck
+
 MAX_ITER = 500  # sklearn's default, and Ecco's setting
 TOL = 1e-4  # sklearn's default
 WORK_BUDGET = 1e8  # entries of X read over all iterations: 21 iterations at 100 x 46,080, 114 at 19 x 46,080
@@ -63,13 +65,15 @@ def _sweep(m: np.ndarray, numerator: np.ndarray, gram: np.ndarray) -> float:
 
 
 def factorize(x: np.ndarray, k: int, max_iter: int = MAX_ITER, tol: float = TOL,
-              budget: float = WORK_BUDGET) -> Factorization:
-    """min ||X - W H|| over W, H >= 0 by sklearn's coordinate descent: x (S, F) float32, non-negative."""
+              budget: float = WORK_BUDGET, check_cancelled: CancelCheck | None = None) -> Factorization:
+    """min ||X - W H|| over W, H >= 0 by sklearn's coordinate descent: x (S, F) float32, non-negative.
+    ``check_cancelled`` is called before every iteration and raises to stop (a cancel, the job's time limit)."""
     with threadpool_limits(limits=1, user_api="blas"):
-        return _factorize(x, k, max_iter, tol, budget)
+        return _factorize(x, k, max_iter, tol, budget, check_cancelled)
 
 
-def _factorize(x: np.ndarray, k: int, max_iter: int, tol: float, budget: float) -> Factorization:
+def _factorize(x: np.ndarray, k: int, max_iter: int, tol: float, budget: float,
+               check_cancelled: CancelCheck | None) -> Factorization:
     """The iterations, on one BLAS thread: their products (K x S by S x F) are bound by reading X, not by
     arithmetic, and more threads only fight over the cores (two to three times slower on a busy host)."""
     w, h = random_start(x, k)
@@ -78,6 +82,8 @@ def _factorize(x: np.ndarray, k: int, max_iter: int, tol: float, budget: float) 
     first = 0.0
     n_iter = 0
     for n_iter in range(1, cap + 1):
+        if check_cancelled is not None:
+            check_cancelled()
         violation = _sweep(wt, (x @ h.T).T, h @ h.T)  # W, with X H^T and H H^T
         violation += _sweep(h, wt @ x, wt @ wt.T)  # H, with W^T X and W^T W
         if n_iter == 1:

@@ -111,11 +111,13 @@ class AnalysisRun:
         return logit_lens.rankings_watch(self.arch, self.hidden, self.seq.prediction_row(position), ids)
 
     def nmf(
-        self, n_components: int = 10, from_layer: int | None = None, to_layer: int | None = None
+        self, n_components: int = 10, from_layer: int | None = None, to_layer: int | None = None,
+        check_cancelled: CancelCheck | None = None,
     ) -> NMFResult:
         if self.activations is None:
             raise NotCaptured("this run recorded no neuron activations (run it with activations=True)")
-        return run_nmf(self.activations, self.activation_layers, n_components, from_layer, to_layer)
+        return run_nmf(self.activations, self.activation_layers, n_components, from_layer, to_layer,
+                       check_cancelled=check_cancelled)
 
     def attribution(self, method: str) -> Attribution:
         name = get_attribution_method(method).name

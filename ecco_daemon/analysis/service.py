@@ -200,8 +200,9 @@ def view_nmf(
     to_layer: int | None = None,
     components: bool = False,
     float16: bool = False,
+    check_cancelled: CancelCheck | None = None,
 ) -> dict[str, Any]:
-    result = run.nmf(n_components, from_layer, to_layer)
+    result = run.nmf(n_components, from_layer, to_layer, check_cancelled)
     reply = {
         "factors": as_wire_array(result.factors, float16),  # (K, S)
         "layers": result.layers,
@@ -291,13 +292,15 @@ VIEWS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
-def view(run: AnalysisRun, tokenizer: Any, name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Answer view ``name`` from a stored run; unknown names or parameters are refused, naming valid ones."""
+def view(run: AnalysisRun, tokenizer: Any, name: str, params: dict[str, Any],
+         check_cancelled: CancelCheck | None = None) -> dict[str, Any]:
+    """Answer view ``name`` from a stored run; unknown names or parameters are refused, naming valid ones.
+    A view that runs long (NMF) takes ``check_cancelled`` too; it is the caller's, never a parameter."""
     fn = VIEWS.get(name.replace("-", "_"))  # "layer-predictions" is accepted too
     if fn is None:
         raise UnknownName("view", name, VIEWS)
     signature = inspect.signature(fn).parameters
-    accepted = [p for p in signature if p not in ("run", "tokenizer")]
+    accepted = [p for p in signature if p not in ("run", "tokenizer", "check_cancelled")]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise InvalidArgument(
@@ -306,4 +309,5 @@ def view(run: AnalysisRun, tokenizer: Any, name: str, params: dict[str, Any]) ->
     missing = [p for p in accepted if signature[p].default is inspect.Parameter.empty and p not in params]
     if missing:
         raise InvalidArgument(f"{name} needs {', '.join(missing)}")
-    return fn(run, tokenizer, **params)
+    cancellable = {"check_cancelled": check_cancelled} if "check_cancelled" in signature else {}
+    return fn(run, tokenizer, **params, **cancellable)

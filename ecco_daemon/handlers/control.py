@@ -12,16 +12,16 @@ from ecco_daemon import __version__
 from ecco_daemon.runtime.cancellation import cancel_job
 from ecco_daemon.runtime.context import RuntimeContext
 from ecco_daemon.server.job import Job, JobState
-from ecco_daemon.server.params import ParamReader
+from ecco_daemon.server.params import ParamReader, no_params
 from ecco_daemon.server.registry import OPERATIONS
 
 
-@OPERATIONS.control("ping")
+@OPERATIONS.control("ping", parse=no_params)
 def ping(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, Any]:
     return {"pong": True, "time": time.time()}
 
 
-@OPERATIONS.control("status")
+@OPERATIONS.control("status", parse=no_params)
 def status(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, Any]:
     # Users see their own jobs; admins see every queue.
     scope = None if job.user.is_admin else job.user.name
@@ -57,7 +57,7 @@ def cancel(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, A
     return {"target": target_id, "cancelled": True, "state": state}
 
 
-@OPERATIONS.control("shutdown", admin_only=True)
+@OPERATIONS.control("shutdown", parse=no_params, admin_only=True)
 def shutdown(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, Any]:
     ctx.shutdown_requested.set()
     return {"shutting_down": True}

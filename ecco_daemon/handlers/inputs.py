@@ -3,6 +3,9 @@
 Why one place: "generate" and "analyze" take the same kinds of input (a text or token ids, on one model),
 and a request either operation would crash on must be refused the same way by both: a bad token id or an
 empty prompt is BAD_REQUEST; too many tokens for the daemon or for the model's positions is TOO_LARGE.
+Every token id a request names (input, target, foil) is checked here, before any kernel indexes with it:
+on CUDA an out-of-range index is a device-side assert that ends the context for every user, and a
+negative one silently wraps to another token.
 """
 
 from __future__ import annotations

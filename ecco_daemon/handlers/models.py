@@ -10,11 +10,11 @@ from ecco_protocol.errors import ErrorCode
 from ecco_daemon.runtime.context import RuntimeContext
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
-from ecco_daemon.server.params import ParamReader
+from ecco_daemon.server.params import ParamReader, no_params
 from ecco_daemon.server.registry import OPERATIONS
 
 
-@OPERATIONS.control("models.list")
+@OPERATIONS.control("models.list", parse=no_params)
 def list_models(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, Any]:
     return {"models": ctx.models.describe()}
 

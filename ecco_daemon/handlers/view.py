@@ -32,9 +32,9 @@ class ViewRequest:
     @classmethod
     def parse(cls, params: dict[str, Any]) -> ViewRequest:
         read = ParamReader(params, ["result_id", "view", "params", "array_dtype"])
-        view_params = params.get("params") or {}
-        if not isinstance(view_params, dict):
-            raise OperationError(ErrorCode.BAD_REQUEST, "'params' must be a map")
+        view_params = {} if params.get("params") is None else params["params"]
+        if not isinstance(view_params, dict) or not all(isinstance(key, str) for key in view_params):
+            raise OperationError(ErrorCode.BAD_REQUEST, "'params' must be a map with string keys")
         return cls(read.str("result_id", max_length=128), read.str("view", max_length=64), view_params,
                    read.choice("array_dtype", ["float32", "float16"], "float32") == "float16")
 
@@ -55,5 +55,5 @@ def view_op(ctx: RuntimeContext, job: Job, request: ViewRequest) -> dict[str, An
         params.setdefault("float16", True)
     if request.view == "attention":  # a run kept without attention gets it from one recording forward
         run = checked(service.with_attention, lm.model, run)
-    reply = checked(service.view, run, lm.tokenizer, request.view.replace("-", "_"), params)
+    reply = checked(service.view, run, lm.tokenizer, request.view.replace("-", "_"), params, job.check_cancelled)
     return {"result_id": request.result_id, "view": request.view, "data": reply}

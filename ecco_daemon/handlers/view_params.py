@@ -117,6 +117,8 @@ def _nmf(read: ParamReader, b: RunBounds) -> dict[str, Any]:
 def _attention(read: ParamReader, b: RunBounds) -> dict[str, Any]:
     layer = read.params.get("layer")
     if isinstance(layer, list):
+        if not layer:  # the weights of no layer would stack nothing
+            raise bad_request("'layer' names at least one layer", field="layer")
         checked: dict[str, Any] = {"layer": _int_list(read, "layer", (-b.n_layers, b.n_layers - 1), b.n_layers,
                                                       "layers")}
     else:

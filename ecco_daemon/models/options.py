@@ -61,6 +61,9 @@ def default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def parse_device(device: str | torch.device | None) -> torch.device | Literal["auto"]:
     """A device string as a torch device, or "auto" to spread a large model over GPUs with accelerate.
 
@@ -74,6 +77,9 @@ def parse_device(device: str | torch.device | None) -> torch.device | Literal["a
         parsed = torch.device(device.strip() if isinstance(device, str) else device)
     except (RuntimeError, ValueError) as exc:
         raise ModelLoadError(f"unknown device {device!r}; use cpu, cuda, cuda:N, mps or auto") from exc
+    if parsed.type not in DEVICE_TYPES:
+        # torch knows more (meta, xpu, lazy...): a model "loaded" on the meta device has no weights to run.
+        raise ModelLoadError(f"device {device!r} cannot run a model here; use cpu, cuda, cuda:N, mps or auto")
     if parsed.type == "cuda":
         if not torch.cuda.is_available():
             raise ModelLoadError(f"device {device!r} was asked for, but torch sees no CUDA GPU here")

@@ -42,6 +42,8 @@ def encode_texts(tokenizer: Any, texts: Sequence[str], add_special_tokens: bool 
     Why no padding here: padding or truncation options mutate a fast tokenizer that every request
     shares; the client pads, if asked, from these lists.
     """
+    if not texts:
+        return []  # a fast tokenizer called on no texts raises IndexError
     encoded = tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"]
     return [[int(i) for i in ids] for ids in encoded]
 

@@ -10,6 +10,7 @@ import numpy as np
 from ecco_daemon.server.errors import bad_request
 
 _MISSING = object()
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an id or index may be before numpy or torch sees it
 
 
 class _Absent(Exception):
@@ -30,14 +31,22 @@ def _defaulting(reader: Any) -> Any:
     return wrapper
 
 
+def no_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The parser of an operation that takes no parameters: any given is refused (PROTOCOL.md §1)."""
+    ParamReader(params, [])
+    return params
+
+
 class ParamReader:
     def __init__(self, params: dict[str, Any], known: Sequence[str] | None = None) -> None:
         self.params = params
         if known is not None:
-            unknown = sorted(set(params) - set(known))
+            # Keys may be bytes as well as strings (msgpack allows both): shown as written, sorted as text.
+            unknown = sorted(key if isinstance(key, str) else repr(key) for key in params if key not in known)
             if unknown:
                 # Nothing a user asked for is silently dropped.
-                raise bad_request(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+                listed = ", ".join(sorted(known)) or "none"
+                raise bad_request(f"unknown parameter(s) {', '.join(unknown)}; known: {listed}")
 
     def _get(self, name: str, default: Any) -> Any:
         """The given value, or _Absent(default) when the caller left it out (None counts as left out)."""
@@ -111,6 +120,9 @@ class ParamReader:
             return [int(v) for v in value]
         if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise bad_request(f"'{name}' must be a list of integers", field=name)
+        if any(not INT64_MIN <= v <= INT64_MAX for v in value):
+            # Past 64 bits numpy and torch raise OverflowError, deep in the work.
+            raise bad_request(f"'{name}' must hold 64-bit integers", field=name)
         return value
 
     @_defaulting

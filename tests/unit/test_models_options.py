@@ -71,6 +71,13 @@ def test_parse_device_rejects_nonsense():
         parse_device("gpu-please")
 
 
+@pytest.mark.parametrize("device", ["meta", "xpu", "lazy"])
+def test_parse_device_refuses_devices_that_cannot_run_a_model(device):
+    """Found by the fuzzer: a model "loaded" on the meta device answered every request INTERNAL."""
+    with pytest.raises(ModelLoadError, match="cannot run a model"):
+        parse_device(device)
+
+
 def test_alias_resolves_case_insensitively():
     spec = resolve_spec(" SmolLM2-135M ")
     assert spec.kind == "alias"
