@@ -65,6 +65,19 @@ class _Entry:
     file: str | None = None
 
 
+def new_result_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_size(nbytes: int, max_bytes: int) -> None:
+    """A result larger than the whole store is refused (TOO_LARGE) rather than evicting everything."""
+    if nbytes > max_bytes:
+        raise OperationError(
+            ErrorCode.TOO_LARGE,
+            f"this result needs {nbytes / 2**20:.0f} MiB, more than the store's cap of {max_bytes / 2**20:.0f} MiB",
+        )
+
+
 class ResultStore:
     def __init__(self, ttl_seconds: float, max_bytes: int, directory: Path | None = None,
                  remember_gone: int = 10_000) -> None:
@@ -84,14 +97,10 @@ class ResultStore:
 
     # ------------------------------------------------------------------------------------------ public
 
-    def put(self, user: str, kind: str, value: Any, nbytes: int) -> str:
-        if nbytes > self.max_bytes:
-            raise OperationError(
-                ErrorCode.TOO_LARGE,
-                f"this result needs {nbytes / 2**20:.0f} MiB, more than the store's cap of "
-                f"{self.max_bytes / 2**20:.0f} MiB",
-            )
-        result_id = uuid.uuid4().hex
+    def put(self, user: str, kind: str, value: Any, nbytes: int, result_id: str | None = None) -> str:
+        """Keep ``value`` for ``user``; ``result_id`` is given when a model replica already named the result."""
+        check_size(nbytes, self.max_bytes)
+        result_id = result_id or new_result_id()
         entry = _Entry(kind, nbytes, time.time() + self.ttl_seconds, value)
         if self._directory is not None:
             entry.file = self._write_value(result_id, value)  # outside the lock: other users go on

@@ -34,8 +34,9 @@ class Users:
 
 
 @pytest.fixture(scope="module")
-def users(tiny_llama, tmp_path_factory) -> Users:
-    with DaemonProcess(tmp_path_factory.mktemp("multiuser"), [str(tiny_llama)]) as daemon:
+def users(tiny_llama, tmp_path_factory, executor) -> Users:
+    with DaemonProcess(tmp_path_factory.mktemp("multiuser"), [str(tiny_llama)], executor.args,
+                       env=executor.env) as daemon:
         # Added while the daemon runs: it picks them up without a restart.
         files = {"admin": daemon.connection_file,
                  "alice": add_user(daemon.state_dir, "alice"),
