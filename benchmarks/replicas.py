@@ -19,12 +19,10 @@ request. On 2 cores, 2 replicas cannot double anything: everything shares the sa
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -33,7 +31,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import ecco_client  # noqa: E402
+from benchmarks.clients import run_at_once  # noqa: E402
 from benchmarks.ping_latency import percentile  # noqa: E402
+from benchmarks.report import markdown_table, save_json  # noqa: E402
 from benchmarks.throughput import PROMPTS, run_clients  # noqa: E402
 from tests.daemon_process import DaemonProcess  # noqa: E402
 
@@ -58,32 +58,12 @@ class Result:
 
 
 def analyses_per_s(daemon: DaemonProcess, n_clients: int, rounds: int) -> float:
-    clients = [ecco_client.connect(connection_file=daemon.connection_file, timeout=300) for _ in range(n_clients)]
-    start_line = threading.Barrier(n_clients + 1)
-    errors: list[BaseException] = []
+    def work(client: ecco_client.Client, index: int) -> None:
+        lm = client.model()
+        for _ in range(rounds):
+            lm.analyze(ANALYSIS_TEXT, attribution=["grad_x_input"])
 
-    def work(index: int) -> None:
-        lm = clients[index].model()
-        start_line.wait()
-        try:
-            for _ in range(rounds):
-                lm.analyze(ANALYSIS_TEXT, attribution=["grad_x_input"])
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_clients)]
-    for thread in threads:
-        thread.start()
-    start_line.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    for client in clients:
-        client.close()
-    if errors:
-        raise errors[0]
-    return n_clients * rounds / seconds
+    return n_clients * rounds / run_at_once(daemon.connection_file, n_clients, work)
 
 
 def round_trips_ms(daemon: DaemonProcess, count: int) -> list[float]:
@@ -149,16 +129,15 @@ def main() -> int:
     print(f"model {args.model}, {args.clients} clients, {args.tokens} new tokens x {args.rounds} generations and "
           f"{args.rounds} grad×input analyses each; cpu count {psutil.cpu_count()}, "
           f"load average {psutil.getloadavg()[0]:.1f}")
-    print(f"| executor | tokens/s | x {base.variant} | analyses/s | x {base.variant} | 1-token request p50 ms | "
-          f"p99 ms | p50 over {base.variant} ms | p99 over {base.variant} ms | front door RSS MiB | start s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in results:
-        print(f"| {r.variant} | {r.tokens_per_s:.1f} | {r.tokens_per_s / base.tokens_per_s:.2f} | "
-              f"{r.analyses_per_s:.2f} | {r.analyses_per_s / base.analyses_per_s:.2f} | {r.latency_p50_ms:.1f} | "
-              f"{r.latency_p99_ms:.1f} | {r.latency_p50_ms - base.latency_p50_ms:+.1f} | "
-              f"{r.latency_p99_ms - base.latency_p99_ms:+.1f} | {r.front_door_rss_mib:.0f} | {r.start_s:.0f} |")
-    if args.json is not None:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
+    ref = base.variant
+    print(markdown_table(
+        ["executor", "tokens/s", f"x {ref}", "analyses/s", f"x {ref}", "1-token request p50 ms", "p99 ms",
+         f"p50 over {ref} ms", f"p99 over {ref} ms", "front door RSS MiB", "start s"],
+        [[r.variant, f"{r.tokens_per_s:.1f}", f"{r.tokens_per_s / base.tokens_per_s:.2f}", f"{r.analyses_per_s:.2f}",
+          f"{r.analyses_per_s / base.analyses_per_s:.2f}", f"{r.latency_p50_ms:.1f}", f"{r.latency_p99_ms:.1f}",
+          f"{r.latency_p50_ms - base.latency_p50_ms:+.1f}", f"{r.latency_p99_ms - base.latency_p99_ms:+.1f}",
+          f"{r.front_door_rss_mib:.0f}", f"{r.start_s:.0f}"] for r in results]))
+    save_json(args.json, results)
     return 0
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 import ray
@@ -29,7 +28,8 @@ from ecco_daemon.runtime.job_runner import JobRunner
 from ecco_daemon.runtime.lanes import Dispatcher, Lane
 from ecco_daemon.runtime.ray_cluster import RayConnection, connect
 from ecco_daemon.runtime.remote_lane import RemotePlacement, ReplicaHandle
-from ecco_daemon.runtime.replica_wire import VersionMismatch, check_versions
+from ecco_daemon.runtime.replica_monitor import START_TIMEOUT_S, ReplicaMonitor
+from ecco_daemon.runtime.replica_wire import check_versions
 from ecco_daemon.runtime.worker import LocalPlacement
 from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.job import Job
@@ -37,10 +37,6 @@ from ecco_daemon.server.job import Job
 log = logging.getLogger(__name__)
 
 MAX_RESTARTS = 5  # per replica; past it the replica stays dead and its model's jobs get REPLICA_LOST
-START_TIMEOUT_S = 900.0  # a replica loads its model (a cold cache converts a GGUF first)
-MONITOR_S = 0.05  # how often cancels are passed on
-REFRESH_S = 0.5  # how often replica states are read from Ray
-GCS_STATES = {"ALIVE": "alive", "RESTARTING": "restarting", "DEAD": "dead"}
 
 
 class RayExecutor:
@@ -56,11 +52,9 @@ class RayExecutor:
         self.lanes: dict[str, Lane] = {}  # by replica name
         self.local = Lane("local", self.runner, FrontDoorPlacement(self), 1)  # jobs on no model (models.load)
         self.dispatcher = Dispatcher(ctx.scheduler, self.route, self.runner)
-        self.monitor = threading.Thread(target=self._monitor, name="replica-monitor", daemon=True)
+        self.monitor = ReplicaMonitor(self._placements, version)
         self.connection: RayConnection | None = None
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._cancels_sent: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -85,9 +79,7 @@ class RayExecutor:
         for lane in lanes:
             lane.worker.stop()
         ended = wait_for_threads([lane.worker for lane in lanes], grace_s, while_waiting)
-        self._stopping.set()
-        if self.monitor.is_alive():
-            self.monitor.join(2.0)
+        self.monitor.stop()
         for handles in list(self.replicas.values()):
             _kill(handles)
         if self.connection is not None:
@@ -185,70 +177,9 @@ class RayExecutor:
             best.dispatched += 1
             return self.lanes[best.name]
 
-    # ------------------------------------------------------------------------------------- watching
-
-    def _monitor(self) -> None:
-        """Pass cancels (cancel, TIMEOUT, shutdown) on to the replicas, and follow each replica's state."""
-        refreshed = 0.0
-        while not self._stopping.wait(MONITOR_S):
-            try:
-                self._pass_on_cancels()
-                if time.monotonic() - refreshed >= REFRESH_S:
-                    refreshed = time.monotonic()
-                    self._refresh_states()
-            except Exception:  # the monitor must outlive a hiccup of Ray's
-                log.exception("replica monitor")
-
-    def _pass_on_cancels(self) -> None:
+    def _placements(self) -> list[tuple[ReplicaHandle, Lane]]:
         with self._lock:
-            pairs = [(h, self.lanes[h.name]) for hs in self.replicas.values() for h in hs if h.name in self.lanes]
-        live: set[tuple[str, str]] = set()
-        for handle, lane in pairs:
-            flagged = [job for job in lane.jobs() if job.cancelled]
-            live.update(job.key for job in flagged)
-            fresh = [job for job in flagged if job.key not in self._cancels_sent]
-            if fresh:
-                handle.send("cancel", [(job.user.name, job.request_id, job.cancel_code) for job in fresh])
-                self._cancels_sent.update(job.key for job in fresh)
-        self._cancels_sent &= live
-
-    def _refresh_states(self) -> None:
-        from ray._private import state as gcs  # the GCS's actor table: state, restarts, pid (no dashboard needed)
-
-        with self._lock:
-            handles = [h for hs in self.replicas.values() for h in hs]
-        for handle in handles:
-            info = gcs.actors(handle.actor_id)
-            if not info:
-                continue
-            pid, restarts = info.get("Pid"), int(info.get("NumRestarts", 0))
-            state = GCS_STATES.get(str(info.get("State")), "starting")
-            with handle.lock:
-                if handle.state == "refused":
-                    continue
-                moved_on = restarts > handle.restarts or (pid and pid != handle.facts.get("pid"))
-                if state == "alive" and handle.state != "alive" and not moved_on:
-                    continue  # Ray has not seen the death yet: wait for the new process
-                handle.restarts = restarts
-                handle.state = state
-                if moved_on and state == "alive":
-                    handle.facts = {**handle.facts, "pid": pid}
-                    threading.Thread(target=self._greet, args=(handle,), daemon=True).start()
-
-    def _greet(self, handle: ReplicaHandle) -> None:
-        """A restarted replica may run on another node: check its version again before it gets work."""
-        try:
-            hello = ray.get(handle.actor.hello.remote(), timeout=START_TIMEOUT_S)
-            check_versions(self.version, hello["version"], f"{hello.get('host')} ({hello.get('node_ip')})")
-        except VersionMismatch as exc:
-            with handle.lock:
-                handle.state, handle.facts = "refused", {**handle.facts, "refusal": exc.message}
-            log.error("%s", exc.message)
-        except Exception as exc:
-            log.warning("replica %s did not answer after its restart: %s", handle.name, exc)
-        else:
-            with handle.lock:
-                handle.facts = hello
+            return [(h, self.lanes[h.name]) for hs in self.replicas.values() for h in hs if h.name in self.lanes]
 
 
 class FrontDoorPlacement(LocalPlacement):

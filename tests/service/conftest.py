@@ -1,8 +1,9 @@
-"""The service tier runs on both executors: worker threads in the daemon, and model replicas on Ray.
+"""The service tier on both executors: worker threads in the daemon, and model replicas on Ray.
 
-Modules whose daemon comes from ``executor`` (the shared ``daemon`` fixture, the multi-user one)
-run every test twice, ``[thread]`` and ``[ray]``: the same requests must give the same results either way.
-The Ray daemons join one real local cluster on loopback, started once per session.
+A module that sets ``EXECUTORS = ("thread", "ray")`` runs every test that uses its daemon (the shared
+``daemon`` fixture, or its own one built from ``executor``) twice, ``[thread]`` and ``[ray]``: the same
+requests must give the same results either way. The Ray daemons join one real local cluster on loopback,
+started once per session. Other modules run on the default executor only (the Ray runs cost daemon starts).
 """
 
 from __future__ import annotations
@@ -34,9 +35,15 @@ def ray_args(address: str | None, replicas: int = REPLICAS) -> list[str]:
     return [*where, "--replicas", str(replicas), "--cpus-per-replica", CPUS_PER_REPLICA]
 
 
-@pytest.fixture(scope="module", params=["thread", "ray"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    kinds = getattr(metafunc.module, "EXECUTORS", None)
+    if kinds and "executor" in metafunc.fixturenames:
+        metafunc.parametrize("executor", kinds, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
 def executor(request: pytest.FixtureRequest) -> ExecutorChoice:
-    if request.param == "thread":
+    if getattr(request, "param", "thread") == "thread":
         return ExecutorChoice()
     cluster: RayCluster = request.getfixturevalue("ray_cluster")
     replicas = getattr(request.module, "RAY_REPLICAS", REPLICAS)  # a module may ask for fewer

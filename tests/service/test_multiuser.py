@@ -22,6 +22,7 @@ import ecco_client
 from tests.daemon_process import DaemonProcess
 from tests.service.multiuser_support import RawClient, add_user, user_cli
 
+EXECUTORS = ("thread", "ray")  # every test here also runs on model replicas (tests/service/conftest.py)
 PROMPTS = ["The capital of France is", "Hello world", "the cat sat on the mat and", "Numbers like"]
 LENGTHS = [3, 5, 8, 12, 16]
 SAMPLE_TOKENS = 6

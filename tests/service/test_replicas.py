@@ -64,6 +64,18 @@ def first_token(handle: Any) -> None:
     next(e for e in handle.events() if e.name == "token")
 
 
+def assert_one_long_job_each(client: Any, admin: Any) -> None:
+    """Two long generations at once run on the two replicas, one each (the least loaded takes the second)."""
+    handles = [client.request("generate", {"prompt": p, "generate": LONG}) for p in PROMPTS[:2]]
+    for handle in handles:
+        first_token(handle)
+    assert sorted(r["running"] for r in replicas(admin)) == [1, 1]
+    for handle in handles:
+        handle.cancel()
+        with pytest.raises(ecco_client.Cancelled):
+            handle.result()
+
+
 def test_status_lists_each_replica_and_jobs_go_to_the_least_loaded(replicated):
     with ecco_client.connect(connection_file=replicated.files["admin"], timeout=30) as admin, \
             ecco_client.connect(connection_file=replicated.files["alice"], timeout=30) as alice:
@@ -76,15 +88,8 @@ def test_status_lists_each_replica_and_jobs_go_to_the_least_loaded(replicated):
             assert row["queue_length"] == 0 and row["restarts"] == 0
         assert len({r["pid"] for r in rows}) == 2
         assert "executor" not in alice.status()  # replicas are for the admin's eyes
-        long = [alice.request("generate", {"prompt": p, "generate": LONG}) for p in PROMPTS[:2]]
-        for handle in long:
-            first_token(handle)
         # One long job each: the second went to the replica that had none.
-        assert sorted(r["running"] for r in replicas(admin)) == [1, 1]
-        for handle in long:
-            handle.cancel()
-            with pytest.raises(ecco_client.Cancelled):
-                handle.result()
+        assert_one_long_job_each(alice, admin)
 
 
 def test_a_replica_killed_mid_job_fails_that_job_only_and_restarts(replicated):
@@ -111,13 +116,7 @@ def test_a_replica_killed_mid_job_fails_that_job_only_and_restarts(replicated):
             r["name"] == victim["name"] and r["state"] == "alive" and r["restarts"] >= 1
             and r["pid"] not in (None, victim["pid"]) for r in rows))
         assert all(r["state"] == "alive" for r in rows)
-        # Both replicas take work again.
-        both = [alice.request("generate", {"prompt": p, "generate": LONG}) for p in PROMPTS[:2]]
-        for handle in both:
-            first_token(handle)
-        assert sorted(r["running"] for r in replicas(admin)) == [1, 1]
-        for handle in both:
-            handle.cancel()
+        assert_one_long_job_each(alice, admin)  # both replicas take work again
 
 
 def test_views_of_a_result_work_after_the_replica_that_computed_it_died(replicated):
