@@ -18,7 +18,6 @@ import json
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import ecco_client  # noqa: E402
+from benchmarks.clients import run_at_once  # noqa: E402
 from tests.daemon_process import DaemonProcess  # noqa: E402
 
 PROMPTS = [
@@ -72,38 +72,22 @@ class RssSampler(threading.Thread):
 
 
 def run_clients(daemon: DaemonProcess, n_clients: int, tokens: int, rounds: int) -> Run:
-    clients = [ecco_client.connect(connection_file=daemon.connection_file, timeout=120) for _ in range(n_clients)]
     counts = [0] * n_clients
-    errors: list[BaseException] = []
-    start_line = threading.Barrier(n_clients + 1)
 
-    def work(index: int) -> None:
-        lm = clients[index].model()
-        start_line.wait()
-        try:
-            for round_index in range(rounds):
-                prompt = PROMPTS[(index + round_index) % len(PROMPTS)]
-                out = lm.generate(prompt, generate=tokens, alternatives=5)
-                counts[index] += len(out.token_ids) - out.n_input_tokens
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+    def work(client: ecco_client.Client, index: int) -> None:
+        lm = client.model()
+        for round_index in range(rounds):
+            prompt = PROMPTS[(index + round_index) % len(PROMPTS)]
+            out = lm.generate(prompt, generate=tokens, alternatives=5)
+            counts[index] += len(out.token_ids) - out.n_input_tokens
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_clients)]
-    for thread in threads:
-        thread.start()
     assert daemon.process is not None
     sampler = RssSampler(daemon.process.pid)
     sampler.start()
-    start_line.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    peak = sampler.stop()
-    for client in clients:
-        client.close()
-    if errors:
-        raise errors[0]
+    try:
+        seconds = run_at_once(daemon.connection_file, n_clients, work, timeout=120)
+    finally:
+        peak = sampler.stop()
     total = sum(counts)
     return Run(n_clients, total, seconds, total / seconds, peak / 2**20,
                psutil.Process(daemon.process.pid).memory_info().rss / 2**20)

@@ -14,6 +14,7 @@ from ecco_protocol.connection_file import default_state_dir, read_connection_fil
 
 from ecco_daemon.config import DEFAULT_ADDRESS, DaemonConfig
 from ecco_daemon.models.embedded import DEFAULT_MODEL
+from ecco_daemon.server.errors import OperationError
 from ecco_daemon.server.users import ADMIN, UserStore, connection_file_for, write_user_connection_file
 
 
@@ -73,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds without a heartbeat after which a client's jobs are cancelled")
     serve.add_argument("--max-batch-size", type=int, default=16,
                        help="generation requests on one model decoded together")
+    ray = serve.add_argument_group("model replicas on Ray (docs/scale.md; needs the 'ray' extra)")
+    ray.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                     help="run models as Ray actors: with no ADDRESS a local Ray instance on loopback, "
+                          "with one (HOST:PORT, as `ray start --head` prints) that cluster")
+    ray.add_argument("--replicas", type=int, default=1, help="replicas of each model (with --ray)")
+    ray.add_argument("--gpus-per-replica", type=float, default=0.0, help="GPUs each replica gets (with --ray)")
+    ray.add_argument("--cpus-per-replica", type=float, default=1.0, help="CPUs each replica gets (with --ray)")
+    ray.add_argument("--ray-num-cpus", type=int, default=None,
+                     help="CPUs a local Ray instance offers (default: this machine's)")
 
     status = command(sub, "status", "ask a running daemon for its state")
     status.add_argument("--connection-file", type=Path, default=None,
@@ -154,12 +164,18 @@ def serve(args: argparse.Namespace, state_dir: Path) -> int:
                           client_grace_s=args.client_grace,
                           max_message_bytes=int(args.max_message_mb * 2**20),
                           reply_journal_bytes=int(args.reply_journal_mb * 2**20),
-                          reply_journal_ttl_s=args.reply_journal_ttl)
+                          reply_journal_ttl_s=args.reply_journal_ttl,
+                          ray_address=args.ray, replicas=args.replicas, gpus_per_replica=args.gpus_per_replica,
+                          cpus_per_replica=args.cpus_per_replica, ray_num_cpus=args.ray_num_cpus)
     daemon = Daemon(config)
     daemon.refuse_unsafe_bind()
-    daemon.load_models()
-    daemon.bind()
-    daemon.serve()
+    try:
+        daemon.load_models()
+        daemon.bind()
+        daemon.serve()
+    except OperationError as exc:  # a model that cannot load, replicas that refuse to start
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -193,6 +209,11 @@ def status(args: argparse.Namespace, state_dir: Path) -> int:
         print(f"  model {model.get('name')}: {model.get('source')} on {model.get('device')} ({model.get('dtype')})")
     queue = state["queue"]
     print(f"  queue: {queue['length']} waiting, {len(queue['running'])} running")
+    for place in state.get("executor", []):
+        if place.get("kind") == "ray":
+            print(f"  replica {place['name']}: {place['state']}, pid {place['pid']} on {place['node']} "
+                  f"({place['device']}), {place['queue_length']} queued, {place['running']} running, "
+                  f"{place['restarts']} restarts")
     return 0
 
 

@@ -42,6 +42,13 @@ class DaemonConfig:
     reply_journal_bytes: int = 32 * 1024 * 1024
     # Jobs of a client silent (no heartbeat) for this long are cancelled: nobody would read their replies.
     client_grace_s: float = 60.0
+    # Model replicas on Ray (docs/scale.md): None runs models in this process. "local" starts a Ray
+    # instance on loopback; anything else is the address of a cluster to join.
+    ray_address: str | None = None
+    replicas: int = 1  # per model
+    gpus_per_replica: float = 0.0
+    cpus_per_replica: float = 1.0
+    ray_num_cpus: int | None = None  # the CPUs a local Ray instance offers (default: this machine's)
 
     @property
     def users_file(self) -> Path:

@@ -43,7 +43,9 @@ class Daemon:
         self.config = config
         self.ctx = RuntimeContext(
             config=config,
-            models=ModelRegistry(device=config.device, dtype=config.dtype, compile_decode=config.compile_decode),
+            # With model replicas (--ray) the front door keeps shape-only copies: tokenizer, config, no weights.
+            models=ModelRegistry(device=config.device, dtype=config.dtype, compile_decode=config.compile_decode,
+                                 weights=config.ray_address is None),
             store=ResultStore(config.result_ttl_s, config.result_store_bytes, directory=config.results_dir),
             scheduler=Scheduler(config.max_queued_per_user, on_position=announce_position,
                                 max_job_cost=config.max_job_cost,
@@ -100,13 +102,15 @@ class Daemon:
             log.info("received %s, shutting down", signal.Signals(signum).name)
             stop.set()
 
+        engine = ProtocolEngine(self.ctx, OPERATIONS, self.outbox)
+        self.engine = engine
+        self.executor = self._make_executor()
+        self.ctx.describe_executor = self.executor.describe
+        self.executor.start()
+        # After the executor: Ray, when it starts, installs handlers of its own that would end us at once.
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, on_signal)
             signal.signal(signal.SIGTERM, on_signal)
-        engine = ProtocolEngine(self.ctx, OPERATIONS, self.outbox)
-        self.engine = engine
-        self.executor = make_executor(self.ctx)
-        self.executor.start()
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.outbox.pull, zmq.POLLIN)
@@ -124,6 +128,15 @@ class Daemon:
                 self.ctx.peers.forget_silent(10 * self.config.client_grace_s)
                 next_reap = time.monotonic() + 1.0
         self._shutdown()
+
+    def _make_executor(self) -> Executor:
+        """Worker threads here, or model replicas on Ray (imported only then: without --ray, no Ray)."""
+        if self.config.ray_address is None:
+            return make_executor(self.ctx)
+        from ecco_daemon.replica import ModelReplica
+        from ecco_daemon.runtime.ray_executor import RayExecutor
+
+        return RayExecutor(self.ctx, ModelReplica)
 
     def _drain_router(self, engine: ProtocolEngine) -> None:
         assert self.router is not None

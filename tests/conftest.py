@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import ecco_client
-from tests.daemon_process import DaemonProcess
+from tests.daemon_process import DaemonProcess, ExecutorChoice
 from tests.tiny_models import build_tiny_model
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -34,9 +34,17 @@ def tiny_llama(tiny_model_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def daemon(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory, request) -> Iterator[DaemonProcess]:
+def executor() -> ExecutorChoice:
+    """In process here; the service tier runs its tests on model replicas on Ray too (tests/service/conftest.py
+    overrides this fixture with both)."""
+    return ExecutorChoice()
+
+
+@pytest.fixture(scope="module")
+def daemon(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory, request,
+           executor: ExecutorChoice) -> Iterator[DaemonProcess]:
     """One daemon per test module, serving the tiny Llama; its log is attached to failing tests."""
-    process = DaemonProcess(tmp_path_factory.mktemp("daemon"), [str(tiny_llama)])
+    process = DaemonProcess(tmp_path_factory.mktemp("daemon"), [str(tiny_llama)], executor.args, env=executor.env)
     with process:
         request.node._daemon_process = process
         yield process

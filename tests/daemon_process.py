@@ -7,11 +7,20 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecco_protocol.connection_file import ConnectionInfo, read_connection_file
 
 READY_TIMEOUT_S = 600.0  # a cold SmolLM2 cache downloads and converts first
+
+
+@dataclass(frozen=True)
+class ExecutorChoice:
+    """Extra ``serve`` arguments (and environment) that choose where the daemon runs model work."""
+
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 class DaemonProcess:
@@ -89,4 +98,13 @@ class DaemonProcess:
             self.terminate()
         finally:
             self.kill()
+            self._kill_group()
             self._log.close()
+
+    def _kill_group(self) -> None:
+        """Whatever the daemon started and left behind (a local Ray instance's processes) ends with it."""
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass

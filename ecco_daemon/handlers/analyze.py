@@ -134,6 +134,7 @@ class AnalyzeRequest:
         longest = len(ids) if lm.family == CAUSAL else max(len(ids), len(targets or []) + 1)
         check_positions(lm, longest, f"{longest} tokens")
         self.resolved_ids, self.resolved_targets = ids, targets
+        job.model = lm.name
         job.cost = self.options.cost(n_tokens)
         job.batch_key = self.joint_key(lm)
 

@@ -43,6 +43,7 @@ def status(ctx: RuntimeContext, job: Job, params: dict[str, Any]) -> dict[str, A
     }
     if job.user.is_admin:
         state["security"] = {"refusals": dict(ctx.refusals)}
+        state["executor"] = ctx.describe_executor()
     return state
 
 

@@ -105,6 +105,7 @@ class GenerateRequest:
         check_input_limit(n_tokens, config.max_input_tokens, described)
         check_positions(lm, n_tokens, described)
         self.resolved_ids = ids
+        job.model = lm.name
         job.cost = n_tokens if self.analysis is None else max(n_tokens, self.analysis.cost(n_tokens))
         # Requests on one model decode together (GenerationBatch) when the model allows it;
         # one that is analysed afterwards runs alone, so its backward passes never hold up other rows.

@@ -22,12 +22,15 @@ from ecco_daemon.server.params import ParamReader
 from ecco_daemon.server.registry import OPERATIONS
 
 
-@dataclass(frozen=True)
+@dataclass
 class ViewRequest:
     result_id: str
     view: str
     params: dict[str, Any]
     float16: bool
+    # The stored run, once found: it travels with the job to wherever the view runs (a model replica has no
+    # store of its own), and names the model the job runs on.
+    stored: StoredRun | None = None
 
     @classmethod
     def parse(cls, params: dict[str, Any]) -> ViewRequest:
@@ -39,14 +42,21 @@ class ViewRequest:
                    read.choice("array_dtype", ["float32", "float16"], "float32") == "float16")
 
     def prepare(self, ctx: RuntimeContext, job: Job) -> None:
-        # Fails fast (NOT_FOUND, RESULT_EVICTED, another user's id) before the job is queued; the run itself
-        # may be only on disk, so reading it (and checking the view's parameters against it) is the job's.
-        ctx.store.get(job.user.name, self.result_id, kind="analysis", load=False)
+        # Fails fast (NOT_FOUND, RESULT_EVICTED, another user's id) before the job is queued. A run that is
+        # only on disk (after a restart) is not read here, on the loop: the job reads it (and checks the
+        # view's parameters against it), and ``resolve`` reads it for an executor that must route the job.
+        self.stored = ctx.store.get(job.user.name, self.result_id, kind="analysis", load=False).value
+        job.model = self.stored.model if self.stored is not None else None
+
+    def resolve(self, ctx: RuntimeContext, job: Job) -> None:
+        """Off the loop: read the run from disk, so that an executor with replicas can route the job."""
+        self.stored = ctx.store.get(job.user.name, self.result_id, kind="analysis").value
+        job.model = self.stored.model
 
 
 @OPERATIONS.job("view", parse=ViewRequest.parse)
 def view_op(ctx: RuntimeContext, job: Job, request: ViewRequest) -> dict[str, Any]:
-    stored: StoredRun = ctx.store.get(job.user.name, request.result_id, kind="analysis").value
+    stored = request.stored or ctx.store.get(job.user.name, request.result_id, kind="analysis").value
     lm = ctx.models.get(stored.model)
     run = service.attach(stored.run, lm.model)
     # Every parameter is checked against the model and the run before any work (allocation, indexing).

@@ -36,7 +36,8 @@ class LoadedModel:
         return {
             "name": self.name,
             "source": self.source,
-            "device": str(self.device),
+            # A shape-only copy (meta device) has no weights: they live in model replicas elsewhere.
+            "device": "replicas" if self.device.type == "meta" else str(self.device),
             "dtype": dtype_name(self.dtype),
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "n_layers": _n_layers(config),

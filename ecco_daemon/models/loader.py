@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoTokenizer, GenerationConfig, PreTrainedTokenizerBase
 
 from ecco_daemon.models.cache import CacheEntry, ModelCache, verify
 from ecco_daemon.models.embedded import EmbeddedModel
@@ -166,14 +166,29 @@ def _from_pretrained_options(
     return options
 
 
+def _skeleton(location: Path | str, config: Any, family: str, trust_remote_code: bool) -> torch.nn.Module:
+    """The model's modules on the meta device: its shape and config without its weights (no memory)."""
+    with torch.device("meta"):
+        model = auto_class_for(family).from_config(config, trust_remote_code=trust_remote_code)
+    try:
+        model.generation_config = GenerationConfig.from_pretrained(location)
+    except Exception:  # noqa: S110  (no generation config: the one from_config derived stays)
+        pass
+    return model
+
+
 def _load_parts(
-    spec: ModelSpec, location: Path | str, options: dict[str, Any], trust_remote_code: bool, progress: bool
+    spec: ModelSpec, location: Path | str, options: dict[str, Any], trust_remote_code: bool, progress: bool,
+    shape_only: bool = False,
 ) -> _Parts:
     try:
         with transformers_progress(progress):
             config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
             family = family_of(config)
-            model = auto_class_for(family).from_pretrained(location, config=config, **options)
+            if shape_only:
+                model = _skeleton(location, config, family, trust_remote_code)
+            else:
+                model = auto_class_for(family).from_pretrained(location, config=config, **options)
             tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
     except Exception as exc:  # OSError, ValueError, ImportError, hub errors: all mean "cannot load this"
         message = f"could not load {spec.text!r}"
@@ -220,6 +235,7 @@ def load_model(
     progress: bool = True,
     cache: ModelCache | None = None,
     compile_decode: str = "auto",
+    shape_only: bool = False,
 ) -> LoadedModel:
     """Load the model ``spec`` names, ready for inference and attribution; ModelLoadError says why not.
 
@@ -227,13 +243,14 @@ def load_model(
     with accelerate (``device_map="auto"``). ``dtype``: float32, bfloat16, float16, or "auto" for the
     checkpoint's own. ``attn_implementation`` ("eager" when attention weights are wanted) and
     ``trust_remote_code`` go to transformers unchanged. ``compile_decode``: "auto", "on" or "off" (see
-    ``static_decode``).
+    ``static_decode``). ``shape_only``: the tokenizer, config and modules on the meta device, no weights
+    (a front door whose model replicas hold the weights checks requests with it).
     """
     started = time.perf_counter()
     resolved = resolve_spec(spec)
     compile_decode = parse_compile_decode(compile_decode)
-    options = _from_pretrained_options(
-        parse_device(device), parse_dtype(dtype), attn_implementation, trust_remote_code
+    options = _from_pretrained_options(  # a shape-only copy needs no device: the front door may have no GPU
+        parse_device("cpu" if shape_only else device), parse_dtype(dtype), attn_implementation, trust_remote_code
     )
     cache = cache or ModelCache()
     entry = _prepare_cached(resolved, cache, progress, verify_hashes=False)
@@ -242,7 +259,7 @@ def load_model(
     checker = _BackgroundVerify(entry.path) if entry is not None and not entry.built else None
     failure: ModelLoadError | None = None
     try:
-        parts = _load_parts(resolved, location, options, trust_remote_code, progress)
+        parts = _load_parts(resolved, location, options, trust_remote_code, progress, shape_only)
     except ModelLoadError as exc:
         failure = exc
     damage = checker.result() if checker is not None else None
@@ -254,7 +271,7 @@ def load_model(
         cache.discard(entry.key)
         entry = _prepare_cached(resolved, cache, progress, verify_hashes=True)
         assert entry is not None
-        parts = _load_parts(resolved, entry.path, options, trust_remote_code, progress)
+        parts = _load_parts(resolved, entry.path, options, trust_remote_code, progress, shape_only)
     if failure is not None:
         raise failure
     loaded = _finish(resolved, parts, name, entry, options.get("device_map") == "auto", started)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ecco_daemon.server.inflight import InflightRequests
 from ecco_daemon.server.peers import PeerClock
@@ -37,6 +38,8 @@ class RuntimeContext:
     shutdown_requested: threading.Event = field(default_factory=threading.Event)
     # Messages refused before reaching a handler, by error code (UNAUTHORIZED, BAD_FRAME, TOO_LARGE...).
     refusals: dict[str, int] = field(default_factory=dict)
+    # Where work runs (the executor's describe(): worker threads or model replicas), for the admin's status.
+    describe_executor: Callable[[], list[dict[str, Any]]] = field(default=lambda: [])
 
     def release_device_memory(self) -> None:
         import torch

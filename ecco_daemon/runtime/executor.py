@@ -1,12 +1,14 @@
 """The executor: the one place that decides where batches of jobs run.
 
-Why a boundary: the socket loop and the scheduler only hand work over and never wait on it. Today the
-work runs on worker threads in this process (``ThreadExecutor``); model replicas elsewhere (a cluster)
-fit behind the same three calls, because batches return their outcomes instead of answering jobs.
+Why a boundary: the socket loop and the scheduler only hand work over and never wait on it. By default
+the work runs on worker threads in this process (``ThreadExecutor``); model replicas on Ray
+(``ray_executor.RayExecutor``) fit behind the same three calls, because batches return their outcomes
+instead of answering jobs.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Protocol
 
@@ -40,16 +42,22 @@ class ThreadExecutor:
     def stop(self, grace_s: float, while_waiting: Any = None) -> bool:
         for worker in self.workers:
             worker.stop()
-        deadline = time.monotonic() + grace_s
-        while any(w.is_alive() for w in self.workers) and time.monotonic() < deadline:
-            if while_waiting is not None:
-                while_waiting()
-            time.sleep(0.02)
-        return not any(w.is_alive() for w in self.workers)
+        return wait_for_threads(self.workers, grace_s, while_waiting)
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"kind": "thread", "name": w.name, "alive": w.is_alive()} for w in self.workers]
 
 
+def wait_for_threads(threads: list[threading.Thread], grace_s: float, while_waiting: Any = None) -> bool:
+    """Wait up to ``grace_s`` for stopping threads, running ``while_waiting`` meanwhile; True when all ended."""
+    deadline = time.monotonic() + grace_s
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        if while_waiting is not None:
+            while_waiting()
+        time.sleep(0.02)
+    return not any(t.is_alive() for t in threads)
+
+
 def make_executor(ctx: RuntimeContext) -> Executor:
+    """Worker threads in this process; model replicas come from the composition (see ``daemon.py``)."""
     return ThreadExecutor(ctx, max_batch=ctx.config.max_batch_size)

@@ -112,6 +112,39 @@ class Scheduler:
                 return []
             return self.next_batch(max_size, timeout=0)
 
+    def next_accepted(self, accept: Callable[[Job], bool], timeout: float | None = None) -> Job | None:
+        """The first job in round-robin order that ``accept`` takes (a router with room for it), or None.
+
+        Why: with model replicas a dispatcher hands jobs out one at a time; a job whose replicas are all
+        full (or restarting) keeps its place while jobs for other models go by.
+        """
+        with self._cond:
+            job = self._take_accepted(accept)
+            if job is None and not self._closed:
+                self._cond.wait(timeout)
+                job = self._take_accepted(accept)
+            if job is not None:
+                self._mark_running([job])
+        if job is not None:
+            self._announce_positions()
+        return job
+
+    def wake(self) -> None:
+        """Wake a waiting ``next_accepted``: a router has room again."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def _take_accepted(self, accept: Callable[[Job], bool]) -> Job | None:
+        for job in self._round_robin_order():
+            if accept(job):
+                queue = self._queues[job.user.name]
+                queue.remove(job)
+                self._queues.move_to_end(job.user.name)  # served: to the back of the rotation
+                if not queue:
+                    del self._queues[job.user.name]
+                return job
+        return None
+
     def _mark_running(self, batch: list[Job]) -> None:
         for job in batch:
             job.state = JobState.RUNNING

@@ -66,6 +66,21 @@ class _Entry:
     saved_expires: float = 0.0  # the expiry last written to the index (renewals are written in steps)
 
 
+def new_result_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_size(nbytes: int, max_bytes: int) -> None:
+    """A result larger than the whole store is refused (TOO_LARGE) rather than evicting everything."""
+    if nbytes > max_bytes:
+        raise OperationError(
+            ErrorCode.TOO_LARGE,
+            f"this result needs {nbytes / 2**20:.0f} MiB, more than the store's cap of {max_bytes / 2**20:.0f} MiB "
+            "(ecco-daemon serve --result-store-mb)",
+            {"limit": max_bytes, "flag": "--result-store-mb"},
+        )
+
+
 class ResultStore:
     def __init__(self, ttl_seconds: float, max_bytes: int, directory: Path | None = None,
                  remember_gone: int = 10_000) -> None:
@@ -87,15 +102,10 @@ class ResultStore:
 
     # ------------------------------------------------------------------------------------------ public
 
-    def put(self, user: str, kind: str, value: Any, nbytes: int) -> str:
-        if nbytes > self.max_bytes:
-            raise OperationError(
-                ErrorCode.TOO_LARGE,
-                f"this result needs {nbytes / 2**20:.0f} MiB, more than the store's cap of "
-                f"{self.max_bytes / 2**20:.0f} MiB (ecco-daemon serve --result-store-mb)",
-                {"limit": self.max_bytes, "flag": "--result-store-mb"},
-            )
-        result_id = uuid.uuid4().hex
+    def put(self, user: str, kind: str, value: Any, nbytes: int, result_id: str | None = None) -> str:
+        """Keep ``value`` for ``user``; ``result_id`` is given when a model replica already named the result."""
+        check_size(nbytes, self.max_bytes)
+        result_id = result_id or new_result_id()
         expires = time.time() + self.ttl_seconds
         entry = _Entry(kind, nbytes, expires, value, saved_expires=expires)
         if self._directory is not None:

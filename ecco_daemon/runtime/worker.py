@@ -1,28 +1,60 @@
-"""A worker thread: takes jobs from the scheduler and runs them, answering each exactly once.
+"""A worker thread: takes jobs from a scheduler and runs them, answering each exactly once.
 
 Jobs whose batch key has a registered batch runner (see ``job_batches``) run together; jobs that arrive
 while such a batch runs join it between steps, and other kinds of work get their turn between two steps.
+Where the work itself happens is the worker's ``Placement``: here in this process (``LocalPlacement``), or
+on a model replica (``runtime.remote_lane``), with the same batching and fairness either way.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ecco_daemon.runtime.job_batches import JobBatch, batch_factory
 from ecco_daemon.runtime.job_runner import JobRunner
 from ecco_daemon.server.job import Cancelled, Job
+
+if TYPE_CHECKING:
+    from ecco_daemon.runtime.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH = 16
 
 
+class Placement(Protocol):
+    """Where a worker's jobs run."""
+
+    def batch(self, batch_key: tuple[Any, ...]) -> JobBatch | None:
+        """The batch for jobs with this key, or None when such jobs run one by one."""
+
+    def run_alone(self, job: Job) -> None:
+        """Run one job by itself and answer it."""
+
+
+class LocalPlacement:
+    """In this process, on the models this process holds."""
+
+    def __init__(self, runner: JobRunner) -> None:
+        self.runner = runner
+
+    def batch(self, batch_key: tuple[Any, ...]) -> JobBatch | None:
+        factory = batch_factory(batch_key)
+        return None if factory is None else factory(self.runner.ctx, batch_key)
+
+    def run_alone(self, job: Job) -> None:
+        self.runner.run(job)
+
+
 class Worker(threading.Thread):
-    def __init__(self, runner: JobRunner, name: str = "worker-0", max_batch: int = DEFAULT_MAX_BATCH) -> None:
+    def __init__(self, runner: JobRunner, name: str = "worker-0", max_batch: int = DEFAULT_MAX_BATCH,
+                 scheduler: Scheduler | None = None, placement: Placement | None = None) -> None:
         super().__init__(name=name, daemon=True)
         self.runner = runner
-        self.scheduler = runner.ctx.scheduler
+        self.scheduler = scheduler if scheduler is not None else runner.ctx.scheduler  # (an empty one is falsy)
+        self.placement = placement if placement is not None else LocalPlacement(runner)
         self.max_batch = max(1, max_batch)
         self._stop_event = threading.Event()
         self._held: list[Job] = []  # every job taken since the last round began, for the supervisor
@@ -45,15 +77,15 @@ class Worker(threading.Thread):
         return jobs
 
     def _run_jobs(self, jobs: list[Job], nested: bool) -> None:
-        factory = batch_factory(jobs[0].batch_key)
-        if factory is None:
-            for job in jobs:
-                self.runner.run(job)
-            return
+        key = jobs[0].batch_key
         try:
-            batch = factory(self.runner.ctx, jobs[0].batch_key)
+            batch = self.placement.batch(key) if key else None
         except Exception as exc:
             self.runner.finish_all([(job, exc) for job in jobs])
+            return
+        if batch is None:
+            for job in jobs:
+                self.placement.run_alone(job)
             return
         self._run_batch(batch, jobs, nested)
 

@@ -45,6 +45,8 @@ class Job:
     signer: Signer | None
     # Jobs with equal batch keys may run together in one forward pass (same model, same kind of work).
     batch_key: tuple[Any, ...] | None = None
+    # The loaded model this job runs on (set by ``prepare``); an executor with model replicas routes by it.
+    model: str | None = None
     # Work units (tokens x steps) used by the scheduler's per-user limits.
     cost: int = 1
     created: float = field(default_factory=time.monotonic)

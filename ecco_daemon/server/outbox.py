@@ -1,7 +1,9 @@
 """Sending events from any thread: ZeroMQ sockets are not thread-safe, so only the loop touches the ROUTER.
 
 Other threads encode and sign their events themselves (keeping that work off the loop) and hand the
-frames over an inproc PUSH socket of their own; the loop forwards them to the ROUTER.
+frames over one inproc PUSH socket, taken in turn under a lock; the loop forwards them to the ROUTER.
+One pipe, not one per thread: a job's events may come from several threads (a dispatcher announces queue
+positions, a worker then streams tokens), and PULL would interleave separate pipes out of order.
 
 A slow reader never loses a final reply (PROTOCOL.md §5.2): the ROUTER is mandatory (a full pipe is an
 error, not a silent drop), and what a peer cannot take yet waits in that peer's backlog, in order, and is
@@ -50,14 +52,17 @@ class Outbox:
         self._context = context
         self._router = router
         self._loop_thread = threading.get_ident()
-        self._local = threading.local()
-        self._sockets: list[zmq.Socket] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the PUSH socket is used by one thread at a time (a full memory barrier)
         self.pull = context.socket(zmq.PULL)
         self.pull.bind(OUTBOX_ADDRESS)
         self._backlogs: dict[bytes, _Backlog] = {}
         # A full pipe to a peer raises instead of dropping the message silently.
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._push = context.socket(zmq.PUSH)
+        # Shared by every thread: no high-water mark, so a sender never blocks (holding a job's lock) while
+        # the loop, which drains this pipe on every turn, waits for that same lock.
+        self._push.setsockopt(zmq.SNDHWM, 0)
+        self._push.connect(OUTBOX_ADDRESS)
 
     def send(self, identity: bytes, frames: Sequence[Buffer], final: bool = False) -> None:
         if threading.get_ident() == self._loop_thread:
@@ -65,14 +70,9 @@ class Outbox:
             self.forward_pending()
             self._send_to_router([identity, *frames], final)
             return
-        push = getattr(self._local, "push", None)
-        if push is None:
-            push = self._context.socket(zmq.PUSH)
-            push.connect(OUTBOX_ADDRESS)
-            self._local.push = push
-            with self._lock:
-                self._sockets.append(push)
-        push.send_multipart([b"F" if final else b"-", identity, *frames], copy=False)
+        with self._lock:
+            if not self._push.closed:  # after close, a late event has nobody to reach
+                self._push.send_multipart([b"F" if final else b"-", identity, *frames], copy=False)
 
     def forward_pending(self) -> int:
         """Called by the loop: first retry the backlogs, then forward everything other threads handed over."""
@@ -126,7 +126,5 @@ class Outbox:
 
     def close(self) -> None:
         with self._lock:
-            for sock in self._sockets:
-                sock.close(linger=0)
-            self._sockets.clear()
+            self._push.close(linger=0)
         self.pull.close(linger=0)

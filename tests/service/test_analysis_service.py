@@ -7,6 +7,11 @@ import pytest
 
 import ecco_client
 
+EXECUTORS = ("thread", "ray")  # every test here also runs on model replicas (tests/service/conftest.py)
+# Under [ray], one replica per model: this module loads four models, and spreading over replicas is
+# test_replicas.py's business; here the same analyses must give the same results on a replica.
+RAY_REPLICAS = 1
+
 
 @pytest.fixture(scope="module")
 def client(daemon, tiny_model_factory):

@@ -14,6 +14,8 @@ from ecco_protocol.version import MAGIC
 
 import ecco_client
 
+EXECUTORS = ("thread", "ray")  # every test here also runs on model replicas (tests/service/conftest.py)
+
 
 @pytest.fixture()
 def client(daemon):

@@ -22,6 +22,7 @@ import ecco_client
 from tests.daemon_process import DaemonProcess
 from tests.service.multiuser_support import RawClient, add_user, user_cli
 
+EXECUTORS = ("thread", "ray")  # every test here also runs on model replicas (tests/service/conftest.py)
 PROMPTS = ["The capital of France is", "Hello world", "the cat sat on the mat and", "Numbers like"]
 LENGTHS = [3, 5, 8, 12, 16]
 SAMPLE_TOKENS = 6
@@ -34,8 +35,9 @@ class Users:
 
 
 @pytest.fixture(scope="module")
-def users(tiny_llama, tmp_path_factory) -> Users:
-    with DaemonProcess(tmp_path_factory.mktemp("multiuser"), [str(tiny_llama)]) as daemon:
+def users(tiny_llama, tmp_path_factory, executor) -> Users:
+    with DaemonProcess(tmp_path_factory.mktemp("multiuser"), [str(tiny_llama)], executor.args,
+                       env=executor.env) as daemon:
         # Added while the daemon runs: it picks them up without a restart.
         files = {"admin": daemon.connection_file,
                  "alice": add_user(daemon.state_dir, "alice"),

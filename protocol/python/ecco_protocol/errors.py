@@ -27,4 +27,6 @@ class ErrorCode(str, Enum):
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
     OUT_OF_MEMORY = "OUT_OF_MEMORY"
     SHUTTING_DOWN = "SHUTTING_DOWN"
+    # The model replica running the job died mid-job (its process ended); the job was not retried.
+    REPLICA_LOST = "REPLICA_LOST"
     INTERNAL = "INTERNAL"
