@@ -207,6 +207,9 @@ def test_attention_of_a_default_loaded_model_draws(open_html, output):
 def test_exported_page_of_the_first_reply_draws(open_html, output, tmp_path):
     path = output.to_html(tmp_path / "out.html")
     loaded = open_html(path.read_text())
-    assert loaded.page.locator("div.ecco-output > .ecco-root").count() == 3
+    # Every view of the explanation (probability, saliency, layer predictions, rankings, ...), each drawn.
+    expected = len(output.explanation_views())
+    assert expected >= 4
+    assert loaded.page.locator("div.ecco-output > .ecco-root").count() == expected
     assert loaded.page.locator(".ecco-error").count() == 0
     loaded.assert_clean()
