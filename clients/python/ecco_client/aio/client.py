@@ -195,7 +195,12 @@ class AsyncClient:
         while True:
             message = await recv_monitor_message(self._monitor)
             if message["event"] == zmq.EVENT_DISCONNECTED:
-                self._fail_pending(self._lost_connection())
+                if self._keeper is not None and not self._tunnel.alive:
+                    # The tunnel's ssh died: mark it down now, before a caller can send on the dead port
+                    # (its own exit report may come later); this fails the pending requests with ssh's words.
+                    self._keeper.notice_exit()
+                else:
+                    self._fail_pending(self._lost_connection())
 
     async def _watchdog_loop(self) -> None:
         interval = max(0.05, min(1.0, self.timeout / 4))

@@ -94,6 +94,10 @@ class TunnelKeeper:
 
     # ------------------------------------------------------------------------------------ internals
 
+    def notice_exit(self) -> None:
+        """The client saw the connection drop with ssh dead: go down at once (the exit report is then a no-op)."""
+        self._exited()
+
     def _exited_threadsafe(self) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed, and the client with it
             self._loop.call_soon_threadsafe(self._exited)
