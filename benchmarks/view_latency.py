@@ -9,6 +9,8 @@ view many times through the public client API, cycling the position so no answer
 before (positions in a shuffled order, each once before any repeats). Prints, per view and length, the
 first call (it may fill a per-run cache), then p50 and p99 of the rest, in milliseconds; and the table in
 Markdown for the issue. NMF asks the same factor count each time and is computed anew each time.
+``layer predictions`` is the notebook's call (its first call fetches every position, the output keeps
+them); ``layer predictions, one position`` is what the editor panel asks the daemon for each pick.
 """
 
 from __future__ import annotations
@@ -58,7 +60,12 @@ def measure_length(client: Any, model: str | None, n_tokens: int, repeats: int, 
     random.Random(0).shuffle(positions)  # every position once before any repeats: no answer is a cached one
     views: dict[str, Callable[[int], Any]] = {
         "saliency": lambda i: out.primary_attributions(),
+        # The notebook's call: the first fetches every position, later ones are looked up in the output.
         "layer predictions": lambda i: out.layer_predictions(position=positions[i % len(positions)]),
+        # The editor panel's ask: one position per request, answered by the daemon each time.
+        "layer predictions, one position": lambda i: client.call("view", {
+            "result_id": out.result_id, "view": "layer_predictions",
+            "params": {"position": positions[i % len(positions)], "topk": 10}}),
         "rankings watch": lambda i: out.rankings_watch([" Paris", " London"], position=positions[i % len(positions)]),
         "run_nmf(n_components=4)": lambda i: out.run_nmf(n_components=4),
     }
@@ -92,10 +99,10 @@ def main() -> int:
                 Path(tmp), [args.model], env={"OMP_NUM_THREADS": str(args.threads)}) as daemon:
             results = run(daemon.connection_file, None)
 
-    print(f"{'view':<26}{'tokens':>7}{'first ms':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"{'view':<34}{'tokens':>7}{'first ms':>10}{'p50 ms':>9}{'p99 ms':>9}")
     for result in results:
         for name, row in result["views"].items():
-            print(f"{name:<26}{result['tokens']:>7}{row['first']:>10.1f}{row['p50']:>9.1f}{row['p99']:>9.1f}")
+            print(f"{name:<34}{result['tokens']:>7}{row['first']:>10.1f}{row['p50']:>9.1f}{row['p99']:>9.1f}")
     print("\n| view | tokens | first ms | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- |")
     for result in results:
         for name, row in result["views"].items():

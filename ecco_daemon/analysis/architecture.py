@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ecco_daemon.analysis.errors import UnsupportedModel
+from ecco_daemon.analysis.projection import project
 from ecco_daemon.models.family import CAUSAL, ENCODER_DECODER, FAMILIES, MASKED, Family
 
 # Parts that may be overridden, by model_type. Paths are dotted module names from the top model; the
@@ -73,7 +74,7 @@ class Architecture:
         normed = self.final_norm(hidden)
         if self.unembed_input_scale != 1.0:
             normed = normed * self.unembed_input_scale
-        return self.unembedding(normed)
+        return project(self.unembedding, normed)
 
     def describe(self) -> dict[str, Any]:
         """Plain facts for status replies and error messages."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -59,6 +61,18 @@ def test_views_from_the_stored_run_agree_with_the_first_reply(client):
     lens = out.layer_predictions(position=position, topk=3)
     assert [e["position"] for e in lens.data["positions"]] == list(range(1, len(out.tokens) + 1))  # every one
     assert lens.data["selected"] == position
+    asked: list[str] = []
+
+    class Counting:  # the real client, counting what the output asks the daemon
+        def call(self, op, params=None):
+            asked.append(op)
+            return client.call(op, params)
+
+    other = replace(out, client=Counting()).layer_predictions(position=1, topk=3)
+    assert asked == [] and other.data["selected"] == 1  # another position: no request, every position kept
+    assert other.data["positions"] == lens.data["positions"]
+    replace(out, client=Counting()).layer_predictions(position=1, topk=2)
+    assert asked == ["view"]  # other parameters: asked anew
     last_layer = next(e for e in lens.data["positions"] if e["position"] == position)["layers"][-1]["top"]
     # The logit lens at the last layer is the model's own distribution at that position.
     assert [c["id"] for c in last_layer] == list(np.asarray(scores["topk_ids"])[-1][:3])

@@ -79,6 +79,9 @@ class Output:
     analysis: dict[str, Any] | None = field(repr=False, default=None)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     client: Any = field(repr=False, default=None)
+    # Views of every position already fetched, by their parameters: a stored run never changes, so
+    # picking another position is a lookup (shared with the async twin's copies of this output).
+    fetched: dict[tuple[Any, ...], Any] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
     def from_result(cls, result: dict[str, Any], client: Any = None) -> Output:
@@ -141,18 +144,23 @@ class Output:
     def layer_predictions(self, position: int, topk: int = 10, layer: int | None = None) -> ViewSpec:
         """Each layer's top-k tokens for the token at ``position`` (the logit lens, final norm applied).
 
-        The view holds every position (one daemon request), shows ``position`` first, and lets any other
-        be picked: in a notebook or an exported page nothing is fetched later.
+        The view holds every position (one daemon request, the first time), shows ``position`` first, and
+        lets any other be picked: in a notebook or an exported page nothing is fetched later, and asking
+        again for another position asks the daemon nothing.
         """
         analysis = self._read()
         positions = analysis.predictable_positions()
         if position not in positions:
             raise ValueError(
                 f"position {position} has no prediction; valid positions are {positions[0]}..{positions[-1]}")
-        params: dict[str, Any] = {"positions": positions, "topk": topk}
-        if layer is not None:
-            params["layer"] = layer
-        entries = views.layer_predictions_entries(analysis, self._view("layer_predictions", params))
+        key = ("layer_predictions", topk, layer)
+        entries = self.fetched.get(key)
+        if entries is None:
+            params: dict[str, Any] = {"positions": positions, "topk": topk}
+            if layer is not None:
+                params["layer"] = layer
+            entries = self.fetched[key] = views.layer_predictions_entries(
+                analysis, self._view("layer_predictions", params))
         return self._spec("layer_predictions", analysis, views.layer_predictions_view(analysis, entries, position))
 
     @asks_daemon
