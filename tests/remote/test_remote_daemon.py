@@ -20,7 +20,7 @@ from pytest_lsp import ClientServerConfig
 
 import ecco_client
 import ecco_client.aio
-from ecco_client.ssh_tunnel import RemoteTargetRefused, SshConnectError, SshTunnel
+from ecco_client.ssh_tunnel import RemoteTargetRefused, SshAuthError, SshConnectError, SshTunnel
 from tests.daemon_process import DaemonProcess
 from tests.lsp.lsp_session import SERVER_COMMAND, SERVER_ENV, Session
 
@@ -29,6 +29,9 @@ from .test_ssh_tunnel import pid_running, port_is_free, wait_until
 
 PROMPT = "Transformers use attention"
 WIDE_NEURONS, WIDE_LAYERS, WIDE_TOKENS, WIDE_FACTORS = 16384, 4, 12, 4
+# Long enough that the tunnel is cut while tokens still stream, even when a loaded host runs the
+# callback late (a generation that already arrived whole rightly succeeds).
+LONG_GENERATION = 1000
 
 
 def tunnel_of(client: Any) -> SshTunnel:
@@ -157,7 +160,7 @@ def test_a_dying_tunnel_fails_the_request_instead_of_hanging(daemon: DaemonProce
 
         started = time.monotonic()
         with pytest.raises(ecco_client.DaemonUnavailable):
-            client.model().generate(PROMPT, generate=100, on_token=cut_the_tunnel)
+            client.model().generate(PROMPT, generate=LONG_GENERATION, on_token=cut_the_tunnel)
         assert time.monotonic() - started < 20 + 5, "the request outlived the client's timeout"
     # The daemon itself is unharmed and still serves direct clients.
     with ecco_client.connect(connection_file=daemon.connection_file, timeout=20) as direct:
@@ -178,7 +181,7 @@ def test_a_killed_tunnel_is_reopened_and_the_next_request_succeeds(daemon: Daemo
 
         started = time.monotonic()
         with pytest.raises(ecco_client.DaemonUnavailable, match="SSH tunnel"):
-            client.model().generate(PROMPT, generate=100, on_token=cut_the_tunnel)
+            client.model().generate(PROMPT, generate=LONG_GENERATION, on_token=cut_the_tunnel)
         assert time.monotonic() - started < 10, "the request in flight did not fail at once"
         # The same client, with nothing done by the caller: the request waits for the reopened tunnel.
         out = client.model().generate(PROMPT, generate=3)
@@ -217,6 +220,42 @@ def test_an_unreopenable_tunnel_fails_requests_with_ssh_words(daemon: DaemonProc
             started = time.monotonic()
             client.close()
             assert time.monotonic() - started < 5
+    finally:
+        server.stop()
+
+
+def test_a_refused_key_stops_the_reopening_and_fails_requests_at_once(daemon: DaemonProcess,
+                                                                       tmp_path: Path) -> None:
+    """The key is no longer accepted when the tunnel drops: one attempt, then no more logins tried (a server
+    counting failures is not hammered), and every request fails at once with ssh's words."""
+    server = start_sshd(tmp_path / "sshd")
+    options = {"identity_file": server.identity_file, "ssh_options": server.ssh_options, "config_file": os.devnull}
+    try:
+        info = daemon.info
+        client = ecco_client.connect(address=info.address, key=info.key, user=info.user, ssh=server.ssh_target,
+                                     ssh_options=options, timeout=20)
+        try:
+            tunnel = tunnel_of(client)
+            assert client.ping() < 5.0
+            (server.folder / "authorized_keys").write_text("")  # the admin revoked the key
+            os.kill(tunnel.pid, signal.SIGKILL)
+            wait_until(lambda: not client.tunnel_up, "the client to notice the dead tunnel")
+            started = time.monotonic()
+            with pytest.raises(SshAuthError, match="will not be reopened") as caught:
+                client.ping()  # waits for the one attempt, not for the 20 s timeout
+            assert time.monotonic() - started < 10
+            assert "Permission denied" in caught.value.stderr
+            refusals = server.log().count("Connection closed by authenticating user")
+            assert refusals >= 1
+            time.sleep(4)  # retries would have come at about 1, 2 and 4 s
+            started = time.monotonic()
+            with pytest.raises(SshAuthError, match="will not be reopened"):
+                client.ping()
+            assert time.monotonic() - started < 1, "a request after the refusal fails at once"
+            assert server.log().count("Connection closed by authenticating user") == refusals
+            assert not client.tunnel_up
+        finally:
+            client.close()
     finally:
         server.stop()
 

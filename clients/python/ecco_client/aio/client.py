@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 # While requests are in flight, a message at least this often (PROTOCOL.md §5.3: the daemon's grace is longer).
 HEARTBEAT_S = 10.0
+TUNNEL_EXIT_GRACE_S = 0.5  # how long a dropped connection waits to see whether the tunnel's ssh is exiting
 # A daemon that cannot authenticate us cannot sign its answer; these codes may arrive unsigned.
 UNSIGNED_CODES = frozenset({ErrorCode.UNAUTHORIZED.value, ErrorCode.BAD_FRAME.value,
                             ErrorCode.UNSUPPORTED_VERSION.value})
@@ -195,7 +196,7 @@ class AsyncClient:
         while True:
             message = await recv_monitor_message(self._monitor)
             if message["event"] == zmq.EVENT_DISCONNECTED:
-                if self._keeper is not None and not self._tunnel.alive:
+                if self._keeper is not None and not await self._tunnel_survives():
                     # The tunnel's ssh died: mark it down now, before a caller can send on the dead port
                     # (its own exit report may come later); this fails the pending requests with ssh's words.
                     self._keeper.notice_exit()
@@ -218,6 +219,15 @@ class AsyncClient:
                 # of a client it has not heard from for its grace period (PROTOCOL.md §5.3).
                 with contextlib.suppress(EccoError):
                     await self.request("ping")
+
+    async def _tunnel_survives(self) -> bool:
+        """Whether the tunnel's ssh is alive, given a moment to exit: a killed ssh closes its port a moment
+        before it can be reaped, and a drop seen in that moment is the tunnel's death, not the daemon's."""
+        assert self._tunnel is not None
+        deadline = time.monotonic() + TUNNEL_EXIT_GRACE_S
+        while self._tunnel.alive and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return self._tunnel.alive
 
     def _lost_connection(self) -> DaemonUnavailable:
         """Why the connection dropped; through a tunnel, ssh's own words when the tunnel died."""

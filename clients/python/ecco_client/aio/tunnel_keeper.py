@@ -5,8 +5,10 @@ while the daemon on the far side keeps running, and a caller should not have to 
 keeper tells the client at once (requests in flight fail with ssh's words, as before), then tries to
 reopen it on the same local port, 0.5 s after the loss and then doubling up to a cap, with jitter.
 A request made meanwhile waits for the tunnel up to the client's timeout (``wait_up``), then fails
-with DaemonUnavailable carrying the last attempt's ssh error. Listeners (the language server's status
-bar) hear every change.
+with DaemonUnavailable carrying the last attempt's ssh error. A refusal that only the user can fix (the
+key is no longer accepted, the host key changed) ends the retries: a server that counts failed logins
+is not hammered into banning the user, and every request then fails at once with ssh's words until
+the user connects again. Listeners (the language server's status bar) hear every change.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ecco_client.exceptions import DaemonUnavailable
-from ecco_client.ssh_tunnel import SshTunnel, SshTunnelError
+from ecco_client.ssh_tunnel import SshAuthError, SshHostKeyError, SshTunnel, SshTunnelError
 
 log = logging.getLogger(__name__)
 
 REOPEN_FIRST_S = 0.5
 REOPEN_MAX_S = 15.0
 JITTER = 0.25  # each wait is the backoff delay times 1 ± JITTER, so many clients do not retry in step
+FINAL_REFUSALS = (SshAuthError, SshHostKeyError)  # retrying cannot fix these; the user must
 
 
 @dataclass(frozen=True)
@@ -58,13 +61,14 @@ class TunnelKeeper:
         self._listeners: list[TunnelListener] = []
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._gave_up: DaemonUnavailable | None = None  # a final refusal: no more attempts
         tunnel.add_exit_listener(self._exited_threadsafe)
         if not tunnel.alive:  # it died before we listened
             self._loop.call_soon(self._exited)
 
     @property
     def up(self) -> bool:
-        return self._up.is_set() and not self._closed
+        return self._up.is_set() and not self._closed and self._gave_up is None
 
     def watch(self, listener: TunnelListener) -> Callable[[], None]:
         """Calls ``listener`` with each change; returns a function that stops the calls."""
@@ -80,6 +84,8 @@ class TunnelKeeper:
                 raise self._still_down(timeout) from None
         if self._closed:
             raise DaemonUnavailable("the client was closed")
+        if self._gave_up is not None:
+            raise self._still_down(timeout)
 
     async def close(self) -> None:
         """Stops reopening; the client closes the tunnel itself."""
@@ -104,7 +110,7 @@ class TunnelKeeper:
 
     def _exited(self) -> None:
         # Closing, already reopening, or a late report of a child that a reopen has replaced: nothing new.
-        if self._closed or not self._up.is_set() or self.tunnel.alive:
+        if self._closed or not self._up.is_set() or self.tunnel.alive or self._gave_up is not None:
             return
         try:
             self.tunnel.check()
@@ -130,6 +136,9 @@ class TunnelKeeper:
                 error = exc if isinstance(exc, DaemonUnavailable) else DaemonUnavailable(
                     f"reopening the SSH tunnel to {self.tunnel.target} failed: {exc}")
                 self._error = error
+                if isinstance(error, FINAL_REFUSALS):
+                    self._give_up(error)
+                    return
                 delay = min(delay * 2, REOPEN_MAX_S)
                 log.info("could not reopen the SSH tunnel yet (next try in about %.1fs): %s", delay, error)
                 self._tell(TunnelState(up=False, message=f"still reopening the SSH tunnel: {error}", error=error))
@@ -145,6 +154,13 @@ class TunnelKeeper:
         attempt.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved, even if cancelled
         await asyncio.shield(attempt)
 
+    def _give_up(self, error: DaemonUnavailable) -> None:
+        self._gave_up = error
+        log.error("stopped reopening the SSH tunnel to %s; connect again once this is fixed: %s",
+                  self.tunnel.target, error)
+        self._tell(TunnelState(up=False, message=f"stopped reopening the SSH tunnel: {error}", error=error))
+        self._up.set()  # wakes the waiting requests, which fail with the refusal now
+
     def _reopen_unless_closed(self) -> None:
         self.tunnel.reopen()
         if self._closed:  # the client closed while ssh was starting: no child may outlive it
@@ -152,10 +168,14 @@ class TunnelKeeper:
 
     def _still_down(self, timeout: float) -> DaemonUnavailable:
         """The error for a request that waited in vain: the last attempt's, with ssh's words kept."""
-        error = self._error
+        error = self._gave_up or self._error
         reason = error.reason if isinstance(error, SshTunnelError) else str(error)
-        message = (f"the SSH tunnel to {self.tunnel.target} is down and was not reopened within "
-                   f"{timeout:g}s: {reason}")
+        if self._gave_up is not None:
+            message = (f"the SSH tunnel to {self.tunnel.target} is down and will not be reopened (connect "
+                       f"again once this is fixed): {reason}")
+        else:
+            message = (f"the SSH tunnel to {self.tunnel.target} is down and was not reopened within "
+                       f"{timeout:g}s: {reason}")
         if isinstance(error, SshTunnelError):
             return type(error)(message, stderr=error.stderr, returncode=error.returncode)
         return DaemonUnavailable(message)
