@@ -6,12 +6,16 @@ pygls language server (`python -m ecco_client.lsp`) with this interpreter, and t
 daemon serving a tiny random Llama. The suite inside the extension host (clients/vscode/e2e/suite) opens
 a file, selects text, runs "Ecco: Explain selection", waits for the panel, reads its rendered state back
 through the webview's messages, hovers tokens in the panel and in the editor, follows clicks both ways,
-and asks for a screenshot, saved to artifacts/screenshots/vscode-explain.png.
+and asks for a screenshot, saved to artifacts/screenshots/vscode-explain.png. Last, it explains a longer
+text with integrated gradients and occlusion (a few seconds of work) and watches the status bar item show
+the daemon's progress as a percentage (issue 12), through the extension's API and in the workbench's DOM,
+with a screenshot taken while a percentage shows (artifacts/screenshots/vscode-status-progress.png).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -22,10 +26,21 @@ from tests.daemon_process import DaemonProcess
 REPO = Path(__file__).resolve().parents[2]
 VSCODE_DIR = REPO / "clients" / "vscode"
 SCREENSHOT = REPO / "artifacts" / "screenshots" / "vscode-explain.png"
+STATUS_SCREENSHOT = REPO / "artifacts" / "screenshots" / "vscode-status-progress.png"
 REPORT = REPO / "artifacts" / "editor" / "vscode-e2e.json"
 SUITE_TIMEOUT_S = 240
 GENERATE = 3  # continuation tokens streamed into the panel after the explained text
 SAMPLE = "The capital of France is Paris, and the capital of Italy is Rome.\nA second line stays unexplained.\n"
+# About 100 tokens (the tiny model's tokenizer makes about 2 characters a token): integrated gradients (50
+# steps per block of targets) and occlusion take 1 to 5 s on the tiny model, a handful of paced progress
+# reports (at most 4 a second) for the status bar to show. The cost grows faster than the length: 450
+# characters take 20 s.
+LONG_SAMPLE = " ".join([
+    "The capital of France is Paris, and the capital of Italy is Rome.",
+    "Rivers run to the sea, and the sea gives rain back to the hills.",
+    "A daemon serves the model; the editor asks it why a token was likely.",
+]) + "\n"
+STATUS_METHODS = ["integrated_gradients", "occlusion"]
 
 
 def model_name(daemon: DaemonProcess) -> str:
@@ -41,8 +56,9 @@ def model_name(daemon: DaemonProcess) -> str:
     return str(models[0]["name"])
 
 
-def make_workspace(root: Path, daemon: DaemonProcess, results: Path) -> Path:
-    """A folder with a text file, settings that point the extension at the daemon, and the suite's spec."""
+def make_workspace(root: Path, daemon: DaemonProcess, results: Path, status_progress: bool = False) -> Path:
+    """A folder with a text file, settings that point the extension at the daemon, and the suite's spec;
+    with ``status_progress``, also the longer text whose explanation the status bar's percentage follows."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "sample.txt").write_text(SAMPLE)
     settings = {
@@ -62,6 +78,11 @@ def make_workspace(root: Path, daemon: DaemonProcess, results: Path) -> Path:
     (root / ".vscode" / "settings.json").write_text(json.dumps(settings, indent=2))
     spec = {"file": "sample.txt", "results": str(results), "screenshot": str(SCREENSHOT), "expectDiagnostics": True,
             "expectGenerated": GENERATE}
+    if status_progress:
+        (root / "long.txt").write_text(LONG_SAMPLE)
+        spec["statusProgress"] = {"file": "long.txt", "attributionMethods": STATUS_METHODS,
+                                  "record": str(results.with_name("status-dom.json")),
+                                  "screenshot": str(STATUS_SCREENSHOT)}
     (root / ".ecco-e2e.json").write_text(json.dumps(spec))
     return root
 
@@ -72,8 +93,9 @@ def test_explain_selection_in_vscode(built_extension: Path, daemon: DaemonProces
     assert node, "node is needed to drive the workbench"
     results = tmp_path / "results.json"
     summary = tmp_path / "summary.json"
-    workspace = make_workspace(tmp_path / "workspace", daemon, results)
+    workspace = make_workspace(tmp_path / "workspace", daemon, results, status_progress=True)
     SCREENSHOT.unlink(missing_ok=True)
+    STATUS_SCREENSHOT.unlink(missing_ok=True)
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     run = subprocess.run(
         [node, str(VSCODE_DIR / "e2e" / "run-e2e.mjs"), "--workspace", str(workspace), "--tests", str(built_extension),
@@ -102,3 +124,33 @@ def test_explain_selection_in_vscode(built_extension: Path, daemon: DaemonProces
     # What a person sees: the editor hover drawn in the workbench, and the screenshot of it all.
     assert "%" in facts["visibleHover"], facts["visibleHover"]
     assert SCREENSHOT.exists() and SCREENSHOT.stat().st_size > 20_000
+    record_property("status_progress_screenshot", str(STATUS_SCREENSHOT))
+    check_status_progress(seen["statusProgress"])
+
+
+def percent_in(text: str | None) -> int | None:
+    match = re.search(r"(\d+)%", text or "")
+    return int(match[1]) if match else None
+
+
+def check_status_progress(progress: dict) -> None:
+    """Issue 12, the status bar: while the daemon worked, the item showed a percentage that only went forward,
+    through the extension's API and in the workbench's DOM, and went back to its idle text afterwards (the
+    suite asserts the same; repeated here so that a change to the suite can't quietly drop it)."""
+    idle = progress["idleText"]
+    assert percent_in(idle) is None, idle
+    host = [s for s in progress["host"] if percent_in(s["text"]) is not None]
+    assert any(0 < percent_in(s["text"]) < 100 for s in host), progress["host"]
+    assert len({s["workId"] for s in host}) == 1, host
+    percents = [percent_in(s["text"]) for s in host]
+    assert percents == sorted(percents) and all(0 <= p <= 100 for p in percents), percents
+    assert progress["host"][-1]["text"] == idle, progress["host"][-1]
+
+    dom = progress["dom"]
+    drawn = [p for p in (percent_in(s["text"]) for s in dom["texts"]) if p is not None]
+    assert any(0 < p < 100 for p in drawn), dom["texts"]
+    assert drawn == sorted(drawn) and all(0 <= p <= 100 for p in drawn), drawn
+    assert dom["final"] is not None and percent_in(dom["final"]) is None and "Ecco" in dom["final"], dom["final"]
+    shot = dom["screenshot"]
+    assert percent_in(shot["before"]) is not None and percent_in(shot["after"]) is not None, shot
+    assert STATUS_SCREENSHOT.exists() and STATUS_SCREENSHOT.stat().st_size > 20_000

@@ -8,7 +8,8 @@
 // It installs code-server into a cache when missing (e2e/install-code-server.sh), starts server-main.js
 // in its own process group on a port the OS picks, opens the workbench with the test payload, relays
 // the extension host's log, takes a screenshot when the suite ends and kills the whole group. The exit
-// code is the suite's: 0 when its run() resolved.
+// code is the suite's: 0 when its run() resolved. The suite asks through its log for screenshots and for
+// watches of the status bar item in the DOM (statusWatch below).
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -94,6 +95,95 @@ async function takeScreenshot(page, file, summary) {
   } catch (error) {
     log(`screenshot failed: ${error instanceof Error ? error.message : String(error)}`);
   }
+}
+
+/** The status bar item of the extension ("ecco.status"; VS Code prefixes the extension's id). */
+const STATUS_ITEM = '.statusbar-item[id$="ecco.status"]';
+const PERCENT = /(\d+)%/;
+
+/**
+ * Watches the extension's status bar item as the workbench draws it, between the suite's
+ * `status-watch-start {"record", "screenshot"}` and `status-watch-stop RECORD` log lines: a MutationObserver
+ * on the status bar records every distinct text of the item; a loop here polls it and saves a screenshot
+ * the first time the item shows a percentage strictly between 0 and 100. The start is acknowledged with the
+ * file `RECORD.started`; at the stop (after waiting up to 5 s for the percentage to go) the record is
+ * written to RECORD, which the suite reads and asserts on.
+ */
+function statusWatch(page, spec) {
+  let stopping = false;
+  const record = { texts: [], final: null };
+  const current = () =>
+    page.evaluate((selector) => document.querySelector(selector)?.textContent?.trim() ?? null, STATUS_ITEM);
+  const started = (async () => {
+    await page.evaluate((selector) => {
+      const read = () => document.querySelector(selector)?.textContent?.trim() ?? null;
+      const t0 = performance.now();
+      const texts = [];
+      const note = () => {
+        const text = read();
+        if (texts.length === 0 || texts[texts.length - 1].text !== text) {
+          texts.push({ t: Math.round(performance.now() - t0), text });
+        }
+      };
+      note();
+      const observer = new MutationObserver(note);
+      observer.observe(document.querySelector(".part.statusbar") ?? document.body, {
+        subtree: true,
+        childList: true,
+        characterData: true,
+      });
+      window.__eccoStatusWatch = { texts, observer };
+    }, STATUS_ITEM);
+    fs.writeFileSync(`${spec.record}.started`, "");
+    log(`watching the status bar item (${await current()})`);
+  })();
+  const looping = started.then(async () => {
+    while (!stopping && !record.screenshot) {
+      const text = await current();
+      const percent = Number(text?.match(PERCENT)?.[1] ?? NaN);
+      if (percent > 0 && percent < 100) {
+        fs.mkdirSync(path.dirname(path.resolve(spec.screenshot)), { recursive: true });
+        const partial = `${spec.screenshot}.partial.png`;
+        await page.screenshot({ path: partial });
+        fs.renameSync(partial, spec.screenshot);
+        record.screenshot = { file: spec.screenshot, before: text, after: await current() };
+        log(`status bar screenshot ${spec.screenshot}: ${JSON.stringify(record.screenshot)}`);
+      } else {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  });
+  // A failure is reported in the record (the suite fails on it), never as an unhandled rejection here.
+  const failed = looping.then(
+    () => undefined,
+    (error) => (record.error = error instanceof Error ? error.message : String(error)),
+  );
+  return {
+    async stop() {
+      stopping = true;
+      await failed;
+      if (record.error) {
+        fs.writeFileSync(spec.record, JSON.stringify(record, null, 2));
+        return;
+      }
+      const deadline = Date.now() + 5_000;
+      while (PERCENT.test((await current()) ?? "") && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      record.final = await current();
+      record.texts = await page.evaluate(() => {
+        const watch = window.__eccoStatusWatch;
+        watch.observer.disconnect();
+        return watch.texts;
+      });
+      const partial = `${spec.record}.partial`;
+      fs.writeFileSync(partial, JSON.stringify(record, null, 2));
+      fs.renameSync(partial, spec.record);
+      log(
+        `status bar texts: ${JSON.stringify(record.texts.map((s) => s.text))}; final ${JSON.stringify(record.final)}`,
+      );
+    },
+  };
 }
 
 /** Kills the server's whole process group (it leaves helper processes such as the file watcher). */
@@ -189,6 +279,7 @@ async function main() {
 
   let browser;
   let shooting = Promise.resolve();
+  let watching;
   let exitCode = 1;
   const summary = { installSeconds: install.seconds, dataDir, screenshot: args.screenshot };
   try {
@@ -227,6 +318,13 @@ async function main() {
       else if (type === "error") log(`host ${type}: ${line.split("\n")[0]}`);
       const asked = line.match(/\[ecco e2e\] screenshot-request (.+)$/);
       if (asked) shooting = takeScreenshot(page, asked[1].trim(), summary);
+      const watchStart = line.match(/\[ecco e2e\] status-watch-start (.+)$/);
+      if (watchStart) watching = statusWatch(page, JSON.parse(watchStart[1]));
+      if (/\[ecco e2e\] status-watch-stop /.test(line) && watching) {
+        const watch = watching;
+        watching = undefined;
+        shooting = shooting.then(() => watch.stop()).catch((error) => log(`status watch failed: ${error.stack}`));
+      }
     });
     await page.exposeFunction("codeAutomationExit", (code) => finish(Number(code)));
     page.on("pageerror", (error) => log(`page error: ${error.message}`));

@@ -1,4 +1,4 @@
-import type { DaemonStatus, ExplainResult, RenderedState } from "../shared/protocol";
+import type { DaemonStatus, ExplainResult, RenderedState, WorkProgress } from "../shared/protocol";
 
 /**
  * What `activate` returns: the extension's surface for other extensions and for the end-to-end test,
@@ -13,8 +13,8 @@ export interface EccoApi {
   renderedState(): Promise<RenderedState>;
   /** Clicks or hovers a token in the panel as a user would; returns the tooltip text then shown. */
   probeToken(index: number, action: "click" | "hover"): Promise<string>;
-  /** The status bar item's text and the daemon status behind it. */
-  status(): { text: string; daemon: DaemonStatus | undefined };
+  /** The status bar item's text, the daemon status behind it, and the piece of work it shows, if any. */
+  status(): { text: string; daemon: DaemonStatus | undefined; work: WorkProgress | undefined };
   /** Resolves once the language server runs (or failed to start). */
   serverReady(): Promise<boolean>;
   /** Restarts the language server (coalesced with restarts already running or queued). */

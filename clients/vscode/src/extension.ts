@@ -67,7 +67,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<EccoAp
     currentResult: () => activeExplainer.result,
     renderedState: () => activePanel.renderedState(),
     probeToken: (index, action) => activePanel.probeToken(index, action),
-    status: () => ({ text: status.text, daemon: status.daemonStatus }),
+    status: () => ({ text: status.text, daemon: status.daemonStatus, work: status.shownWork }),
     restartServer: () => server.restart(),
     serverStarts: () => server.starts,
     serverReady: async () => {

@@ -20,7 +20,42 @@ interface Spec {
   expectDiagnostics?: boolean;
   /** How many continuation tokens the settings ask for; they stream into the panel after the result. */
   expectGenerated?: number;
+  /** Last, explain a longer text with slow attribution methods and watch the status bar's percentage. */
+  statusProgress?: StatusProgressSpec;
 }
+
+interface StatusProgressSpec {
+  /** The file whose whole text is explained: long enough that the work lasts a few progress reports. */
+  file: string;
+  /** Set as ecco.attributionMethods for this explain (ecco.generateTokens is set to 0). */
+  attributionMethods: string[];
+  /** Where the harness records what the workbench's status bar item drew (see run-e2e.mjs). */
+  record: string;
+  /** Where the harness saves a screenshot once the item shows a percentage strictly between 0 and 100. */
+  screenshot: string;
+}
+
+/** What the harness saw of the status bar item in the workbench's DOM, written to StatusProgressSpec.record. */
+interface DomStatusRecord {
+  /** Every distinct text the item showed while watched (a MutationObserver on the status bar). */
+  texts: { t: number; text: string | null }[];
+  /** The item's text just before and just after the screenshot; absent when no percentage showed. */
+  screenshot?: { file: string; before: string | null; after: string | null };
+  /** The item's text when the watch stopped (after the work ended). */
+  final: string | null;
+  /** Why the harness could not watch. */
+  error?: string;
+}
+
+/** One distinct state of the status bar item as the extension host sees it. */
+interface HostStatusSample {
+  t: number;
+  text: string;
+  workId?: string;
+  percentage?: number | null;
+}
+
+const PERCENT = /(\d+)%/;
 
 const EXTENSION_ID = "ecco-daemon.ecco-vscode";
 const POLL_MS = 100;
@@ -77,6 +112,157 @@ async function requestScreenshot(file: string): Promise<void> {
     (exists) => exists,
     30_000,
   );
+}
+
+/** The percentage in a status bar text, or undefined when it shows none. */
+function percentIn(text: string | null | undefined): number | undefined {
+  const match = text?.match(PERCENT);
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * The harness watches the status bar item in the DOM between a start and a stop asked for through the log
+ * (like screenshots); it acknowledges the start with `${record}.started` and writes `record` at the stop.
+ */
+async function startDomWatch(spec: StatusProgressSpec): Promise<void> {
+  fs.rmSync(spec.record, { force: true });
+  fs.rmSync(`${spec.record}.started`, { force: true });
+  console.log(`[ecco e2e] status-watch-start ${JSON.stringify({ record: spec.record, screenshot: spec.screenshot })}`);
+  await poll(
+    "the harness to watch the status bar",
+    () => fs.existsSync(`${spec.record}.started`),
+    (exists) => exists,
+    30_000,
+  );
+}
+
+async function stopDomWatch(spec: StatusProgressSpec): Promise<DomStatusRecord> {
+  console.log(`[ecco e2e] status-watch-stop ${spec.record}`);
+  await poll(
+    "the harness's record of the status bar",
+    () => fs.existsSync(spec.record),
+    (exists) => exists,
+    30_000,
+  );
+  return JSON.parse(fs.readFileSync(spec.record, "utf8")) as DomStatusRecord;
+}
+
+/**
+ * Percentages of one piece of work never go back, and lie in 0..100. `pieces` maps a key (the work's id,
+ * or one key for all when the ids are unknown) to the percentages seen in order.
+ */
+function assertPercentages(where: string, pieces: Map<string, number[]>): void {
+  for (const [key, values] of pieces) {
+    for (const [i, value] of values.entries()) {
+      assert.ok(value >= 0 && value <= 100, `${where}: ${value}% of ${key} lies in 0..100`);
+      assert.ok(i === 0 || value >= values[i - 1]!, `${where}: percentages of ${key} never decrease: ${values}`);
+    }
+  }
+}
+
+/**
+ * Issue 12: the status bar shows how far daemon work has got, as a percentage, while it runs. Explains a
+ * longer text with slow attribution methods (a few seconds of integrated gradients on the tiny model) and
+ * watches the item both through the extension's API (every distinct text, sampled every 10 ms) and in the
+ * workbench's DOM (through the harness); the harness takes a screenshot while a percentage shows.
+ */
+async function checkStatusProgress(
+  api: EccoApi,
+  folder: vscode.WorkspaceFolder,
+  spec: StatusProgressSpec,
+  step: (name: string) => void,
+  out: Record<string, unknown>,
+): Promise<void> {
+  const config = vscode.workspace.getConfiguration("ecco", folder.uri);
+  await config.update("attributionMethods", spec.attributionMethods, vscode.ConfigurationTarget.Workspace);
+  await config.update("generateTokens", 0, vscode.ConfigurationTarget.Workspace);
+  const document = await vscode.workspace.openTextDocument(path.join(folder.uri.fsPath, spec.file));
+  const editor = await vscode.window.showTextDocument(document);
+  editor.selection = new vscode.Selection(document.positionAt(0), document.positionAt(document.getText().length));
+  const idle = await poll(
+    "the status bar to show no work",
+    () => api.status(),
+    (s) => s.daemon?.connected === true && s.work === undefined,
+    30_000,
+  );
+  assert.equal(percentIn(idle.text), undefined, `the idle status bar shows no percentage: ${idle.text}`);
+
+  const host: HostStatusSample[] = [];
+  out.idleText = idle.text;
+  out.host = host;
+  const t0 = Date.now();
+  const sample = () => {
+    const { text, work } = api.status();
+    const last = host.at(-1);
+    if (!last || last.text !== text || last.workId !== work?.id) {
+      host.push({ t: Date.now() - t0, text, workId: work?.id, percentage: work?.percentage });
+    }
+  };
+  await startDomWatch(spec);
+  sample();
+  const timer = setInterval(sample, 10);
+  let dom: DomStatusRecord;
+  try {
+    const before = api.currentResult();
+    const started = Date.now();
+    await vscode.commands.executeCommand("ecco.explainSelection");
+    const state = await poll(
+      "the panel to draw the longer text's result",
+      () => api.renderedState(),
+      (s) => (s.phase === "result" && api.currentResult() !== before) || s.phase === "error",
+      120_000,
+    );
+    assert.equal(state.phase, "result", `the longer explain shows a result, not: ${state.errorMessage}`);
+    out.explainSeconds = (Date.now() - started) / 1000;
+    await poll(
+      "the status bar to return to its idle text",
+      () => api.status(),
+      (s) => s.work === undefined,
+      10_000,
+    );
+  } finally {
+    clearInterval(timer);
+    sample();
+    dom = await stopDomWatch(spec);
+    out.dom = dom;
+  }
+  assert.equal(dom.error, undefined, "the harness watched the status bar");
+  step(
+    `status bar while explaining ${document.getText().length} characters: ${JSON.stringify(host.map((s) => s.text))}`,
+  );
+  step(`status bar in the workbench: ${JSON.stringify(dom.texts.map((s) => s.text))}`);
+
+  // Through the API: every percentage shown is the shown work's, and goes forward within each piece of work.
+  const hostPercents = host.filter((s) => percentIn(s.text) !== undefined);
+  assert.ok(
+    hostPercents.some((s) => percentIn(s.text)! > 0 && percentIn(s.text)! < 100),
+    `the status bar showed a percentage between 0 and 100 while the daemon worked: ${JSON.stringify(host)}`,
+  );
+  const byWork = new Map<string, number[]>();
+  for (const s of hostPercents) {
+    assert.equal(percentIn(s.text), s.percentage, `the text shows the work's percentage: ${JSON.stringify(s)}`);
+    byWork.set(s.workId!, [...(byWork.get(s.workId!) ?? []), percentIn(s.text)!]);
+  }
+  assertPercentages("status bar (API)", byWork);
+  assert.equal(host.at(-1)!.text, idle.text, "after the work the status bar shows its idle text again");
+
+  // In the workbench: the item drew the percentages, in order, and went back to the idle text. One piece of
+  // work showed percentages (the analysis), so the DOM's percentages, all together, never decrease.
+  assert.equal(byWork.size, 1, `one piece of work showed percentages: ${[...byWork.keys()]}`);
+  const domPercents = dom.texts.map((s) => percentIn(s.text)).filter((p) => p !== undefined);
+  assert.ok(
+    domPercents.some((p) => p > 0 && p < 100),
+    `the workbench drew a percentage between 0 and 100 in the status bar: ${JSON.stringify(dom.texts)}`,
+  );
+  assertPercentages("status bar (DOM)", new Map([["the analysis", domPercents]]));
+  const plain = (text: string | null | undefined) => (text ?? "").replace(/\$\([^)]*\)/g, "").trim();
+  assert.equal(plain(dom.final), plain(idle.text), "the workbench's status bar item shows its idle text again");
+  assert.ok(dom.screenshot, "the harness took a screenshot while a percentage showed");
+  assert.ok(
+    percentIn(dom.screenshot.before) !== undefined && percentIn(dom.screenshot.after) !== undefined,
+    `the status bar showed a percentage around the screenshot: ${JSON.stringify(dom.screenshot)}`,
+  );
+  step(`status bar progress checked; screenshot ${dom.screenshot.file}`);
 }
 
 export async function run(): Promise<void> {
@@ -239,6 +425,11 @@ export async function run(): Promise<void> {
     if (spec.screenshot) {
       await requestScreenshot(spec.screenshot);
       step(`screenshot saved to ${spec.screenshot}`);
+    }
+    if (spec.statusProgress) {
+      const progressSeen: Record<string, unknown> = {};
+      seen.statusProgress = progressSeen;
+      await checkStatusProgress(api, folder, spec.statusProgress, step, progressSeen);
     }
     seen.ok = true;
   } catch (error) {

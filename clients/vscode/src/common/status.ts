@@ -53,9 +53,14 @@ export class StatusBar implements vscode.Disposable {
     return this.daemon;
   }
 
+  /** The piece of work the item shows now (its percentage is in the text), if any. */
+  get shownWork(): WorkProgress | undefined {
+    return this.server === "running" && this.daemon?.connected ? [...this.works.values()].pop() : undefined;
+  }
+
   private render(): void {
     const { text, tooltip, warning } = describe(this.server, this.daemon);
-    const work = this.server === "running" && this.daemon?.connected ? [...this.works.values()].pop() : undefined;
+    const work = this.shownWork;
     this.item.text = work ? `$(sync~spin) ${text.replace(/^\$\([^)]*\) /, "")}${workText(work)}` : text;
     this.item.tooltip = work ? `${tooltip}\n${work.title}: ${work.message}` : tooltip;
     this.item.backgroundColor = warning ? new vscode.ThemeColor("statusBarItem.warningBackground") : undefined;
