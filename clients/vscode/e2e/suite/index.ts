@@ -188,8 +188,10 @@ async function checkStatusProgress(
   assert.equal(percentIn(idle.text), undefined, `the idle status bar shows no percentage: ${idle.text}`);
 
   const host: HostStatusSample[] = [];
+  const panel: number[] = []; // the panel's progress bar, as drawn while it waits for the result
   out.idleText = idle.text;
   out.host = host;
+  out.panel = panel;
   const t0 = Date.now();
   const sample = () => {
     const { text, work } = api.status();
@@ -205,13 +207,22 @@ async function checkStatusProgress(
   try {
     const before = api.currentResult();
     const started = Date.now();
-    await vscode.commands.executeCommand("ecco.explainSelection");
+    // Not awaited yet: the command resolves with the result, and the panel is watched while it works.
+    const explained = vscode.commands.executeCommand("ecco.explainSelection");
     const state = await poll(
       "the panel to draw the longer text's result",
-      () => api.renderedState(),
+      async () => {
+        const drawn = await api.renderedState();
+        const percentage = drawn.progress?.percentage;
+        if (typeof percentage === "number" && panel.at(-1) !== percentage) {
+          panel.push(percentage);
+        }
+        return drawn;
+      },
       (s) => (s.phase === "result" && api.currentResult() !== before) || s.phase === "error",
       120_000,
     );
+    await explained;
     assert.equal(state.phase, "result", `the longer explain shows a result, not: ${state.errorMessage}`);
     out.explainSeconds = (Date.now() - started) / 1000;
     await poll(
@@ -231,6 +242,7 @@ async function checkStatusProgress(
     `status bar while explaining ${document.getText().length} characters: ${JSON.stringify(host.map((s) => s.text))}`,
   );
   step(`status bar in the workbench: ${JSON.stringify(dom.texts.map((s) => s.text))}`);
+  step(`panel progress while explaining: ${JSON.stringify(panel)}`);
 
   // Through the API: every percentage shown is the shown work's, and goes forward within each piece of work.
   const hostPercents = host.filter((s) => percentIn(s.text) !== undefined);
@@ -244,6 +256,13 @@ async function checkStatusProgress(
     byWork.set(s.workId!, [...(byWork.get(s.workId!) ?? []), percentIn(s.text)!]);
   }
   assertPercentages("status bar (API)", byWork);
+  // The panel drew the same work's progress as a bar, and hid it with the result.
+  assert.ok(
+    panel.some((p) => p > 0 && p < 100),
+    `the panel drew a progress percentage between 0 and 100: ${JSON.stringify(panel)}`,
+  );
+  assertPercentages("panel", new Map([["the analysis", panel]]));
+  assert.equal((await api.renderedState()).progress, null, "the panel hides its progress once the result shows");
   assert.equal(host.at(-1)!.text, idle.text, "after the work the status bar shows its idle text again");
 
   // In the workbench: the item drew the percentages, in order, and went back to the idle text. One piece of
