@@ -6,7 +6,7 @@ Usage: .venv/bin/python benchmarks/lens_projection.py [--model smollm2-135m] [--
 
 Prints milliseconds (p50) per projection of 1 row, one position through every layer (what a new
 rankings_watch position costs) and a whole run, the ratio, the largest difference between the two
-kernels' logits, and whether the watched ranks agree.
+kernels' logits, and how far the watched ranks differ (near-ties may swap sides between two fp32 kernels).
 """
 
 from __future__ import annotations
@@ -68,9 +68,12 @@ def main() -> int:
             print(f"{name:<34}{blas:>14.2f}{ours:>12.2f}{blas / ours:>8.2f}{diff:>12.2e}")
         rows = normed[:, -1]
         watch = torch.as_tensor(lm.tokenizer(" Paris London the").input_ids)[None].expand(rows.shape[0], -1)
-        same = torch.equal(rank_of(linear(rows), watch), rank_of(project(linear, rows), watch))
-        print(f"\nwatched ranks at the last position, every layer: {'equal' if same else 'DIFFERENT'} "
-              "between the kernels")
+        blas_ranks, our_ranks = rank_of(linear(rows), watch), rank_of(project(linear, rows), watch)
+        differ = int((blas_ranks != our_ranks).sum())
+        gap = int((blas_ranks - our_ranks).abs().max())
+        # Two fp32 kernels sum in different orders: a logit within ~1e-4 of the watched one may swap sides.
+        print(f"\nwatched ranks at the last position, every layer: {blas_ranks.numel() - differ} of "
+              f"{blas_ranks.numel()} equal between the kernels, largest difference {gap}")
     return 0
 
 
