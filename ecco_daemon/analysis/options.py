@@ -9,13 +9,14 @@ The cancel check is not an option: it belongs to the job, and is passed beside t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ecco_daemon.analysis.errors import InvalidArgument, UnknownName
 from ecco_daemon.analysis.methods import get_attribution_method
+from ecco_daemon.analysis.single_tokens import single_token_ids
 
 # What a request may attribute; "contrastive" is not asked for by name: it follows from giving a foil.
 SCORES = ("logit", "prob", "log_prob")
@@ -26,13 +27,18 @@ AUTOCAST_DTYPES = ("bfloat16", "float16")
 IG_METHODS = ("gausslegendre", "riemann_trapezoid")  # captum's integration rules
 
 
+FOIL_ONE_TOKEN = "a foil is the one token the target is contrasted with: give one piece (its text or id)"
+
+
 @dataclass(frozen=True)
 class AnalysisOptions:
     """Everything a run may compute and how; defaults follow Ecco and captum."""
 
     attribution: tuple[str, ...] = ()  # canonical method names (aliases resolved), in order, no repeats
     steps: int = 50  # integrated gradients interpolation steps
-    foils: tuple[int, ...] | None = None  # token ids, (1,) or (N,): contrast each target against this token
+    # Token ids or one-token texts, (1,) or (N,): contrast each target against this token. Texts become ids
+    # with the model's tokenizer (``with_foil_ids``) before any run.
+    foils: tuple[int | str, ...] | None = None
     score: str | None = None  # what is attributed (SCORES); None: the method's default (Ecco: probability)
     activations: bool = True  # record MLP activations (for NMF and neuron views)
     activation_layers: tuple[int, ...] | None = None  # None: every layer
@@ -53,7 +59,7 @@ class AnalysisOptions:
     def __post_init__(self) -> None:
         methods = (self.attribution,) if isinstance(self.attribution, str) else self.attribution
         self._set("attribution", tuple(dict.fromkeys(get_attribution_method(name).name for name in methods)))
-        self._set("foils", _int_tuple(self.foils))
+        self._set("foils", _foil_tuple(self.foils))
         self._set("activation_layers", _int_tuple(self.activation_layers))
         _one_of("score", self.score, SCORES)
         _one_of("autocast", self.autocast, AUTOCAST_DTYPES)
@@ -69,6 +75,12 @@ class AnalysisOptions:
         per_token = sum(self.steps if m == "integrated_gradients" else 1 for m in self.attribution)
         return n_tokens * max(1, per_token)
 
+    def with_foil_ids(self, tokenizer: Any) -> AnalysisOptions:
+        """These options with every foil text as its token's id; a text of several tokens is refused."""
+        if not self.foils or all(isinstance(f, int) for f in self.foils):
+            return self
+        return replace(self, foils=tuple(single_token_ids(tokenizer, self.foils, "foil", FOIL_ONE_TOKEN)))
+
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)  # canonical forms, set once while the frozen object is built
 
@@ -79,6 +91,17 @@ def _int_tuple(values: Any) -> tuple[int, ...] | None:
         return None
     flat = tuple(int(v) for v in np.asarray(values, dtype=np.int64).reshape(-1))
     return flat or None
+
+
+def _foil_tuple(values: Any) -> tuple[int | str, ...] | None:
+    """Foils as a tuple of ids and texts (one of them, a list or an array); empty or None: None."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    elif not isinstance(values, (list, tuple)):
+        values = np.asarray(values, dtype=np.int64).reshape(-1).tolist()
+    return tuple(v if isinstance(v, str) else int(v) for v in values) or None
 
 
 def _one_of(field: str, value: str | None, valid: Iterable[str]) -> None:

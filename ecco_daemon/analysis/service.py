@@ -23,6 +23,7 @@ from ecco_daemon.analysis.options import AnalysisOptions
 from ecco_daemon.analysis.progress import CancelCheck, ProgressSink
 from ecco_daemon.analysis.run import AnalysisRun, as_wire_array, run_analysis
 from ecco_daemon.analysis.sequence import build_sequence
+from ecco_daemon.analysis.single_tokens import single_token_ids
 from ecco_daemon.models.attention import NoEagerAttention, attention_model
 from ecco_daemon.models.family import MASKED
 from ecco_daemon.models.per_model import PerModel
@@ -30,6 +31,10 @@ from ecco_daemon.models.tokens import token_texts
 
 # The model's architecture, inspected once (one probe forward) and cached while the model lives.
 architecture_for: PerModel[Architecture] = PerModel(inspect_architecture)
+
+
+WATCH_ONE_TOKEN = ("rankings_watch ranks single tokens, since a layer predicts one token at a time: watch one "
+                   "piece (its text or id), e.g. the first")
 
 
 def attach(run: AnalysisRun, model: nn.Module) -> AnalysisRun:
@@ -52,6 +57,8 @@ def analyze(
 ) -> AnalysisRun:
     """One analysis run for a request; store the returned run and answer views from it."""
     arch = architecture_for(model)
+    if options is not None:
+        options = options.with_foil_ids(tokenizer)
     seq = build_sequence(arch, tokenizer, input_ids, first_target=first_target, target_ids=target_ids)
     recorder = recorder_for(model) if options is not None and options.attention else None
     return run_analysis(model, arch, tokenizer, seq, options, check_cancelled, recorder, on_progress)
@@ -97,32 +104,6 @@ def run_result(run: AnalysisRun, tokenizer: Any, float16: bool = False) -> dict[
 def _foil_tokens(tokenizer: Any, attribution: Attribution) -> list[str] | None:
     """The text of each target's foil, so that a view can say "why X rather than Y"."""
     return None if attribution.foils is None else token_texts(tokenizer, attribution.foils.tolist())
-
-
-def _watch_ids(tokenizer: Any, watch: Sequence[int | str]) -> list[int]:
-    """One token id per entry; a text that is several tokens is refused (its rank would be its first piece's)."""
-    ids = []
-    for item in watch:
-        if isinstance(item, str):
-            encoded = tokenizer(item, add_special_tokens=False).input_ids
-            if len(encoded) != 1:
-                raise InvalidArgument(_not_one_token(tokenizer, item, encoded))
-            ids.append(int(encoded[0]))
-        else:
-            ids.append(int(item))
-    return ids
-
-
-def _not_one_token(tokenizer: Any, item: str, encoded: Sequence[int]) -> str:
-    shown = repr(item[:40] + ("…" if len(item) > 40 else ""))
-    if not encoded:
-        return f"watch entry {shown} has no tokens"
-    pieces = ", ".join(repr(t) for t in token_texts(tokenizer, list(encoded[:6])))
-    more = f" and {len(encoded) - 6} more" if len(encoded) > 6 else ""
-    return (
-        f"watch entry {shown} is {len(encoded)} tokens ({pieces}{more}); rankings_watch ranks single tokens, "
-        "since a layer predicts one token at a time: watch one piece (its text or id), e.g. the first"
-    )
 
 
 def view_layer_predictions(
@@ -182,7 +163,7 @@ def view_rankings(run: AnalysisRun, tokenizer: Any, *, float16: bool = False) ->
 def view_rankings_watch(
     run: AnalysisRun, tokenizer: Any, *, watch: Sequence[int | str], position: int, float16: bool = False
 ) -> dict[str, Any]:
-    ids = _watch_ids(tokenizer, watch)
+    ids = single_token_ids(tokenizer, watch, "watch entry", WATCH_ONE_TOKEN)
     return {
         "position": position,
         "watch_ids": np.asarray(ids, dtype=np.int64),

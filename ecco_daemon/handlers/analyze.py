@@ -46,18 +46,17 @@ ANALYSIS_PARAMS = [
     "backward_precision", "rankings",
 ]
 MAX_IG_STEPS = 1000
+MAX_FOIL_TEXT = 200  # characters of one foil text (a foil is one token)
 T = TypeVar("T")
 
 
 def read_analysis_options(read: ParamReader) -> AnalysisOptions:
     """The request's analysis options, built (and their names checked) once, here."""
-    if isinstance(read.params.get("foils"), str):
-        raise OperationError(ErrorCode.BAD_REQUEST, "'foils' takes token ids; tokenize the foil text first")
     return checked(
         AnalysisOptions,
         attribution=tuple(read.str_list("attribution", [])),
         steps=read.int("steps", 50, minimum=1, maximum=MAX_IG_STEPS),
-        foils=tuple(read.int_list("foils", [])),
+        foils=tuple(read.ids_or_texts("foils", [], max_text=MAX_FOIL_TEXT)),
         score=read.str("score", None, max_length=64),
         activations=read.bool("activations", True),
         activation_layers=tuple(read.int_list("activation_layers", [])),
@@ -128,7 +127,7 @@ class AnalyzeRequest:
         if targets is None and self.target is not None:
             targets = encode_prompt(lm.tokenizer, self.target)
         check_vocabulary(lm, [*ids, *(targets or [])], "token ids")
-        check_foils(lm, self.options, len(ids) + len(targets or []))
+        self.options = check_foils(lm, self.options, len(ids) + len(targets or [])) or self.options
         n_tokens = len(ids) + len(targets or [])
         check_input_limit(n_tokens, ctx.config.max_input_tokens, f"{n_tokens} tokens")
         longest = len(ids) if lm.family == CAUSAL else max(len(ids), len(targets or []) + 1)

@@ -100,7 +100,7 @@ class GenerateRequest:
         ids = prompt_ids(lm, self.prompt, self.input_ids, "prompt")
         check_vocabulary(lm, ids, "input_ids")
         n_tokens = len(ids) + self.max_new_tokens
-        check_foils(lm, self.analysis, n_tokens)
+        self.analysis = check_foils(lm, self.analysis, n_tokens)
         described = f"{len(ids)} input + {self.max_new_tokens} new tokens"
         check_input_limit(n_tokens, config.max_input_tokens, described)
         check_positions(lm, n_tokens, described)

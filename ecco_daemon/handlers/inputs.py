@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from ecco_protocol.errors import ErrorCode
 
+from ecco_daemon.analysis.errors import AnalysisError
 from ecco_daemon.analysis.options import AnalysisOptions
 from ecco_daemon.generation.decoding import position_limit
 from ecco_daemon.models.loaded import LoadedModel
@@ -51,12 +52,18 @@ def check_positions(lm: LoadedModel, longest: int, described: str) -> None:
         raise OperationError(ErrorCode.TOO_LARGE, f"{described} exceed the {positions} positions of {lm.name}")
 
 
-def check_foils(lm: LoadedModel, options: AnalysisOptions | None, n_tokens: int) -> None:
-    """Foils are token ids (one, or one per output token): in the vocabulary, and no more than the tokens."""
-    foils = options.foils if options is not None else None
-    if not foils:
-        return
+def check_foils(lm: LoadedModel, options: AnalysisOptions | None, n_tokens: int) -> AnalysisOptions | None:
+    """Foils are token ids or one-token texts (one, or one per output token): the texts become ids, every
+    id in the vocabulary, and no more than the tokens. Returns the options with ids only."""
+    if options is None or not options.foils:
+        return options
+    try:
+        options = options.with_foil_ids(lm.tokenizer)
+    except AnalysisError as exc:
+        raise OperationError(ErrorCode(exc.code), str(exc), {"field": "foils"}) from None
+    foils = [int(f) for f in options.foils or ()]
     if len(foils) > n_tokens:
-        raise OperationError(ErrorCode.BAD_REQUEST, f"'foils' has {len(foils)} ids for {n_tokens} tokens; give one "
-                             "for every output token, or one for all")
+        raise OperationError(ErrorCode.BAD_REQUEST, f"'foils' has {len(foils)} entries for {n_tokens} tokens; give "
+                             "one for every output token, or one for all")
     check_vocabulary(lm, foils, "'foils'")
+    return options

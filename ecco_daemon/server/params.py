@@ -126,6 +126,22 @@ class ParamReader:
         return value
 
     @_defaulting
+    def ids_or_texts(self, name: str, default: Any = _MISSING, max_text: int = 200) -> Any:
+        """Token ids and token texts, mixed (a bare text or id is one entry): what names "a token"."""
+        value = self._get(name, default)
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            value = [value]
+        if isinstance(value, np.ndarray):
+            return self.int_list(name, default)
+        ok = isinstance(value, list) and all(
+            (isinstance(v, str) and 1 <= len(v) <= max_text)
+            or (isinstance(v, int) and not isinstance(v, bool) and INT64_MIN <= v <= INT64_MAX) for v in value)
+        if not ok:
+            raise bad_request(f"'{name}' must be a list of token ids or texts of 1 to {max_text} characters",
+                              field=name)
+        return value
+
+    @_defaulting
     def int_rows(self, name: str, default: Any = _MISSING) -> Any:
         """A list of integers, or a list of such lists; always returned as a list of rows."""
         value = self._get(name, default)

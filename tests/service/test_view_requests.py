@@ -38,8 +38,31 @@ def test_foils_outside_the_vocabulary_are_refused_before_running(daemon_client):
     for foils in ([1_000_000], [-5]):
         with pytest.raises(ecco_client.BadRequest, match="'foils' must lie in"):
             daemon_client.model().analyze("a b c", attribution=["contrastive"], foils=foils)
-    with pytest.raises(ecco_client.BadRequest, match="'foils' has 40 ids for 4 tokens"):
+    with pytest.raises(ecco_client.BadRequest, match="'foils' has 40 entries for 4 tokens"):
         daemon_client.model().analyze("a b c", attribution=["contrastive"], foils=[3] * 40)
+
+
+def test_a_foil_given_as_text_is_the_same_as_its_token_id(daemon_client):
+    lm = daemon_client.model()
+    pieces = lm.encode_tokens(["b", " Marie Curie"], add_special_tokens=False)["input_ids"]
+    assert len(pieces[0]) == 1 and len(pieces[1]) > 1
+    by_id = lm.analyze("a b c", attribution=["contrastive"], foils=pieces[0])
+    by_text = lm.analyze("a b c", attribution=["contrastive"], foils="b")
+    for out in (by_id, by_text):
+        saliency = out.primary_attributions("contrastive").data["methods"][0]
+        assert [f["id"] for f in saliency["foils"]] == list(pieces[0]) * len(saliency["targets"])
+    np.testing.assert_array_equal(by_text.analysis["attributions"]["contrastive"]["values"],
+                                  by_id.analysis["attributions"]["contrastive"]["values"])
+    generated = lm.generate("a b", generate=2, attribution=["contrastive"], foils=["b"])
+    assert generated.analysis["attributions"]["contrastive"]["foil_tokens"] == ["b", "b"]
+    for op in ("analyze", "generate"):
+        with pytest.raises(ecco_client.BadRequest) as info:
+            if op == "analyze":
+                lm.analyze("a b c", attribution=["contrastive"], foils=[" Marie Curie"])
+            else:
+                lm.generate("a b", generate=2, attribution=["contrastive"], foils=[" Marie Curie"])
+        assert f"foil ' Marie Curie' is {len(pieces[1])} tokens" in info.value.message
+        assert "one piece" in info.value.message
 
 
 def test_a_watched_text_of_several_tokens_is_refused_saying_so(out):

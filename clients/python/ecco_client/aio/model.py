@@ -73,8 +73,9 @@ class AsyncLanguageModel:
                       **options: Any) -> AsyncOutput:
         """Teacher-forced: every token after the first is scored and attributed as if it had been generated.
 
-        Options: steps (integrated gradients), foils (token ids, contrastive: one for all targets or one per
-        target; "why this token rather than the foil"), attention, activation_layers,
+        Options: steps (integrated gradients), foils (token ids or one-token texts such as " Berlin",
+        contrastive: one for all targets or one per target; "why this token rather than the foil"), attention,
+        activation_layers,
         topk, target / target_ids (encoder-decoder output text), array_dtype, rankings (False: computed when
         ``rankings()`` first asks), backward_precision ("reduced": bf16 matmuls in the backward passes only;
         faster on a CPU with AMX, close tokens' order may swap). See protocol/PROTOCOL.md.
