@@ -213,3 +213,20 @@ def test_exported_page_of_the_first_reply_draws(open_html, output, tmp_path):
     assert loaded.page.locator("div.ecco-output > .ecco-root").count() == expected
     assert loaded.page.locator(".ecco-error").count() == 0
     loaded.assert_clean()
+
+
+def test_exported_page_lets_every_position_be_picked_and_takes_more_views(open_html, output, tmp_path):
+    watch = output.rankings_watch([int(output.token_ids[1]), 5], position=1)
+    path = output.to_html(tmp_path / "more.html", output.attention(layer=0), watch)
+    loaded = open_html(path.read_text())
+    page = loaded.page
+    assert page.locator("div.ecco-output > .ecco-root").count() == len(output.explanation_views()) + 2
+    assert page.locator('.ecco-root[data-view="attention"]').count() == 1
+    assert page.locator('.ecco-root[data-view="rankings_watch"]').count() == 1
+    lens = page.locator('.ecco-root[data-view="layer_predictions"]')
+    for position in (1, len(output.tokens) - 1):  # any position, in the page, with no daemon
+        lens.locator(f'.ecco-token[data-position="{position}"]').click()
+        assert f"position {position}" in lens.locator(".ecco-note").first.inner_text()
+        assert lens.locator("tr.ecco-layer-row").count() == output.analysis["n_layers"]
+    assert "Computing" not in page.inner_text("body")
+    loaded.assert_clean()

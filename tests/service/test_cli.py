@@ -54,6 +54,38 @@ def test_explain_writes_one_page_with_every_view(daemon, capsys, tmp_path: Path)
         assert title in html, title
 
 
+def test_explain_with_a_foil_and_watched_tokens(daemon, capsys, tmp_path: Path):
+    connection = ("--connection-file", str(daemon.connection_file))
+    # The tiny tokenizer reads TEXT as ..., ' the', ' m', 'at': the last token, 11, is 'at'.
+    code, out, err = run_client(capsys, *connection, "explain", TEXT, "--foil", " dog", "--watch", "at",
+                                "--watch", " the", "--no-progress")
+    assert code == 0, err
+    assert "contrastive: what drove 'at' (position 11), rather than ' dog'" in " ".join(out.split())
+    assert "rank of each watched token at position 11" in " ".join(out.split()) and "' the'" in out
+    code, out, _ = run_client(capsys, *connection, "explain", TEXT, "--foil", " dog", "--watch", "at", "--json")
+    document = json.loads(out)
+    assert document["saliency"]["method"] == "contrastive" and document["saliency"]["foil"] == " dog"
+    watched = document["rankings_watch"]
+    assert watched["position"] == 11 and watched["tokens"] == ["at"]
+    assert len(watched["ranks"]) >= 2 and all(len(row) == 1 and row[0] >= 1 for row in watched["ranks"])
+    page = tmp_path / "more.html"
+    code, _, err = run_client(capsys, *connection, "explain", TEXT, "--watch", "at", "--attention",
+                              "--html", str(page))
+    assert code == 0, err
+    html = page.read_text()
+    for title in ("Rankings watch", "Attention", "Layer predictions"):
+        assert title in html, title
+
+
+def test_explain_refuses_a_foil_or_watch_of_several_tokens_and_attention_without_a_page(daemon, capsys):
+    connection = ("--connection-file", str(daemon.connection_file))
+    for flag in ("--foil", "--watch"):
+        code, _, err = run_client(capsys, *connection, "explain", TEXT, flag, " Marie Curie")
+        assert code == 1 and "' Marie Curie' is" in err and "tokens" in err and "Traceback" not in err
+    code, _, err = run_client(capsys, *connection, "explain", TEXT, "--attention")
+    assert code == 2 and "--html" in err
+
+
 def test_a_target_the_text_lacks_is_one_sentence(daemon, capsys):
     code, _, err = run_client(capsys, "--connection-file", str(daemon.connection_file), "explain", TEXT,
                               "--attribution", "gradient", "--target", "99")

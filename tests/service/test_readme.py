@@ -14,7 +14,7 @@ import ecco_client
 from tests.daemon_process import DaemonProcess
 from tests.readme_blocks import run_readme
 
-WATCHED = [" Paris", " London"]  # README: rankings_watch takes single tokens
+WATCHED = [" Paris", " London", " Berlin"]  # README: rankings_watch and foils take single tokens
 
 
 def with_words(model_dir: Path, words: list[str], dest: Path) -> Path:

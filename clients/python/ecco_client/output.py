@@ -263,17 +263,19 @@ class Output:
     @asks_daemon
     def explanation_views(self, n_components: int = 4) -> list[ViewSpec]:
         """Every view of this output, asking the daemon for those its first reply lacks: probability,
-        saliency, each layer's prediction of the first generated token (of a given text: the token after
-        it), rankings, and neuron factors (``n_components``) where activations were kept."""
+        saliency, each layer's predictions at every position (shown first: the first generated token; of a
+        given text, the token after it), rankings, and neuron factors (``n_components``) where activations
+        were kept."""
         if self.analysis is None or self.result_id is None or self.client is None:
             return self.views()
         if self.analysis.get("rankings") is None:
             self.rankings()  # computed by the daemon from its kept states, once
         analysis = self._read()
         # A generation: what each layer predicted for its first new token; a given text: for the next one.
-        position = self.n_input_tokens if self.generated_tokens else len(analysis.tokens)
-        entry = views.layer_predictions_entry(analysis, self._view("layer_predictions", {"position": position}))
-        analysis.layer_predictions = views.layer_predictions_view(analysis, [entry], position)
+        wanted = self.n_input_tokens if self.generated_tokens else len(analysis.tokens)
+        predictable = analysis.predictable_positions()
+        position = wanted if wanted in predictable else predictable[-1]
+        analysis.layer_predictions = dict(self.layer_predictions(position).data)
         nmf = None
         if len(np.asarray(self.analysis.get("activation_layers", []))):
             nmf = views.nmf_view(analysis, self._view("nmf", {"n_components": n_components}))
@@ -283,9 +285,10 @@ class Output:
         return {"model": self.model, "result_id": self.result_id, "views": [v.to_json() for v in self.views()]}
 
     @asks_daemon
-    def to_html(self, path: str | Path) -> Path:
-        """One self-contained page (no CDN) with every view of ``explanation_views()``."""
-        return write_html(path, *self.explanation_views(), title=f"Ecco: {self.model}")
+    def to_html(self, path: str | Path, *more: ViewSpec) -> Path:
+        """One self-contained page (no CDN) with every view of ``explanation_views()``, then ``more`` views
+        (``out.attention()``, ``out.rankings_watch([...], position)``, ...)."""
+        return write_html(path, *self.explanation_views(), *more, title=f"Ecco: {self.model}")
 
     def _repr_html_(self) -> str:
         specs = self.views()

@@ -65,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--attribution", default=None,
                          help="also color by this attribution method: gradient, grad_x_input, "
                               "integrated_gradients, occlusion")
+    explain.add_argument("--foil", default=None,
+                         help="contrastive saliency: why each token rather than this one (one token's text, "
+                              "e.g. ' Berlin'); with no --attribution, grad_x_input of the contrast")
+    explain.add_argument("--watch", action="append", default=None, metavar="TOKEN",
+                         help="print the rank of this token (one token's text) at every layer, at the "
+                              "saliency target's position or the last (repeatable)")
+    explain.add_argument("--attention", action="store_true",
+                         help="put the attention view (every layer and head) in the --html page")
     explain.add_argument("--steps", type=int, default=50, help="integrated gradients steps")
     explain.add_argument("-n", "--generate", type=int, default=0,
                          help="first continue the text by this many tokens, then explain it all")

@@ -113,6 +113,17 @@ def saliency_table(data: Mapping[str, Any], *, target: int, method: str | None =
     return table
 
 
+def rankings_watch_table(data: Mapping[str, Any]) -> Table:
+    """Each watched token's rank at every layer for one position (1: the layer's top prediction)."""
+    position = int(data["position"])
+    after = data["tokens"][position - 1]["text"] if 0 < position <= len(data["tokens"]) else ""
+    table = Table("layer", *(repr(w["text"]) for w in data["watch"]), box=None, header_style="bold",
+                  title=f"rank of each watched token at position {position} (after {after!r})", title_justify="left")
+    for label, row in zip(data["layer_labels"], data["ranks"], strict=True):
+        table.add_row(str(label), *(str(int(rank)) for rank in row))
+    return table
+
+
 def _method(data: Mapping[str, Any], method: str | None) -> Mapping[str, Any]:
     methods: Sequence[Mapping[str, Any]] = data["methods"]
     chosen = next((m for m in methods if m["name"] == method), None) if method else methods[0]
