@@ -233,3 +233,75 @@ def test_progress_is_drawn_while_loading(panel, views) -> None:
     host.send({"type": "showProgress", "message": "late", "percentage": 90})  # after the result: not drawn
     assert host.state()["progress"] is None
     assert problems == []
+
+
+def causal_attention(n_tokens: int, heads: int, focus: int) -> list:
+    """(1, heads, T, T) attention weights: each query spread evenly over the keys up to it, except that the
+    last query attends to ``focus`` alone (so the drawn weights tell which layer is shown)."""
+    rows = [[1.0 / (q + 1) if k <= q else 0.0 for k in range(n_tokens)] for q in range(n_tokens)]
+    rows[-1] = [1.0 if k == focus else 0.0 for k in range(n_tokens)]
+    return [[rows for _ in range(heads)]]
+
+
+def test_live_attention_and_rankings_watch_ask_the_host(panel, views) -> None:
+    page, host, problems = panel
+    result = explain_result(views, tabs=False)
+    tokens = views["probability"]["tokens"]
+    n = len(tokens)
+    watch = {**views["rankings_watch"], "positions": list(range(1, n + 1))}
+    attention = {"tokens": tokens, "layers": [2], "heads": [0, 1], "n_layers": 3,
+                 "attention": causal_attention(n, 2, focus=n - 1)}
+    live = {"live": True}
+    result["view"] = {"view": "tabs", "options": live, "data": {"tabs": [
+        {"title": "Probability", "view": "probability", "data": views["probability"]},
+        {"title": "Rankings watch", "view": "rankings_watch", "data": watch, "options": live},
+        {"title": "Attention", "view": "attention", "data": attention, "options": live},
+    ]}}
+    ready = host.wait_posted("(m) => m.body.type === 'ready'")
+    host.send({"type": "readyReply", "last": {"type": "showResult", "result": result}}, in_reply_to=ready["messageId"])
+    shown = page.locator(".ecco-panel:not([hidden])")
+
+    # Attention: the picker offers every layer; one not embedded is asked of the host, and its answer drawn.
+    page.get_by_role("tab", name="Attention").click()
+    layer = shown.get_by_label("Layer", exact=True)
+    assert layer.locator("option").all_inner_texts() == ["Layer 0", "Layer 1", "Layer 2"]
+    assert shown.locator(".ecco-right .ecco-attn-row").nth(n - 1).get_attribute("data-weight") == "1"
+    layer.select_option("0")
+    asked = host.wait_posted("(m) => m.body.type === 'recompute' && m.body.view === 'attention'")
+    assert asked["body"]["params"]["layer"] == 0 and asked["body"]["params"]["tab"] == 2
+    assert "computing layer 0" in shown.locator(".ecco-pending").inner_text()
+    host.send({"type": "recomputeReply", "data": {**attention, "layers": [0], "attention": causal_attention(n, 2, 0)}},
+              in_reply_to=asked["messageId"])
+    page.wait_for_function("document.querySelector('.ecco-panel:not([hidden]) .ecco-right .ecco-attn-row')"
+                           ".dataset.weight === '1'", timeout=WAIT_MS)
+    assert layer.input_value() == "0" and shown.locator(".ecco-pending").count() == 0
+
+    # Rankings watch: the typed tokens (leading spaces kept) and the position go to the host; its answer is drawn.
+    page.get_by_role("tab", name="Rankings watch").click()
+    shown.get_by_label("Tokens to watch").fill(" Paris, London")
+    shown.get_by_label("Position").select_option(str(n))
+    shown.get_by_role("button", name="Rank").click()
+    asked = host.wait_posted("(m) => m.body.type === 'recompute' && m.body.view === 'rankings-watch'")
+    assert asked["body"]["params"]["watch"] == [" Paris", " London"] and asked["body"]["params"]["position"] == n
+    answer = {**watch, "position": n, "watch": [{"text": " Paris", "id": 1}, {"text": " London", "id": 2}],
+              "ranks": [[1, 7] for _ in watch["ranks"]]}
+    answer.pop("probs", None)
+    host.send({"type": "recomputeReply", "data": answer}, in_reply_to=asked["messageId"])
+    page.wait_for_function("[...document.querySelectorAll('.ecco-panel:not([hidden]) th.ecco-col')]"
+                           ".map((th) => th.textContent).join('|') === 'Paris|London'", timeout=WAIT_MS)
+
+    # A refusal (a text of several tokens) is shown in the tab that asked, in the host's words.
+    shown.get_by_label("Tokens to watch").fill(" catapult dogma")
+    shown.get_by_role("button", name="Rank").click()
+    asked = host.wait_posted("(m) => m.body.view === 'rankings-watch' && m.body.params.watch[0] === ' catapult dogma'")
+    refusal = "the daemon refused: watch entry ' catapult dogma' is 3 tokens (' cat', 'apult', ' dogma')"
+    host.next_id += 1
+    page.evaluate("(m) => window.postMessage(m, '*')", {"messageId": host.next_id, "inReplyTo": asked["messageId"],
+                                                          "error": refusal, "body": {"type": "ack"}})
+    error = shown.locator(".ecco-request-error[role=alert]")
+    error.wait_for(timeout=WAIT_MS)
+    assert error.inner_text() == refusal
+    assert shown.locator(".ecco-pending").count() == 0
+    assert shown.get_by_label("Tokens to watch").input_value() == " catapult dogma"  # kept, to be corrected
+    assert [m for m in host.posted() if m["body"]["type"] == "webviewError"]  # and logged by the host
+    assert problems == []

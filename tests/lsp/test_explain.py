@@ -156,4 +156,5 @@ async def test_the_view_is_drawn_by_the_renderer(session: Session, tmp_path: Pat
     result = await session.explain(uri, selection())
     problems, titles = await render_problems(result["view"], tmp_path)
     assert problems == []
-    assert titles == ["Probability", "Saliency", "Layer predictions", "Rankings", "Neuron factors"]
+    assert titles == ["Probability", "Saliency", "Layer predictions", "Rankings", "Neuron factors", "Rankings watch",
+                      "Attention"]

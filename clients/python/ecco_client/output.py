@@ -206,9 +206,8 @@ class Output:
         layers: int | list[int] = list(range(analysis.n_layers)) if layer is None else (
             layer if isinstance(layer, int) else [int(i) for i in layer])
         reply = self._view("attention", {"layer": layers, "head": head})
-        data = views.attention_view(analysis, reply)
         tokens = self._token_data(analysis)[analysis.n_encoder:]  # the decoder's own (self) attention
-        return view_spec("attention", {**data, "tokens": tokens})
+        return view_spec("attention", views.attention_view(analysis, reply, tokens))
 
     @asks_daemon
     def similarity(self, method: str, layer_a: int, layer_b: int, source: str = "hidden",

@@ -22,7 +22,8 @@ TITLES = {
     "nmf": "Neuron factors",
     "attention": "Attention",
 }
-LIVE = frozenset({"layer_predictions", "nmf"})  # the views a live panel recomputes (ecco.recompute)
+# the views a live panel recomputes (ecco.recompute)
+LIVE = frozenset({"layer_predictions", "nmf", "rankings_watch", "attention"})
 
 
 def view_spec(view: str, data: Mapping[str, Any], options: Mapping[str, Any] | None = None) -> ViewSpec:
@@ -31,11 +32,12 @@ def view_spec(view: str, data: Mapping[str, Any], options: Mapping[str, Any] | N
 
 
 def analysis_views(analysis: views.Analysis, *, tokens: list[dict[str, Any]] | None = None,
-                   nmf: Mapping[str, Any] | None = None, live: bool = False) -> list[ViewSpec]:
+                   nmf: Mapping[str, Any] | None = None, rankings_watch: Mapping[str, Any] | None = None,
+                   attention: Mapping[str, Any] | None = None, live: bool = False) -> list[ViewSpec]:
     """The views the analysis already holds (no request to the daemon), in tab order.
 
-    ``tokens`` replaces each view's token data (an Output marks its generated tokens); with ``live``
-    the views a panel can recompute say so.
+    ``tokens`` replaces each view's token data (an Output marks its generated tokens; attention keeps
+    its own, the decoder's); with ``live`` the views a panel can recompute say so.
     """
     found = [
         ("probability", views.probability_view(analysis)),
@@ -43,9 +45,11 @@ def analysis_views(analysis: views.Analysis, *, tokens: list[dict[str, Any]] | N
         ("layer_predictions", analysis.layer_predictions),
         ("rankings", views.rankings_view(analysis)),
         ("nmf", nmf),
+        ("rankings_watch", rankings_watch),
+        ("attention", attention),
     ]
     return [
-        view_spec(name, data if tokens is None else {**data, "tokens": tokens},
+        view_spec(name, data if tokens is None or name == "attention" else {**data, "tokens": tokens},
                   {"live": True} if live and name in LIVE else None)
         for name, data in found
         if data is not None

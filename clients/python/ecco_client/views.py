@@ -262,15 +262,19 @@ def rankings_watch_view(analysis: Analysis, reply: Mapping[str, Any]) -> dict[st
         "watch": [{"text": str(t), "id": int(i)} for t, i in zip(texts, ids, strict=False)],
         "ranks": ranks,
         "layer_labels": _labels(ranks.shape[0] if ranks.ndim == 2 else 0),
+        "positions": analysis.predictable_positions(),
     }
 
 
-def attention_view(analysis: Analysis, reply: Mapping[str, Any]) -> dict[str, Any]:
+def attention_view(analysis: Analysis, reply: Mapping[str, Any],
+                   tokens: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The attention view from the daemon's reply: weights as (layers, heads, Q, K) slices.
 
     The reply's ``layer`` is one index or a list, its ``head`` one index or None (every head); a single
-    one is sent as a one-element slice, as protocol/VIEWS.md asks.
+    one is sent as a one-element slice, as protocol/VIEWS.md asks. ``tokens`` are the decoder's own
+    (self-attention); ``n_layers`` lets a live panel offer the layers it did not embed.
     """
+    reply = view_reply(reply)
     weights = _array(reply.get("weights")).astype(np.float32)
     layer, head = reply.get("layer"), reply.get("head")
     layers = [int(i) for i in _array(layer).reshape(-1).tolist()]
@@ -281,4 +285,13 @@ def attention_view(analysis: Analysis, reply: Mapping[str, Any]) -> dict[str, An
     if weights.ndim != 4:
         raise ProtocolError(f"the daemon's attention weights have shape {weights.shape}")
     heads = [int(head)] if head is not None else list(range(weights.shape[1]))
-    return {"layers": layers, "heads": heads, "attention": weights}
+    tokens = token_data(analysis)[analysis.n_encoder:] if tokens is None else tokens
+    return {"tokens": tokens, "layers": layers, "heads": heads, "attention": weights, "n_layers": analysis.n_layers}
+
+
+def rankings_watch_defaults(analysis: Analysis) -> tuple[int, list[int]]:
+    """The position and token ids a rankings-watch tab starts with: the last explained token, its own id
+    first, then the model's top alternatives there (ids, so no text can be several tokens)."""
+    position = analysis.target_positions[-1] if analysis.target_positions else len(analysis.tokens) - 1
+    watch = [analysis.token_ids[position], *analysis.alternative_ids[position][:3]]
+    return position, list(dict.fromkeys(i for i in watch if i >= 0))

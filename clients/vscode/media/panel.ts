@@ -25,7 +25,7 @@ declare const EccoRender: {
 };
 
 const LINKED_CLASS = "ecco-linked";
-const REQUEST_EVENTS = ["request-layer-predictions", "request-nmf"];
+const REQUEST_EVENTS = ["request-layer-predictions", "request-nmf", "request-rankings-watch", "request-attention"];
 /** A recompute runs the analysis again on the daemon (NMF, a new position): give it time. */
 const RECOMPUTE_TIMEOUT_MS = 120_000;
 
@@ -171,13 +171,15 @@ function showResult(next: ExplainResult): void {
   }
 }
 
-/** Asks the host for a view's new data and draws it into the tab that asked (or the whole view). */
+/** Asks the host for a view's new data and draws it into the tab that asked (or the whole view); a refusal
+ * (a watched text of several tokens, an unknown layer) is shown in that tab, in the host's words. */
 async function recompute(
   asking: Handle,
   shown: ExplainResult,
   view: string,
   detail: Record<string, unknown>,
 ): Promise<void> {
+  const tab = typeof detail.tab === "number" ? detail.tab : null;
   try {
     const reply = await channel.request<RecomputeReply>(
       { type: "recompute", resultId: shown.resultId, view, params: detail },
@@ -186,7 +188,6 @@ async function recompute(
     if (handle !== asking) {
       return; // a newer result replaced this one meanwhile
     }
-    const tab = typeof detail.tab === "number" ? detail.tab : null;
     const spec = shown.view;
     if (tab !== null && spec.view === "tabs") {
       (spec.data as { tabs: { data: unknown }[] }).tabs[tab].data = reply.data;
@@ -196,10 +197,11 @@ async function recompute(
       asking.update(reply.data);
     }
   } catch (error) {
-    channel.notify({
-      type: "webviewError",
-      message: `recompute ${view}: ${error instanceof Error ? error.message : String(error)}`,
-    });
+    const text = error instanceof Error ? error.message : String(error);
+    if (handle === asking) {
+      asking.requestFailed(tab, text);
+    }
+    channel.notify({ type: "webviewError", message: `recompute ${view}: ${text}` });
   }
 }
 

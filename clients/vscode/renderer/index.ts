@@ -58,6 +58,9 @@ export interface Handle {
   update(data: unknown): void;
   /** tabs view only: new data for one tab (the `tab` of a request event), keeping the others' state. */
   updateTab(tab: number, data: unknown): void;
+  /** A live host could not answer a request event: the view that asked (the `tab` of the event, or the
+   * whole view when null) shows the message instead of waiting. */
+  requestFailed(tab: number | null, message: string): void;
   appendToken(token: StreamToken): void;
   select(position: number | null): void;
   on(event: string, listener: Listener): () => void;
@@ -142,6 +145,10 @@ export function render(element: HTMLElement, viewName: string, data: unknown, op
       } catch (error) {
         fail(error);
       }
+    },
+    requestFailed(tab: number | null, message: string) {
+      if (tab !== null && view instanceof TabsView) view.failTab(tab, message);
+      else view?.requestFailed?.(message);
     },
     appendToken(token: StreamToken) {
       if (!view?.appendToken) throw new DataError(`the ${viewName} view does not take streamed tokens (use "tokens" or "probability")`);

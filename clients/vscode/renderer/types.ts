@@ -82,6 +82,7 @@ export interface RankingsWatchData {
   probs?: number[][];
   vocab_size?: number;
   layer_labels?: string[];
+  positions?: number[]; // the positions a live host can rank at (a picker offers them)
 }
 
 export interface NmfData {
@@ -99,6 +100,7 @@ export interface AttentionData {
   layers: number[]; // the layer index of each slice in `attention`
   heads: number[]; // the head index of each slice
   attention: number[][][][]; // (len(layers), len(heads), T, T): [l][h][query][key]
+  n_layers?: number; // the model's layer count: a live host computes the layers not embedded
 }
 
 export interface TabsData {

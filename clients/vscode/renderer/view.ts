@@ -17,6 +17,8 @@ export interface ViewContext {
 export interface View {
   draw(): void;
   update(data: unknown): void;
+  /** A live host could not answer the view's request: the view drops its pending state and says why. */
+  requestFailed?(message: string): void;
   appendToken?(token: StreamToken): void;
   select?(position: number | null): void;
 }
@@ -43,6 +45,15 @@ export abstract class BaseView<D> implements View {
     this.ctx.tooltip.hide();
     clear(this.ctx.body);
   }
+
+  requestFailed(message: string): void {
+    this.clearPending();
+    this.draw();
+    this.ctx.body.prepend(h("div", { class: "ecco-error ecco-request-error", role: "alert" }, message));
+  }
+
+  /** Forgets a request in flight (its "computing…" note); views that ask a live host override it. */
+  protected clearPending(): void {}
 }
 
 /** A segmented control (a group of toggle buttons); arrow keys move between the buttons. */

@@ -60,6 +60,9 @@ export interface ExplainOptions {
   model: string;
   attribution: string[];
   generate: number;
+  /** A token to contrast every explained token with ("why X rather than this?"): the saliency is then the
+   * contrastive method alone. Absent or empty: off. It must be one token of the model, else BAD_REQUEST. */
+  foil?: string;
 }
 
 /** Parameters of the `ecco/status` notification the language server sends. */
@@ -183,7 +186,7 @@ export interface TokenClicked {
 export interface RecomputeRequest {
   type: "recompute";
   resultId: string;
-  /** The renderer's request name without "request-": "layer-predictions", "nmf". */
+  /** The renderer's request name without "request-": "layer-predictions", "nmf", "rankings-watch", "attention". */
   view: string;
   params: Record<string, unknown>;
 }

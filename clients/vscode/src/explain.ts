@@ -44,7 +44,9 @@ export class Explainer implements vscode.Disposable {
     return this.current;
   }
 
-  async explainSelection(editor = vscode.window.activeTextEditor): Promise<ExplainResult | undefined> {
+  /** Explains the selection; `foil` (a token) asks "why each token rather than the foil?" instead of the
+   * ecco.contrastiveFoil setting. */
+  async explainSelection(editor = vscode.window.activeTextEditor, foil?: string): Promise<ExplainResult | undefined> {
     if (!editor) {
       void vscode.window.showWarningMessage("Ecco: open a file and select text to explain.");
       return undefined;
@@ -61,7 +63,8 @@ export class Explainer implements vscode.Disposable {
       start: { line: selection.start.line, character: selection.start.character },
       end: { line: selection.end.line, character: selection.end.character },
     };
-    const options = explainOptions(readSettings(editor.document.uri));
+    const settings = readSettings(editor.document.uri);
+    const options = explainOptions(settings, foil ?? settings.contrastiveFoil);
     await this.panel.reveal();
     this.panel.showLoading(`Explaining ${editor.document.getText(selection).length} characters with ${options.model}…`);
     logInfo(`explain ${uri} ${JSON.stringify(range)} ${JSON.stringify(options)}`);

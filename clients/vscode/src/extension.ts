@@ -46,6 +46,22 @@ export async function activate(context: vscode.ExtensionContext): Promise<EccoAp
         // Already shown to the user and logged by the explainer.
       }
     }),
+    vscode.commands.registerCommand("ecco.explainAgainstFoil", async () => {
+      const foil = await vscode.window.showInputBox({
+        title: "Ecco: explain the selection against a foil",
+        prompt: "A token the model could have written instead (one token; mind the leading space, e.g. ' Berlin')",
+        value: vscode.workspace.getConfiguration("ecco").get<string>("contrastiveFoil", ""),
+        validateInput: (value) => (value ? undefined : "type the foil token"),
+      });
+      if (!foil) {
+        return; // dismissed
+      }
+      try {
+        await activeExplainer.explainSelection(vscode.window.activeTextEditor, foil);
+      } catch {
+        // Already shown to the user and logged by the explainer.
+      }
+    }),
     vscode.commands.registerCommand("ecco.restartServer", () => server.restart()),
     vscode.commands.registerCommand("ecco.showLog", () => showLog()),
     vscode.workspace.onDidChangeConfiguration((event) => {

@@ -21,6 +21,7 @@ from ecco_client.tabs import analysis_views, tabs_view
 from ecco_client.views import (
     Alternative,
     Analysis,
+    attention_view,
     layer_predictions_entry,
     layer_predictions_view,
     nmf_view,
@@ -32,9 +33,30 @@ ALTERNATIVES = 5  # alternatives kept per token (hover shows five)
 TOPK = 10
 
 
-def analyze_request(text: str, model: str, attribution: Sequence[str]) -> dict[str, Any]:
-    """The ``analyze`` parameters of an explained selection."""
-    return analyze_params(model, text, attribution, {"topk": TOPK})
+CONTRASTIVE = "contrastive"
+
+
+def analyze_request(text: str, model: str, attribution: Sequence[str], foil: int | None = None) -> dict[str, Any]:
+    """The ``analyze`` parameters of an explained selection; with a foil (a token id), the contrastive
+    method alone, since with foils the daemon attributes the contrastive score with every method anyway."""
+    if foil is None:
+        return analyze_params(model, text, attribution, {"topk": TOPK})
+    return analyze_params(model, text, [CONTRASTIVE], {"topk": TOPK, "foils": [int(foil)]})
+
+
+def foil_id(foil: str, encoded: Mapping[str, Any]) -> int:
+    """The one token id of the foil text from the daemon's ``tokens.encode`` reply; a foil of no token or
+    of several is refused (BAD_REQUEST), since "why X rather than Y" compares one token with another."""
+    ids = [int(i) for i in list(encoded["input_ids"][0])]
+    if len(ids) == 1:
+        return ids[0]
+    pieces = ", ".join(repr(str(p)) for p in (encoded.get("tokens") or [[]])[0][:6])
+    found = f"{len(ids)} tokens ({pieces})" if ids else "no token"
+    raise CommandFailed(
+        f"the foil {foil!r} is {found}; contrastive saliency compares single tokens: give one token "
+        "(mind the leading space, e.g. ' Berlin')",
+        "BAD_REQUEST",
+    )
 
 
 # ------------------------------------------------------------------------------------------- tokens
@@ -86,9 +108,10 @@ def streamed_token(event: Mapping[str, Any], index: int) -> ExplainedToken:
 # -------------------------------------------------------------------------------------------- views
 
 
-def render_spec(analysis: Analysis, nmf: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The RenderSpec the panel draws: tabs of every view this analysis filled."""
-    return tabs_view(analysis_views(analysis, nmf=nmf, live=True), {"live": True}).to_json()
+def render_spec(analysis: Analysis, extras: Mapping[str, Mapping[str, Any] | None] | None = None) -> dict[str, Any]:
+    """The RenderSpec the panel draws: tabs of every view this analysis filled, and the ``extras`` asked
+    for after it (nmf, rankings_watch, attention; by view name)."""
+    return tabs_view(analysis_views(analysis, **dict(extras or {}), live=True), {"live": True}).to_json()
 
 
 # ---------------------------------------------------------------------------------------- recompute
@@ -119,9 +142,13 @@ def recompute_request(analysis: Analysis, view: str, params: Mapping[str, Any]) 
             return view_request(
                 analysis, "rankings_watch", {"position": int(params["position"]), "watch": watch}
             )
+        if view == "attention":  # one layer, every head: the panel embeds one layer at a time
+            return view_request(analysis, "attention", {"layer": int(params["layer"])})
     except (KeyError, TypeError, ValueError) as exc:
         raise BadArguments(f"ecco.recompute: bad parameters for {view}: {exc}") from exc
-    raise BadArguments(f"ecco.recompute: no view {view!r}; known: layer-predictions, nmf, rankings-watch")
+    raise BadArguments(
+        f"ecco.recompute: no view {view!r}; known: layer-predictions, nmf, rankings-watch, attention"
+    )
 
 
 def recompute_view_data(
@@ -140,4 +167,6 @@ def recompute_view_data(
         return to_plain(analysis.layer_predictions)
     if view == "nmf":
         return to_plain(nmf_view(analysis, answer))
+    if view == "attention":
+        return to_plain(attention_view(analysis, answer))
     return to_plain(rankings_watch_view(analysis, answer))

@@ -18,6 +18,7 @@ from ecco_client.lsp.errors import BadArguments, CommandFailed
 from ecco_client.lsp.language_server import EccoLanguageServer
 from ecco_client.lsp.progress import WorkProgress
 from ecco_client.lsp.results import Explanation
+from ecco_client.params import encode_params
 
 MAX_GENERATE = 512
 TOKEN_NOTIFICATION = "ecco/token"
@@ -67,10 +68,13 @@ class Explainer:
 
         model = await self.ensure_model(model)
         ls.link.set_model(model)
+        foil_text = str(options.get("foil", settings.contrastive_foil) or "")
+        foil = await self.foil_id(model, foil_text) if foil_text else None
+        request = adapter.analyze_request(text, model, methods, foil)
         async with WorkProgress(ls, f"Ecco: analyzing {len(text)} characters with {model}") as progress:
-            raw = await run_job(ls.link, "analyze", adapter.analyze_request(text, model, methods), progress)
+            raw = await run_job(ls.link, "analyze", request, progress)
             analysis = views.read_analysis(raw, model)
-            nmf = await self.first_views(analysis)
+            extras = await self.first_views(analysis)
         tokens = adapter.explained_tokens(
             analysis, text, lambda offset: document.client_position_at_offset(start + offset)
         )
@@ -80,7 +84,7 @@ class Explainer:
             range=selected,
             model=analysis.model,
             tokens=tokens,
-            view=adapter.render_spec(analysis, nmf),
+            view=adapter.render_spec(analysis, extras),
             analysis=analysis,
         )
         self.forget(ls.results.add(explanation))
@@ -89,23 +93,36 @@ class Explainer:
             self._start_continuation(explanation, analysis.token_ids, generate)
         return explanation.to_json()
 
-    async def first_views(self, analysis: views.Analysis) -> dict[str, Any] | None:
-        """Layer predictions for the token after the text, and NMF factors, from the stored run.
-        Optional extras: a failure leaves their tab out and is logged, the explanation stands."""
-        next_position = len(analysis.tokens)
-        lens_request = adapter.recompute_request(analysis, "layer-predictions", {"position": next_position})
-        nmf_request = adapter.recompute_request(analysis, "nmf", {"k": adapter.NMF_DEFAULT_K})
-        lens, nmf = await asyncio.gather(
-            run_job(self.ls.link, *lens_request), run_job(self.ls.link, *nmf_request), return_exceptions=True
-        )
-        if isinstance(lens, BaseException):
-            self.ls.log_to_client(f"Ecco: no layer predictions: {lens}", types.MessageType.Warning)
-        else:
-            adapter.recompute_view_data(analysis, "layer-predictions", {"position": next_position}, lens)
-        if isinstance(nmf, BaseException):
-            self.ls.log_to_client(f"Ecco: no neuron factors: {nmf}", types.MessageType.Warning)
-            return None
-        return views.nmf_view(analysis, nmf)
+    async def first_views(self, analysis: views.Analysis) -> dict[str, Any]:
+        """From the stored run: layer predictions for the token after the text, NMF factors, the ranks of
+        the last token and its rivals, and the last layer's attention (one layer: all of them can be
+        large; the panel asks for others). Optional extras: a failure leaves their tab out and is logged,
+        the explanation stands. Returns the extra views by name (adapter.render_spec)."""
+        position, watch = views.rankings_watch_defaults(analysis)
+        asked: dict[str, dict[str, Any]] = {
+            "layer-predictions": {"position": len(analysis.tokens)},
+            "nmf": {"k": adapter.NMF_DEFAULT_K},
+            "rankings-watch": {"position": position, "watch": watch},
+            "attention": {"layer": max(analysis.n_layers - 1, 0)},
+        }
+        requests = [adapter.recompute_request(analysis, view, params) for view, params in asked.items()]
+        answers = await asyncio.gather(*(run_job(self.ls.link, *r) for r in requests), return_exceptions=True)
+        names = {"layer-predictions": "layer_predictions", "nmf": "nmf", "rankings-watch": "rankings_watch",
+                 "attention": "attention"}
+        extras: dict[str, Any] = {}
+        for (view, params), answer in zip(asked.items(), answers, strict=True):
+            if isinstance(answer, BaseException):
+                self.ls.log_to_client(f"Ecco: no {view} view: {answer}", types.MessageType.Warning)
+                continue
+            data = adapter.recompute_view_data(analysis, view, params, answer)
+            if view != "layer-predictions":  # kept in the analysis itself
+                extras[names[view]] = data
+        return extras
+
+    async def foil_id(self, model: str, foil: str) -> int:
+        """The token id of a contrastive foil given as text (the daemon takes ids, and one token only)."""
+        encoded = await call(self.ls.link, "tokens.encode", encode_params(model, foil, False))
+        return adapter.foil_id(foil, encoded)
 
     async def ensure_model(self, wanted: str) -> str:
         """The daemon's name for the model, loading it first (with progress) when it is not loaded."""

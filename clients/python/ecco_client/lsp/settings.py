@@ -25,6 +25,7 @@ class Settings:
     probability_threshold: float = 0.01
     diagnostics_enabled: bool = True
     generate_tokens: int = 0
+    contrastive_foil: str = ""  # a token: saliency answers "why this token rather than the foil"
 
     @property
     def connection(self) -> tuple[str, str, str, str]:
@@ -40,7 +41,7 @@ class Settings:
 # The setting names an editor may send (``diagnostics`` nests ``enabled``); pythonPath is the extension's own.
 KNOWN_NAMES = frozenset({
     "daemonAddress", "connectionFile", "userKey", "model", "sshHost", "attributionMethods", "probabilityThreshold",
-    "diagnostics", "diagnosticsEnabled", "generateTokens", "pythonPath",
+    "diagnostics", "diagnosticsEnabled", "generateTokens", "contrastiveFoil", "pythonPath",
 })
 
 
@@ -130,5 +131,6 @@ def parse_settings(values: Mapping[str, Any] | None) -> tuple[Settings, list[str
         probability_threshold=threshold,
         diagnostics_enabled=diagnostics,
         generate_tokens=generate,
+        contrastive_foil=read.get("contrastiveFoil", base.contrastive_foil, str),
     )
     return settings, read.problems

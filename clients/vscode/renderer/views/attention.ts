@@ -1,5 +1,7 @@
 // Attention: pick a layer and a head (or the mean of the heads); select a token to see where it
-// attends, drawn either as lines from it to every key or as heat on the text.
+// attends, drawn either as lines from it to every key or as heat on the text. With a live host and
+// `n_layers`, the layer picker offers every layer; one not embedded is asked for with a
+// "request-attention" event ({layer}) that the host answers with handle.update(newData).
 import { h, percent, svg } from "../dom";
 import { gradientLegend, legendRow } from "../legend";
 import { css, mix, paint } from "../theme";
@@ -15,7 +17,8 @@ const LINES_W = 220;
 const MEAN = -1;
 
 export class AttentionView extends BaseView<AttentionData> {
-  private layer = 0;
+  private layer = 0; // index into data.layers
+  private pendingLayer: number | null = null; // a layer asked of the live host, not answered yet
   private head: number | null = null; // index into data.heads, or MEAN; null: not chosen yet
   private mode: Mode = this.ctx.options.mode ?? "lines";
   private query: number | null = null;
@@ -37,6 +40,39 @@ export class AttentionView extends BaseView<AttentionData> {
       ),
     );
     return d as unknown as AttentionData;
+  }
+
+  update(data: unknown): void {
+    this.data = this.check(data);
+    const asked = this.pendingLayer === null ? -1 : this.data.layers.indexOf(this.pendingLayer);
+    this.layer = asked >= 0 ? asked : 0;
+    this.pendingLayer = null;
+    this.draw();
+  }
+
+  protected clearPending(): void {
+    this.pendingLayer = null;
+  }
+
+  /** The layer picker: the embedded layers, or every layer when a live host computes the others. */
+  private layerPicker(): HTMLElement {
+    const total = this.data.n_layers ?? 0;
+    const live = this.ctx.options.live === true && total > 0;
+    const shown = this.data.layers[this.layer];
+    const all = live ? Array.from({ length: total }, (_, l) => l) : this.data.layers;
+    const current = this.pendingLayer ?? shown;
+    return picker("Layer", all.map((l) => ({ value: String(l), label: `Layer ${l}` })), String(current), (v) => {
+      const wanted = Number(v);
+      const embedded = this.data.layers.indexOf(wanted);
+      if (embedded >= 0) {
+        this.layer = embedded;
+        this.pendingLayer = null;
+      } else {
+        this.pendingLayer = wanted;
+        this.ctx.emit("request-attention", { layer: wanted });
+      }
+      this.draw();
+    });
   }
 
   /** Attention weights from query q to every key in the current layer/head selection. */
@@ -64,10 +100,7 @@ export class AttentionView extends BaseView<AttentionData> {
     const toolbar = h(
       "div",
       { class: "ecco-toolbar" },
-      picker("Layer", this.data.layers.map((l, i) => ({ value: String(i), label: `Layer ${l}` })), String(this.layer), (v) => {
-        this.layer = Number(v);
-        this.draw();
-      }),
+      this.layerPicker(),
       picker("Head", headItems, String(this.head), (v) => {
         this.head = Number(v);
         this.draw();
@@ -85,6 +118,9 @@ export class AttentionView extends BaseView<AttentionData> {
         },
       ),
     );
+    if (this.pendingLayer !== null) {
+      toolbar.append(h("span", { class: "ecco-note ecco-pending" }, `computing layer ${this.pendingLayer}…`));
+    }
     this.ctx.body.append(toolbar);
     if (this.mode === "heat") this.drawHeat();
     else this.drawLines();

@@ -51,6 +51,10 @@ export class NmfView extends BaseView<NmfData> {
     this.draw();
   }
 
+  protected clearPending(): void {
+    this.pendingK = null;
+  }
+
   private choices(): number[] {
     const ks = new Set([this.data.k, ...(this.data.alternatives ?? []).map((a) => a.k)]);
     return [...ks].sort((a, b) => a - b);

@@ -1,6 +1,8 @@
 // Rankings: a layers × tokens heatmap of the rank each layer gives a token (1 = the layer's top
 // prediction), on a log color scale. `rankings` has one column per generated token; `rankings_watch`
-// one column per watched token at a single position. Arrow keys move between cells.
+// one column per watched token at a single position. Arrow keys move between cells. With a live host,
+// rankings_watch offers a text field for the watched tokens and a position picker, and asks with a
+// "request-rankings-watch" event ({watch, position}) that the host answers with handle.update(newData).
 import { h, percent } from "../dom";
 import { gradientLegend, legendRow } from "../legend";
 import { mix, paint } from "../theme";
@@ -8,7 +10,7 @@ import { displayText, quoted } from "../tokens";
 import { tip } from "../tooltip";
 import type { RankingsData, RankingsWatchData, TokenData, TokenRef } from "../types";
 import { arr, checkTokens, DataError, finite, matrix, obj, position, predicted, str } from "../validate";
-import { BaseView, type ViewContext } from "../view";
+import { BaseView, picker, type ViewContext } from "../view";
 import { layerLabel } from "./layers";
 
 interface Column {
@@ -153,7 +155,80 @@ export class RankingsView extends BaseView<RankingsData> {
   }
 }
 
+/**
+ * The watched tokens typed in a field: one per line, or separated by commas when on one line; each entry's
+ * text is kept as typed (" Paris" keeps its leading space), and "#123" is the token id 123.
+ */
+export function parseWatch(text: string): (string | number)[] {
+  const entries = text.includes("\n") ? text.split(/\r?\n/) : text.split(",");
+  return entries
+    .filter((entry) => entry.length > 0)
+    .map((entry) => (/^\s*#\d+\s*$/.test(entry) ? Number(entry.trim().slice(1)) : entry));
+}
+
+/** The field's text for watched tokens (parseWatch reads it back); a text with a separator goes by its id. */
+export function watchText(watch: TokenRef[]): string {
+  return watch.map((t) => (/[,\n]/.test(t.text) || !t.text ? `#${t.id ?? ""}` : t.text)).join(",");
+}
+
 export class RankingsWatchView extends BaseView<RankingsWatchData> {
+  private pending: string | null = null; // what was asked of the live host, not answered yet
+  private typed: string | null = null; // the field's text, kept across redraws
+
+  update(data: unknown): void {
+    this.data = this.check(data);
+    this.pending = null;
+    this.typed = null;
+    this.draw();
+  }
+
+  protected clearPending(): void {
+    this.pending = null;
+  }
+
+  /** The live host's controls: which tokens to watch, at which position. */
+  private toolbar(): HTMLElement {
+    const tokens = this.data.tokens;
+    const positions = this.data.positions ?? [this.data.position];
+    let position = this.data.position;
+    const input = h("input", {
+      type: "text",
+      value: this.typed ?? watchText(this.data.watch),
+      "aria-label": "Tokens to watch",
+      title: 'One token per entry, separated by commas or one per line, leading space included (" Paris"); #id for a token id',
+      spellcheck: "false",
+    });
+    input.addEventListener("input", () => (this.typed = input.value));
+    const where = picker(
+      "Position",
+      positions.map((p) => ({
+        value: String(p),
+        label: p < tokens.length ? `${p}: ${quoted(tokens[p].text)}` : `${p}: after the text`,
+      })),
+      String(position),
+      (v) => (position = Number(v)),
+    );
+    const go = h("button", { class: "ecco-btn ecco-solo", type: "button" }, "Rank");
+    const request = () => {
+      const watch = parseWatch(input.value);
+      if (!watch.length) {
+        input.setCustomValidity("type at least one token");
+        input.reportValidity();
+        return;
+      }
+      input.setCustomValidity("");
+      this.typed = input.value;
+      this.pending = `ranking ${watch.length} token${watch.length > 1 ? "s" : ""} at position ${position}…`;
+      this.ctx.emit("request-rankings-watch", { watch, position });
+      this.draw();
+    };
+    go.addEventListener("click", request);
+    input.addEventListener("keydown", (event) => event.key === "Enter" && request());
+    const bar = h("div", { class: "ecco-toolbar" }, h("label", { class: "ecco-field" }, "Watch", input), where, go);
+    if (this.pending !== null) bar.append(h("span", { class: "ecco-note ecco-pending" }, this.pending));
+    return bar;
+  }
+
   protected check(data: unknown): RankingsWatchData {
     const d = obj(data, "data");
     const n = checkTokens(d);
@@ -172,6 +247,7 @@ export class RankingsWatchView extends BaseView<RankingsWatchData> {
     const tokens: TokenData[] = this.data.tokens;
     const p = this.data.position;
     const actual = tokens[p];
+    if (this.ctx.options.live) this.ctx.body.append(this.toolbar());
     this.ctx.body.append(
       h(
         "div",

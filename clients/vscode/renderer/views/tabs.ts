@@ -84,6 +84,13 @@ export class TabsView extends BaseView<TabsData> {
     this.data.tabs[index].data = data;
   }
 
+  /** A live host could not answer tab `index`'s request: that tab says why. */
+  failTab(index: number, message: string): void {
+    const child = this.children[index];
+    if (!child) throw new DataError(`no tab ${index}`);
+    child.requestFailed?.(message);
+  }
+
   appendToken(token: StreamToken): void {
     let reached = 0;
     for (const child of this.children) {

@@ -15,6 +15,7 @@ export interface EccoSettings {
   probabilityThreshold: number;
   diagnosticsEnabled: boolean;
   generateTokens: number;
+  contrastiveFoil: string;
 }
 
 export function readSettings(scope?: vscode.ConfigurationScope): EccoSettings {
@@ -30,11 +31,17 @@ export function readSettings(scope?: vscode.ConfigurationScope): EccoSettings {
     probabilityThreshold: config.get<number>("probabilityThreshold", 0.01),
     diagnosticsEnabled: config.get<boolean>("diagnostics.enabled", true),
     generateTokens: config.get<number>("generateTokens", 0),
+    contrastiveFoil: config.get<string>("contrastiveFoil", ""),
   };
 }
 
-export function explainOptions(settings: EccoSettings): ExplainOptions {
-  return { model: settings.model, attribution: settings.attributionMethods, generate: settings.generateTokens };
+export function explainOptions(settings: EccoSettings, foil = settings.contrastiveFoil): ExplainOptions {
+  const options: ExplainOptions = {
+    model: settings.model,
+    attribution: settings.attributionMethods,
+    generate: settings.generateTokens,
+  };
+  return foil ? { ...options, foil } : options;
 }
 
 /**
