@@ -36,27 +36,13 @@ TOPK = 10
 CONTRASTIVE = "contrastive"
 
 
-def analyze_request(text: str, model: str, attribution: Sequence[str], foil: int | None = None) -> dict[str, Any]:
-    """The ``analyze`` parameters of an explained selection; with a foil (a token id), the contrastive
-    method alone, since with foils the daemon attributes the contrastive score with every method anyway."""
-    if foil is None:
+def analyze_request(text: str, model: str, attribution: Sequence[str], foil: str | None = None) -> dict[str, Any]:
+    """The ``analyze`` parameters of an explained selection; with a foil (one token's text, checked by the
+    daemon, which names the pieces of a text that is several), the contrastive method alone, since with
+    foils the daemon attributes the contrastive score with every method anyway."""
+    if not foil:
         return analyze_params(model, text, attribution, {"topk": TOPK})
-    return analyze_params(model, text, [CONTRASTIVE], {"topk": TOPK, "foils": [int(foil)]})
-
-
-def foil_id(foil: str, encoded: Mapping[str, Any]) -> int:
-    """The one token id of the foil text from the daemon's ``tokens.encode`` reply; a foil of no token or
-    of several is refused (BAD_REQUEST), since "why X rather than Y" compares one token with another."""
-    ids = [int(i) for i in list(encoded["input_ids"][0])]
-    if len(ids) == 1:
-        return ids[0]
-    pieces = ", ".join(repr(str(p)) for p in (encoded.get("tokens") or [[]])[0][:6])
-    found = f"{len(ids)} tokens ({pieces})" if ids else "no token"
-    raise CommandFailed(
-        f"the foil {foil!r} is {found}; contrastive saliency compares single tokens: give one token "
-        "(mind the leading space, e.g. ' Berlin')",
-        "BAD_REQUEST",
-    )
+    return analyze_params(model, text, [CONTRASTIVE], {"topk": TOPK, "foils": [foil]})
 
 
 # ------------------------------------------------------------------------------------------- tokens

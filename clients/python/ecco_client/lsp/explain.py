@@ -18,7 +18,6 @@ from ecco_client.lsp.errors import BadArguments, CommandFailed
 from ecco_client.lsp.language_server import EccoLanguageServer
 from ecco_client.lsp.progress import WorkProgress
 from ecco_client.lsp.results import Explanation
-from ecco_client.params import encode_params
 
 MAX_GENERATE = 512
 TOKEN_NOTIFICATION = "ecco/token"
@@ -68,8 +67,7 @@ class Explainer:
 
         model = await self.ensure_model(model)
         ls.link.set_model(model)
-        foil_text = str(options.get("foil", settings.contrastive_foil) or "")
-        foil = await self.foil_id(model, foil_text) if foil_text else None
+        foil = str(options.get("foil", settings.contrastive_foil) or "")
         request = adapter.analyze_request(text, model, methods, foil)
         async with WorkProgress(ls, f"Ecco: analyzing {len(text)} characters with {model}") as progress:
             raw = await run_job(ls.link, "analyze", request, progress)
@@ -118,11 +116,6 @@ class Explainer:
             if view != "layer-predictions":  # kept in the analysis itself
                 extras[names[view]] = data
         return extras
-
-    async def foil_id(self, model: str, foil: str) -> int:
-        """The token id of a contrastive foil given as text (the daemon takes ids, and one token only)."""
-        encoded = await call(self.ls.link, "tokens.encode", encode_params(model, foil, False))
-        return adapter.foil_id(foil, encoded)
 
     async def ensure_model(self, wanted: str) -> str:
         """The daemon's name for the model, loading it first (with progress) when it is not loaded."""
