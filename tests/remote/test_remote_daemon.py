@@ -8,7 +8,8 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -193,17 +194,29 @@ def test_a_killed_tunnel_is_reopened_and_the_next_request_succeeds(daemon: Daemo
         assert sshd.log().count("Accepted publickey") == logins + 1
 
 
-def test_an_unreopenable_tunnel_fails_requests_with_ssh_words(daemon: DaemonProcess, tmp_path: Path) -> None:
-    """An sshd of its own, stopped under the client: requests fail within the timeout, naming ssh's error."""
+@contextmanager
+def client_through_own_sshd(daemon: DaemonProcess, tmp_path: Path, timeout: float) -> Iterator[tuple[SshServer, Any]]:
+    """An sshd of this test's own (to stop or reconfigure under the client) and a client tunnelled through it."""
     server = start_sshd(tmp_path / "sshd")
     options = {"identity_file": server.identity_file, "ssh_options": server.ssh_options, "config_file": os.devnull}
     try:
         info = daemon.info
         client = ecco_client.connect(address=info.address, key=info.key, user=info.user, ssh=server.ssh_target,
-                                     ssh_options=options, timeout=3)
+                                     ssh_options=options, timeout=timeout)
         try:
-            tunnel = tunnel_of(client)
-            assert client.ping() < 3.0
+            yield server, client
+        finally:
+            client.close()
+    finally:
+        server.stop()
+
+
+def test_an_unreopenable_tunnel_fails_requests_with_ssh_words(daemon: DaemonProcess, tmp_path: Path) -> None:
+    """An sshd of its own, stopped under the client: requests fail within the timeout, naming ssh's error."""
+    with client_through_own_sshd(daemon, tmp_path, timeout=3) as (server, client):
+        tunnel = tunnel_of(client)
+        assert client.ping() < 3.0
+        try:
             server.stop()
             if tunnel.alive:  # stopping sshd may or may not end the sessions it started
                 os.kill(tunnel.pid, signal.SIGKILL)
@@ -220,44 +233,32 @@ def test_an_unreopenable_tunnel_fails_requests_with_ssh_words(daemon: DaemonProc
             started = time.monotonic()
             client.close()
             assert time.monotonic() - started < 5
-    finally:
-        server.stop()
 
 
 def test_a_refused_key_stops_the_reopening_and_fails_requests_at_once(daemon: DaemonProcess,
                                                                        tmp_path: Path) -> None:
     """The key is no longer accepted when the tunnel drops: one attempt, then no more logins tried (a server
     counting failures is not hammered), and every request fails at once with ssh's words."""
-    server = start_sshd(tmp_path / "sshd")
-    options = {"identity_file": server.identity_file, "ssh_options": server.ssh_options, "config_file": os.devnull}
-    try:
-        info = daemon.info
-        client = ecco_client.connect(address=info.address, key=info.key, user=info.user, ssh=server.ssh_target,
-                                     ssh_options=options, timeout=20)
-        try:
-            tunnel = tunnel_of(client)
-            assert client.ping() < 5.0
-            (server.folder / "authorized_keys").write_text("")  # the admin revoked the key
-            os.kill(tunnel.pid, signal.SIGKILL)
-            wait_until(lambda: not client.tunnel_up, "the client to notice the dead tunnel")
-            started = time.monotonic()
-            with pytest.raises(SshAuthError, match="will not be reopened") as caught:
-                client.ping()  # waits for the one attempt, not for the 20 s timeout
-            assert time.monotonic() - started < 10
-            assert "Permission denied" in caught.value.stderr
-            refusals = server.log().count("Connection closed by authenticating user")
-            assert refusals >= 1
-            time.sleep(4)  # retries would have come at about 1, 2 and 4 s
-            started = time.monotonic()
-            with pytest.raises(SshAuthError, match="will not be reopened"):
-                client.ping()
-            assert time.monotonic() - started < 1, "a request after the refusal fails at once"
-            assert server.log().count("Connection closed by authenticating user") == refusals
-            assert not client.tunnel_up
-        finally:
-            client.close()
-    finally:
-        server.stop()
+    with client_through_own_sshd(daemon, tmp_path, timeout=20) as (server, client):
+        tunnel = tunnel_of(client)
+        assert client.ping() < 5.0
+        (server.folder / "authorized_keys").write_text("")  # the admin revoked the key
+        os.kill(tunnel.pid, signal.SIGKILL)
+        wait_until(lambda: not client.tunnel_up, "the client to notice the dead tunnel")
+        started = time.monotonic()
+        with pytest.raises(SshAuthError, match="will not be reopened") as caught:
+            client.ping()  # waits for the one attempt, not for the 20 s timeout
+        assert time.monotonic() - started < 10
+        assert "Permission denied" in caught.value.stderr
+        refusals = server.log().count("Connection closed by authenticating user")
+        assert refusals >= 1
+        time.sleep(4)  # retries would have come at about 1, 2 and 4 s
+        started = time.monotonic()
+        with pytest.raises(SshAuthError, match="will not be reopened"):
+            client.ping()
+        assert time.monotonic() - started < 1, "a request after the refusal fails at once"
+        assert server.log().count("Connection closed by authenticating user") == refusals
+        assert not client.tunnel_up
 
 
 def test_no_daemon_behind_the_tunnel_is_a_clear_error(daemon: DaemonProcess, sshd: SshServer,
