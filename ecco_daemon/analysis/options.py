@@ -58,8 +58,10 @@ class AnalysisOptions:
 
     def __post_init__(self) -> None:
         methods = (self.attribution,) if isinstance(self.attribution, str) else self.attribution
-        self._set("attribution", tuple(dict.fromkeys(get_attribution_method(name).name for name in methods)))
         self._set("foils", _foil_tuple(self.foils))
+        if self.foils and not methods:
+            methods = ("contrastive",)  # a foil asks "why this rather than that": never dropped for want of a method
+        self._set("attribution", tuple(dict.fromkeys(get_attribution_method(name).name for name in methods)))
         self._set("activation_layers", _int_tuple(self.activation_layers))
         _one_of("score", self.score, SCORES)
         _one_of("autocast", self.autocast, AUTOCAST_DTYPES)

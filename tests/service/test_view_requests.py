@@ -55,6 +55,8 @@ def test_a_foil_given_as_text_is_the_same_as_its_token_id(daemon_client):
                                   by_id.analysis["attributions"]["contrastive"]["values"])
     generated = lm.generate("a b", generate=2, attribution=["contrastive"], foils=["b"])
     assert generated.analysis["attributions"]["contrastive"]["foil_tokens"] == ["b", "b"]
+    for implied in (lm.analyze("a b c", foils="b"), lm.generate("a b", generate=2, foils=["b"])):  # no method named
+        assert list(implied.analysis["attributions"]) == ["contrastive"]
     for op in ("analyze", "generate"):
         with pytest.raises(ecco_client.BadRequest) as info:
             if op == "analyze":
