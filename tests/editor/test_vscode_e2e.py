@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 VSCODE_DIR = REPO / "clients" / "vscode"
 SCREENSHOT = REPO / "artifacts" / "screenshots" / "vscode-explain.png"
 STATUS_SCREENSHOT = REPO / "artifacts" / "screenshots" / "vscode-status-progress.png"
+LIVE_SCREENSHOT = REPO / "artifacts" / "screenshots" / "vscode-attention-live.png"
 REPORT = REPO / "artifacts" / "editor" / "vscode-e2e.json"
 SUITE_TIMEOUT_S = 240
 GENERATE = 3  # continuation tokens streamed into the panel after the explained text
@@ -77,7 +78,7 @@ def make_workspace(root: Path, daemon: DaemonProcess, results: Path, status_prog
     (root / ".vscode").mkdir(exist_ok=True)
     (root / ".vscode" / "settings.json").write_text(json.dumps(settings, indent=2))
     spec = {"file": "sample.txt", "results": str(results), "screenshot": str(SCREENSHOT), "expectDiagnostics": True,
-            "expectGenerated": GENERATE}
+            "expectGenerated": GENERATE, "liveScreenshot": str(LIVE_SCREENSHOT)}
     if status_progress:
         (root / "long.txt").write_text(LONG_SAMPLE)
         spec["statusProgress"] = {"file": "long.txt", "attributionMethods": STATUS_METHODS,
@@ -96,6 +97,7 @@ def test_explain_selection_in_vscode(built_extension: Path, daemon: DaemonProces
     workspace = make_workspace(tmp_path / "workspace", daemon, results, status_progress=True)
     SCREENSHOT.unlink(missing_ok=True)
     STATUS_SCREENSHOT.unlink(missing_ok=True)
+    LIVE_SCREENSHOT.unlink(missing_ok=True)
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     run = subprocess.run(
         [node, str(VSCODE_DIR / "e2e" / "run-e2e.mjs"), "--workspace", str(workspace), "--tests", str(built_extension),
@@ -124,8 +126,27 @@ def test_explain_selection_in_vscode(built_extension: Path, daemon: DaemonProces
     # What a person sees: the editor hover drawn in the workbench, and the screenshot of it all.
     assert "%" in facts["visibleHover"], facts["visibleHover"]
     assert SCREENSHOT.exists() and SCREENSHOT.stat().st_size > 20_000
+    check_live_views(seen["live"])
     record_property("status_progress_screenshot", str(STATUS_SCREENSHOT))
     check_status_progress(seen["statusProgress"])
+
+
+def check_live_views(live: dict) -> None:
+    """The panel's live views recomputed through the whole path (webview, extension, language server, daemon):
+    layer 0's attention, two watched tokens ranked at every layer and a text of several tokens refused, the
+    layer predictions at another position (the suite asserts more; repeated so that it can't quietly go)."""
+    layer0 = live["attentionLayer0"]
+    assert layer0["recompute"] == "answered" and layer0["selects"]["Layer"] == "Layer 0", layer0
+    assert layer0["lines"] > 0 and not layer0["alerts"], layer0
+    ranked = live["rankingsWatch"]
+    assert ranked["recompute"] == "answered" and ranked["columns"] == ["layer", "the", "at"] and ranked["rows"] > 0
+    refused = live["rankingsWatchRefused"]
+    assert refused["recompute"] == "failed" and "' Marie Curie'" in refused["alerts"][0], refused
+    assert not any("Traceback" in line for line in live["refusalErrors"]), live["refusalErrors"]
+    picked = live["layerPredictions"]
+    assert picked["recompute"] == "answered" and not picked["alerts"], picked
+    assert any(n.startswith("Predictions for position ") for n in picked["notes"]), picked["notes"]
+    assert LIVE_SCREENSHOT.exists() and LIVE_SCREENSHOT.stat().st_size > 20_000
 
 
 def percent_in(text: str | None) -> int | None:

@@ -76,21 +76,26 @@ function waitForPort(child, deadlineMs) {
 
 /**
  * Saves a screenshot of the workbench to `file` (under a temporary name, then renamed, so a reader polling
- * for the file never sees half of it), after reading the editor hover the suite left open, if any.
+ * for the file never sees half of it), after reading the editor hover the suite left open, if any; with
+ * `hover` false (the suite's "screenshot-request --no-hover FILE"), at once, and kept out of the summary's
+ * `screenshot` and `visibleHover`.
  */
-async function takeScreenshot(page, file, summary) {
+async function takeScreenshot(page, file, summary, hover = true) {
   try {
-    const hover = page.locator(".monaco-hover:not(.hidden)").first();
-    summary.visibleHover = await hover
-      .waitFor({ state: "visible", timeout: 5_000 })
-      .then(() => hover.innerText())
-      .catch((error) => `not visible: ${error.message.split("\n")[0]}`);
-    log(`visible editor hover: ${JSON.stringify(summary.visibleHover)}`);
+    if (hover) {
+      const shown = page.locator(".monaco-hover:not(.hidden)").first();
+      summary.visibleHover = await shown
+        .waitFor({ state: "visible", timeout: 5_000 })
+        .then(() => shown.innerText())
+        .catch((error) => `not visible: ${error.message.split("\n")[0]}`);
+      log(`visible editor hover: ${JSON.stringify(summary.visibleHover)}`);
+    }
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     const partial = `${file}.partial.png`;
     await page.screenshot({ path: partial });
     fs.renameSync(partial, file);
-    summary.screenshot = file;
+    if (hover) summary.screenshot = file;
+    else (summary.otherScreenshots ??= []).push(file);
     log(`screenshot ${file}`);
   } catch (error) {
     log(`screenshot failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -316,8 +321,8 @@ async function main() {
       // The workbench's own errors (gallery, auth, telemetry lookups) are noise offline: one line each.
       if (/ecco/i.test(line)) log(`host ${type}: ${line}`);
       else if (type === "error") log(`host ${type}: ${line.split("\n")[0]}`);
-      const asked = line.match(/\[ecco e2e\] screenshot-request (.+)$/);
-      if (asked) shooting = takeScreenshot(page, asked[1].trim(), summary);
+      const asked = line.match(/\[ecco e2e\] screenshot-request (--no-hover )?(.+)$/);
+      if (asked) shooting = takeScreenshot(page, asked[2].trim(), summary, !asked[1]);
       const watchStart = line.match(/\[ecco e2e\] status-watch-start (.+)$/);
       if (watchStart) watching = statusWatch(page, JSON.parse(watchStart[1]));
       if (/\[ecco e2e\] status-watch-stop /.test(line) && watching) {

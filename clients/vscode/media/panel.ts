@@ -4,6 +4,7 @@
 import type { Handle } from "../renderer/index";
 import type { RenderOptions, StreamToken } from "../renderer/types";
 import {
+  type ControlAction,
   type Envelope,
   type ExplainResult,
   type ExplainedToken,
@@ -13,6 +14,7 @@ import {
   type ReadyReply,
   type RecomputeReply,
   type RenderedState,
+  type TabSnapshot,
   type ToWebviewMessage,
 } from "../shared/protocol";
 
@@ -48,6 +50,8 @@ let loadingText = "";
 let progress: RenderedState["progress"] = null;
 /** True while the page itself selects a token, so the renderer's select event is not sent back. */
 let selectingFromHost = false;
+/** The recompute a view asked for last, until probeControl takes it to wait for its answer. */
+let lastRecompute: Promise<"answered" | "failed"> | null = null;
 
 const channel = new MessageChannel<FromWebviewMessage, ToWebviewMessage>(
   (envelope) => vscode.postMessage(envelope),
@@ -92,6 +96,8 @@ async function answer(body: ToWebviewMessage): Promise<FromWebviewMessage | unde
       return { type: "renderedState", state: renderedState() };
     case "probeToken":
       return { type: "probeReply", tooltip: await probe(body.index, body.action) };
+    case "probeControl":
+      return { type: "controlReply", shown: await probeControl(body.tab, body.control, body.timeoutMs) };
     case "readyReply":
     case "recomputeReply":
     case "ack":
@@ -167,7 +173,9 @@ function showResult(next: ExplainResult): void {
   current.on("select-token", onToken);
   current.on("reveal-token", onToken);
   for (const event of REQUEST_EVENTS) {
-    current.on(event, (detail) => void recompute(current, next, event.slice("request-".length), detail));
+    current.on(event, (detail) => {
+      lastRecompute = recompute(current, next, event.slice("request-".length), detail);
+    });
   }
 }
 
@@ -178,7 +186,7 @@ async function recompute(
   shown: ExplainResult,
   view: string,
   detail: Record<string, unknown>,
-): Promise<void> {
+): Promise<"answered" | "failed"> {
   const tab = typeof detail.tab === "number" ? detail.tab : null;
   try {
     const reply = await channel.request<RecomputeReply>(
@@ -186,7 +194,7 @@ async function recompute(
       RECOMPUTE_TIMEOUT_MS,
     );
     if (handle !== asking) {
-      return; // a newer result replaced this one meanwhile
+      return "answered"; // a newer result replaced this one meanwhile
     }
     const spec = shown.view;
     if (tab !== null && spec.view === "tabs") {
@@ -196,12 +204,14 @@ async function recompute(
       spec.data = reply.data;
       asking.update(reply.data);
     }
+    return "answered";
   } catch (error) {
     const text = error instanceof Error ? error.message : String(error);
     if (handle === asking) {
       asking.requestFailed(tab, text);
     }
     channel.notify({ type: "webviewError", message: `recompute ${view}: ${text}` });
+    return "failed";
   }
 }
 
@@ -296,6 +306,104 @@ async function probe(index: number, action: "click" | "hover"): Promise<string> 
   await new Promise((resolve) => requestAnimationFrame(() => resolve(undefined)));
   const tooltip = Array.from(root.querySelectorAll<HTMLElement>(".ecco-tooltip")).find((el) => !el.hidden);
   return tooltip?.textContent ?? "";
+}
+
+/** Returns the recompute a view asked for since the last call, and forgets it. */
+function takeRecompute(): Promise<"answered" | "failed"> | null {
+  const taken = lastRecompute;
+  lastRecompute = null;
+  return taken;
+}
+
+/**
+ * Opens the tab titled `title` and acts on one of its controls as a user would (the events a user's input
+ * fires), waits for the host's answer to the recompute that asked for, if any, and reports what the tab shows.
+ */
+async function probeControl(title: string, control: ControlAction, timeoutMs: number): Promise<TabSnapshot> {
+  const tabs = Array.from(root.querySelectorAll<HTMLElement>("[role=tab]"));
+  const index = tabs.findIndex((tab) => tab.textContent === title);
+  const panel = root.querySelectorAll<HTMLElement>("[role=tabpanel]")[index];
+  if (index < 0 || !panel) {
+    throw new Error(`no tab "${title}" (tabs: ${tabs.map((tab) => tab.textContent).join(", ")})`);
+  }
+  tabs[index].click();
+  takeRecompute();
+  act(panel, control);
+  const asked = takeRecompute();
+  let recomputed: TabSnapshot["recompute"] = "none";
+  if (asked) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
+    recomputed = await Promise.race([asked, late]);
+    clearTimeout(timer);
+  }
+  await new Promise((resolve) => requestAnimationFrame(() => resolve(undefined)));
+  return snapshot(title, panel, recomputed);
+}
+
+function act(panel: HTMLElement, control: ControlAction): void {
+  const labelled = (el: Element, label: string) =>
+    el.getAttribute("aria-label") === label || el.closest("label")?.firstChild?.textContent?.trim() === label;
+  switch (control.action) {
+    case "show":
+      return;
+    case "select": {
+      const select = Array.from(panel.querySelectorAll("select")).find((el) => labelled(el, control.label));
+      if (!select || !Array.from(select.options).some((option) => option.value === control.value)) {
+        throw new Error(`no select "${control.label}" with the option ${control.value}`);
+      }
+      select.value = control.value;
+      select.dispatchEvent(new Event("change", { bubbles: true }));
+      return;
+    }
+    case "fill-and-click": {
+      const field = Array.from(panel.querySelectorAll("input, textarea")).find((el) => labelled(el, control.label));
+      const button = Array.from(panel.querySelectorAll("button")).find(
+        (el) => el.textContent?.trim() === control.button,
+      );
+      if (!(field instanceof HTMLInputElement || field instanceof HTMLTextAreaElement) || !button) {
+        throw new Error(`no field "${control.label}" or no button "${control.button}"`);
+      }
+      field.focus();
+      field.value = control.value;
+      field.dispatchEvent(new Event("input", { bubbles: true }));
+      button.click();
+      return;
+    }
+    case "click-token": {
+      const box = panel.querySelector<HTMLElement>(`.ecco-token[data-position="${control.position}"]`);
+      if (!box) {
+        throw new Error(`no token box at position ${control.position}`);
+      }
+      box.click();
+      return;
+    }
+  }
+}
+
+function snapshot(title: string, panel: HTMLElement, recomputed: TabSnapshot["recompute"]): TabSnapshot {
+  const texts = (selector: string) =>
+    Array.from(panel.querySelectorAll<HTMLElement>(selector)).map((el) => el.textContent ?? "");
+  const table = panel.querySelector("table");
+  return {
+    tab: title,
+    view: panel.dataset.view ?? "",
+    recompute: recomputed,
+    selects: Object.fromEntries(
+      Array.from(panel.querySelectorAll("select")).map((select) => [
+        select.getAttribute("aria-label") ?? "",
+        select.selectedOptions[0]?.textContent ?? "",
+      ]),
+    ),
+    notes: texts(".ecco-note"),
+    alerts: texts("[role=alert]"),
+    columns: table ? Array.from(table.querySelectorAll("thead th")).map((th) => th.textContent ?? "") : [],
+    rows: table?.querySelectorAll("tbody tr").length ?? 0,
+    lines: panel.querySelectorAll("svg line").length,
+    weights: Array.from(panel.querySelectorAll<HTMLElement>("[data-weight]"))
+      .filter((el) => el.dataset.weight)
+      .map((el) => Number(el.dataset.weight)),
+  };
 }
 
 // The handshake: the host answers with what the panel showed before this page existed.

@@ -152,6 +152,43 @@ export interface ProbeToken {
   index: number;
   action: "click" | "hover";
 }
+/** How a probe acts on a tab's control: "show" only opens the tab; "select" sets the <select> labelled `label`
+ * (its change event fires); "fill-and-click" types into the field labelled `label` and clicks `button`;
+ * "click-token" clicks the tab's token box at `position`. */
+export type ControlAction =
+  | { action: "show" }
+  | { action: "select"; label: string; value: string }
+  | { action: "fill-and-click"; label: string; value: string; button: string }
+  | { action: "click-token"; position: number };
+/**
+ * Test-only, like ProbeToken: opens the tab titled `tab`, acts on one of its controls as a user would, waits
+ * (up to `timeoutMs`) until the view drew the host's answer to the recompute this asked for, if any, and
+ * replies with what the tab then shows.
+ */
+export interface ProbeControl {
+  type: "probeControl";
+  tab: string;
+  control: ControlAction;
+  timeoutMs: number;
+}
+/** What one tab of the panel shows (ControlReply). */
+export interface TabSnapshot {
+  tab: string;
+  view: string;
+  /** Whether the action asked the host to recompute, and whether its answer (or refusal) was drawn in time. */
+  recompute: "none" | "answered" | "failed" | "timeout";
+  /** Each <select>'s label and the text of its chosen option. */
+  selects: Record<string, string>;
+  /** Texts of the view's notes (the pending "computing…" ones included) and of its alerts. */
+  notes: string[];
+  alerts: string[];
+  /** The first table's column headers and its number of body rows; empty and 0 when none. */
+  columns: string[];
+  rows: number;
+  /** Lines drawn in the view's charts (attention lines), and the weights it paints on its tokens. */
+  lines: number;
+  weights: number[];
+}
 export interface RecomputeReply {
   type: "recomputeReply";
   data: unknown;
@@ -170,6 +207,7 @@ export type ToWebviewMessage =
   | HighlightToken
   | GetRenderedState
   | ProbeToken
+  | ProbeControl
   | RecomputeReply
   | Ack;
 
@@ -199,13 +237,17 @@ export interface ProbeReply {
   /** The visible tooltip text after the action, "" when none showed. */
   tooltip: string;
 }
+export interface ControlReply {
+  type: "controlReply";
+  shown: TabSnapshot;
+}
 export interface WebviewError {
   type: "webviewError";
   message: string;
 }
 
 export type FromWebviewMessage =
-  ReadyRequest | TokenClicked | RecomputeRequest | RenderedStateReply | ProbeReply | WebviewError | Ack;
+  ReadyRequest | TokenClicked | RecomputeRequest | RenderedStateReply | ProbeReply | ControlReply | WebviewError | Ack;
 
 /** The envelope every postMessage carries. */
 export interface Envelope<T> {

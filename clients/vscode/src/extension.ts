@@ -1,6 +1,6 @@
 import * as vscode from "vscode";
 import type { EccoApi } from "./api";
-import { createLogger, logError, showLog } from "./common/logger";
+import { createLogger, loggedErrors, logError, showLog } from "./common/logger";
 import { onPythonInterpreterChanged } from "./common/python";
 import { ServerLifecycle } from "./common/server";
 import { needsRestart } from "./common/settings";
@@ -83,6 +83,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<EccoAp
     currentResult: () => activeExplainer.result,
     renderedState: () => activePanel.renderedState(),
     probeToken: (index, action) => activePanel.probeToken(index, action),
+    probeControl: (tab, control, timeoutMs = 30_000) => activePanel.probeControl(tab, control, timeoutMs),
+    loggedErrors,
     status: () => ({ text: status.text, daemon: status.daemonStatus, work: status.shownWork }),
     restartServer: () => server.restart(),
     serverStarts: () => server.starts,

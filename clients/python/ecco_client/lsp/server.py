@@ -9,6 +9,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from ecco_client.lsp.errors import BadArguments, CommandFailed
 from ecco_client.lsp.explain import Explainer
 from ecco_client.lsp.language_server import EccoLanguageServer
 from ecco_client.lsp.presentation import hover_for
@@ -98,7 +99,23 @@ async def recompute(ls: EccoLanguageServer, *arguments: Any) -> Any:
     return await explainer.recompute(list(arguments))
 
 
+class RefusalsInOneLine(logging.Filter):
+    """pygls logs every error a request is answered with at ERROR, traceback included. Our refusals (the
+    daemon said no, the arguments were wrong) are no fault of the server, and the client gets their message
+    in the answer: one line at INFO, without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, (CommandFailed, BadArguments)):
+            message = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg, record.args = "message %s answered with the error: %s", (message, error)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message at INFO
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(RefusalsInOneLine())
     server.start_io()

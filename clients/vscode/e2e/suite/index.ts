@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import type { EccoApi } from "../../src/api";
-import type { ExplainResult, RenderedState } from "../../shared/protocol";
+import type { ExplainResult, RenderedState, TabSnapshot } from "../../shared/protocol";
 
 /** Written by the test that starts the run (tests/editor) into the workspace folder. */
 interface Spec {
@@ -20,6 +20,8 @@ interface Spec {
   expectDiagnostics?: boolean;
   /** How many continuation tokens the settings ask for; they stream into the panel after the result. */
   expectGenerated?: number;
+  /** Where the harness saves the screenshot of the Attention tab once it drew a layer asked for live. */
+  liveScreenshot?: string;
   /** Last, explain a longer text with slow attribution methods and watch the status bar's percentage. */
   statusProgress?: StatusProgressSpec;
 }
@@ -57,6 +59,8 @@ interface HostStatusSample {
 
 const PERCENT = /(\d+)%/;
 
+/** How many steps of workbench.action.decreaseViewWidth the editor gives the side bar for the attention screenshot. */
+const WIDEN_STEPS = 10;
 const EXTENSION_ID = "ecco-daemon.ecco-vscode";
 const POLL_MS = 100;
 
@@ -102,10 +106,11 @@ function rangeOf(result: ExplainResult, index: number): vscode.Range {
 /**
  * Asks the harness (e2e/run-e2e.mjs, which reads this log line through codeAutomationLog) for a
  * screenshot, and waits until the file exists: the harness writes it under a temporary name and renames it.
+ * Without `waitForHover`, the harness takes it at once instead of waiting up to 5 s for an editor hover.
  */
-async function requestScreenshot(file: string): Promise<void> {
+async function requestScreenshot(file: string, waitForHover = true): Promise<void> {
   fs.rmSync(file, { force: true });
-  console.log(`[ecco e2e] screenshot-request ${file}`);
+  console.log(`[ecco e2e] screenshot-request ${waitForHover ? "" : "--no-hover "}${file}`);
   await poll(
     "the harness's screenshot",
     () => fs.existsSync(file),
@@ -158,6 +163,124 @@ function assertPercentages(where: string, pieces: Map<string, number[]>): void {
       assert.ok(i === 0 || value >= values[i - 1]!, `${where}: percentages of ${key} never decrease: ${values}`);
     }
   }
+}
+
+/** One tab's data in the result's view (the panel draws "tabs"). */
+function tabData<T>(result: ExplainResult, view: string): T {
+  const tabs = (result.view.data as { tabs: { view: string; data: unknown }[] }).tabs;
+  const tab = tabs.find((t) => t.view === view);
+  assert.ok(tab, `the result has a ${view} tab (tabs: ${tabs.map((t) => t.view).join(", ")})`);
+  return tab.data as T;
+}
+
+/** The page's quoting of a token in notes and alerts (renderer/tokens.ts quoted). */
+function quoted(text: string): string {
+  return JSON.stringify(text).replace(/^"|"$/g, "'");
+}
+
+/**
+ * The live views, end to end: controls in the panel that ask for a view computed anew (webview ->
+ * extension -> `ecco.recompute` -> language server -> daemon and back), worked as a user would through
+ * the page, then what the tab drew once the answer came. Also: nothing logged an error on the way, except
+ * for the refused watch.
+ */
+async function checkLiveViews(
+  api: EccoApi,
+  result: ExplainResult,
+  step: (name: string) => void,
+  out: Record<string, unknown>,
+  screenshot: string | undefined,
+): Promise<void> {
+  const errorsBefore = api.loggedErrors().length;
+  const newErrors = () => api.loggedErrors().slice(errorsBefore);
+  const started = Date.now();
+  const record = (name: string, shown: TabSnapshot) => {
+    out[name] = shown;
+    step(`${shown.tab}: ${name}: ${JSON.stringify({ ...shown, weights: shown.weights.length })}`);
+  };
+
+  // Attention: the explain embeds the last layer only; picking layer 0 asks for it.
+  const attention = tabData<{ layers: number[]; n_layers: number }>(result, "attention");
+  const layers = attention.n_layers;
+  assert.ok(layers > 1, `the model has several layers: ${layers}`);
+  assert.deepEqual(attention.layers, [layers - 1], "the explain embeds the last layer's attention");
+  const last = await api.probeControl("Attention", { action: "show" });
+  record("attentionLastLayer", last);
+  assert.equal(last.selects.Layer, `Layer ${layers - 1}`, "the Attention tab first shows the last layer");
+  const first = await api.probeControl("Attention", { action: "select", label: "Layer", value: "0" });
+  record("attentionLayer0", first);
+  assert.equal(first.recompute, "answered", "picking layer 0 asked the host, and its answer was drawn");
+  assert.deepEqual(first.alerts, [], "no alert in the Attention tab");
+  assert.equal(first.selects.Layer, "Layer 0", "the Layer picker shows layer 0");
+  assert.ok(!first.notes.some((n) => n.includes("computing")), `nothing is pending: ${first.notes}`);
+  assert.ok(first.lines > 0, "attention lines are drawn for layer 0");
+  assert.ok(first.weights.length > 0 && first.weights.length === last.weights.length, "both layers weigh every token");
+  assert.notDeepEqual(first.weights, last.weights, "layer 0 attends otherwise than the last layer");
+  assert.deepEqual(newErrors(), [], "nothing logged an error while layer 0 was computed");
+  if (screenshot) {
+    // The side bar is too narrow for both columns of the attention view: narrow the focused editor, which
+    // widens the side bar, for the picture, then give the width back.
+    await vscode.commands.executeCommand("workbench.action.focusActiveEditorGroup");
+    for (let i = 0; i < WIDEN_STEPS; i++) {
+      await vscode.commands.executeCommand("workbench.action.decreaseViewWidth");
+    }
+    await requestScreenshot(screenshot, false);
+    for (let i = 0; i < WIDEN_STEPS; i++) {
+      await vscode.commands.executeCommand("workbench.action.increaseViewWidth");
+    }
+    step(`screenshot of the Attention tab on layer 0 saved to ${screenshot}`);
+  }
+
+  // Rankings watch: two entries that are one token each ranked at every layer; an entry of several refused.
+  const watch = [" the", "at"];
+  const ranked = await api.probeControl("Rankings watch", {
+    action: "fill-and-click",
+    label: "Watch",
+    value: watch.join(","),
+    button: "Rank",
+  });
+  record("rankingsWatch", ranked);
+  assert.equal(ranked.recompute, "answered", "pressing Rank asked the host, and its answer was drawn");
+  assert.deepEqual(ranked.alerts, [], "no alert in the Rankings watch tab");
+  assert.deepEqual(ranked.columns, ["layer", "the", "at"], "one column per watched token");
+  assert.equal(ranked.rows, layers, "one row per layer");
+  assert.deepEqual(newErrors(), [], "nothing logged an error while the watched tokens were ranked");
+  const several = " Marie Curie";
+  const refused = await api.probeControl("Rankings watch", {
+    action: "fill-and-click",
+    label: "Watch",
+    value: several,
+    button: "Rank",
+  });
+  record("rankingsWatchRefused", refused);
+  assert.equal(refused.recompute, "failed", "the host refused a watched text of several tokens");
+  assert.equal(refused.alerts.length, 1, `the tab shows one alert: ${refused.alerts}`);
+  assert.ok(
+    refused.alerts[0]!.includes(quoted(several)) && /tokens/.test(refused.alerts[0]!),
+    `the alert names the text and says it is several tokens: ${refused.alerts[0]}`,
+  );
+  assert.deepEqual(refused.columns, ranked.columns, "the last ranking stays drawn under the alert");
+  const refusalErrors = newErrors();
+  out.refusalErrors = refusalErrors;
+  assert.ok(
+    refusalErrors.length > 0 && refusalErrors.every((e) => e.includes(several.trim())),
+    `the log holds the refusal, and nothing else: ${JSON.stringify(refusalErrors)}`,
+  );
+
+  // Layer predictions: the explain computed the position after the text; picking an input token's asks for it.
+  const position = result.tokens.find((t) => t.index >= 2 && t.range && !t.generated && t.text.trim())!.index;
+  const picked = await api.probeControl("Layer predictions", { action: "click-token", position });
+  record("layerPredictions", picked);
+  assert.equal(picked.recompute, "answered", `picking position ${position} asked the host, and its answer was drawn`);
+  assert.deepEqual(picked.alerts, [], "no alert in the Layer predictions tab");
+  const note = `Predictions for position ${position}, after ${quoted(result.tokens[position - 1]!.text)}; the actual token there is ${quoted(result.tokens[position]!.text)}.`;
+  assert.ok(
+    picked.notes.some((n) => n.startsWith(note)),
+    `the note names position ${position}: ${JSON.stringify(picked.notes)}`,
+  );
+  assert.equal(picked.rows, layers, "one row of predictions per layer");
+  assert.equal(newErrors().length, refusalErrors.length, `no further errors: ${JSON.stringify(newErrors())}`);
+  out.seconds = (Date.now() - started) / 1000;
 }
 
 /**
@@ -410,6 +533,10 @@ export async function run(): Promise<void> {
       seen.diagnostics = diagnostics.map((d) => `${d.range.start.line}:${d.range.start.character} ${d.message}`);
       step(`${diagnostics.length} diagnostics`);
     }
+
+    const live: Record<string, unknown> = {};
+    seen.live = live;
+    await checkLiveViews(api, result, step, live, spec.liveScreenshot);
 
     // Restarts asked for while one runs are coalesced: three at once start at most two servers.
     const startsBefore = api.serverStarts();

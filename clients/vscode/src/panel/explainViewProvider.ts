@@ -1,5 +1,7 @@
 import * as vscode from "vscode";
 import {
+  type ControlAction,
+  type ControlReply,
   type Envelope,
   type ExplainResult,
   type ExplainedToken,
@@ -12,6 +14,7 @@ import {
   type ShowError,
   type ShowLoading,
   type ShowResult,
+  type TabSnapshot,
   type ToWebviewMessage,
   type WorkProgress,
 } from "../../shared/protocol";
@@ -139,6 +142,17 @@ export class ExplainViewProvider implements vscode.WebviewViewProvider, vscode.D
     return reply.tooltip;
   }
 
+  /** Acts on a control of a tab in the page as a user would (test-only); returns what the tab then shows, once
+   * the host's answer to the recompute it asked for was drawn or `timeoutMs` passed. */
+  async probeControl(tab: string, control: ControlAction, timeoutMs: number): Promise<TabSnapshot> {
+    const channel = await this.whenReady();
+    const reply = await channel.request<ControlReply>(
+      { type: "probeControl", tab, control, timeoutMs },
+      timeoutMs + REQUEST_TIMEOUT_MS,
+    );
+    return reply.shown;
+  }
+
   private show(message: ShowLoading | ShowResult | ShowError): void {
     this.last = message;
     this.post(message);
@@ -193,6 +207,7 @@ export class ExplainViewProvider implements vscode.WebviewViewProvider, vscode.D
         return undefined;
       case "renderedState":
       case "probeReply":
+      case "controlReply":
       case "ack":
         return undefined; // replies, matched by MessageChannel; never requests
     }
