@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 
+from ecco_client.tabs import TITLES
+from tests.renderer.conftest import SCREENSHOTS
+
 REPO = Path(__file__).resolve().parents[2]
 VSCODE_DIR = REPO / "clients" / "vscode"
 CHROMIUM = "/usr/bin/chromium"
@@ -304,4 +307,25 @@ def test_live_attention_and_rankings_watch_ask_the_host(panel, views) -> None:
     assert shown.locator(".ecco-pending").count() == 0
     assert shown.get_by_label("Tokens to watch").input_value() == " catapult dogma"  # kept, to be corrected
     assert [m for m in host.posted() if m["body"]["type"] == "webviewError"]  # and logged by the host
+    assert problems == []
+
+
+def test_every_tab_can_be_reached_in_a_narrow_side_bar(panel, views) -> None:
+    """VS Code's side bar starts about 300 px wide: the tab strip wraps rather than hiding tabs off the edge."""
+    page, host, problems = panel
+    page.set_viewport_size({"width": 260, "height": 800})
+    result = explain_result(views)
+    pages = [{"title": TITLES[name], "view": name, "data": data} for name, data in views.items() if name in TITLES]
+    result["view"] = {"view": "tabs", "data": {"tabs": pages}}
+    ready = host.wait_posted("(m) => m.body.type === 'ready'")
+    host.send({"type": "readyReply", "last": {"type": "showResult", "result": result}}, in_reply_to=ready["messageId"])
+    tabs = page.locator('[role="tab"]')
+    assert tabs.count() == len(pages) >= 6
+    width = page.evaluate("document.documentElement.clientWidth")
+    for i in range(tabs.count()):
+        box = tabs.nth(i).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (i, box, width)
+    tabs.last.click()
+    assert tabs.last.get_attribute("aria-selected") == "true"
+    page.screenshot(path=str(SCREENSHOTS / "panel-narrow-tabs.png"))
     assert problems == []

@@ -126,7 +126,7 @@ const CSS = `
 .ecco-root .ecco-attn-row { height: 22px; line-height: 20px; padding: 0 6px; border: 1px solid transparent; border-radius: 3px; white-space: pre; cursor: pointer; }
 .ecco-root .ecco-attn-col.ecco-left .ecco-attn-row { text-align: right; }
 .ecco-root .ecco-attn-row.ecco-selected { border-color: var(--ecco-accent); }
-.ecco-root [role="tablist"] { display: flex; gap: 2px; border-bottom: 1px solid var(--ecco-border); margin-bottom: 8px; }
+.ecco-root [role="tablist"] { display: flex; flex-wrap: wrap; gap: 2px; border-bottom: 1px solid var(--ecco-border); margin-bottom: 8px; }
 .ecco-root button.ecco-tab { font: inherit; font-size: 12px; background: transparent; color: var(--ecco-muted); border: 0; border-bottom: 2px solid transparent; padding: 4px 10px; cursor: pointer; }
 .ecco-root button.ecco-tab[aria-selected="true"] { color: var(--ecco-fg); border-bottom-color: var(--ecco-accent); }
 `;
