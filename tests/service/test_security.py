@@ -169,7 +169,7 @@ def test_curve_end_to_end_on_a_wildcard_bind(guarded):
         out = bob.model().generate("encrypted", generate=4, on_token=streamed.append)
         assert [t["token_id"] for t in streamed] == out.token_ids[out.n_input_tokens:].tolist()
     # Knowing the HMAC key is not enough: without the server's public key there is no handshake.
-    with pytest.raises(ecco_client.DaemonUnavailable):
+    with pytest.raises(ecco_client.DaemonUnavailable, match="requires CURVE encryption"):
         ecco_client.connect(guarded.loopback, key=info.key, user=info.user, timeout=1.5)
     plain = zmq.Context.instance().socket(zmq.DEALER)
     plain.setsockopt(zmq.LINGER, 0)

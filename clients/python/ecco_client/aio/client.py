@@ -40,6 +40,8 @@ TUNNEL_EXIT_GRACE_S = 0.5  # how long a dropped connection waits to see whether 
 # A daemon that cannot authenticate us cannot sign its answer; these codes may arrive unsigned.
 UNSIGNED_CODES = frozenset({ErrorCode.UNAUTHORIZED.value, ErrorCode.BAD_FRAME.value,
                             ErrorCode.UNSUPPORTED_VERSION.value})
+HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                    | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 
 
 class AsyncClient:
@@ -61,7 +63,11 @@ class AsyncClient:
             self._socket.curve_serverkey = credentials.server_public_key.encode("ascii")
             self._socket.curve_publickey = public
             self._socket.curve_secretkey = secret
-        self._monitor = self._socket.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+        self._monitor = self._socket.get_monitor_socket(
+            zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | HANDSHAKE_FAILED)
+        # Why the last handshake failed, while it stands: ZeroMQ gives up on a mechanism mismatch and
+        # then holds sends forever, so requests fail at once with this instead.
+        self._refused: DaemonUnavailable | None = None
         self._socket.connect(self.address)
         self._pending: dict[str, RequestStream] = {}
         self._last_heard = time.monotonic()
@@ -69,6 +75,7 @@ class AsyncClient:
         self._closed = False
         self._tunnel = tunnel
         self._keeper = TunnelKeeper(tunnel, self._tunnel_down, self._tunnel_up) if tunnel is not None else None
+        self._errands: set[asyncio.Future[None]] = set()  # background sends, kept from the garbage collector
         self._tasks = [
             asyncio.ensure_future(self._receive_loop()),
             asyncio.ensure_future(self._monitor_loop()),
@@ -87,6 +94,8 @@ class AsyncClient:
             await self._keeper.wait_up(self.timeout)
         if self._closed:
             raise DaemonUnavailable("this client is closed")
+        if self._refused is not None:
+            raise self._refused
         header = new_request_header(op, self.credentials.user)
         stream = RequestStream(self, header["id"], op, on_event)
         self._pending[stream.request_id] = stream
@@ -94,9 +103,27 @@ class AsyncClient:
             # Silence is measured from the first outstanding request, not from the last idle period.
             self._last_heard = time.monotonic()
         frames = encode_message(header, {"params": params or {}}, self._signer)
-        await self._socket.send_multipart(frames, copy=False)
+        try:
+            # ZeroMQ holds a send while it has no connection to queue on; never longer than the timeout.
+            await asyncio.wait_for(self._socket.send_multipart(frames, copy=False), self.timeout)
+        except BaseException as exc:
+            self._pending.pop(stream.request_id, None)
+            if isinstance(exc, asyncio.TimeoutError):
+                raise self._refused or DaemonUnavailable(
+                    f"could not send to the daemon at {self.address} within {self.timeout}s") from None
+            raise
         self._last_sent = time.monotonic()
         return stream
+
+    def _request_in_background(self, op: str, params: dict[str, Any] | None = None) -> None:
+        """Sends a request whose answer nobody waits for (a cancel sent by a caller who is leaving)."""
+        async def send() -> None:
+            with contextlib.suppress(EccoError):
+                await self.request(op, params)
+
+        task = asyncio.ensure_future(send())
+        self._errands.add(task)
+        task.add_done_callback(self._errands.discard)
 
     async def call(self, op: str, params: dict[str, Any] | None = None, *,
                    on_event: EventCallback | None = None) -> dict[str, Any]:
@@ -142,9 +169,12 @@ class AsyncClient:
         self._fail_pending(DaemonUnavailable("the client was closed"))
         if self._keeper is not None:
             await self._keeper.close()
-        for task in self._tasks:
+        if self._errands:  # a cancel just sent by a caller who left: let it go out first, briefly
+            await asyncio.wait(self._errands, timeout=min(1.0, self.timeout))
+        tasks = [*self._tasks, *self._errands]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._socket.disable_monitor()
@@ -195,7 +225,12 @@ class AsyncClient:
     async def _monitor_loop(self) -> None:
         while True:
             message = await recv_monitor_message(self._monitor)
-            if message["event"] == zmq.EVENT_DISCONNECTED:
+            if message["event"] & HANDSHAKE_FAILED:
+                self._refused = self._handshake_refusal(message["event"], message["value"])
+                self._fail_pending(self._refused)
+            elif message["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._refused = None
+            elif message["event"] == zmq.EVENT_DISCONNECTED:
                 if self._keeper is not None and not await self._tunnel_survives():
                     # The tunnel's ssh died: mark it down now, before a caller can send on the dead port
                     # (its own exit report may come later); this fails the pending requests with ssh's words.
@@ -228,6 +263,22 @@ class AsyncClient:
         while self._tunnel.alive and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         return self._tunnel.alive
+
+    def _handshake_refusal(self, event: int, value: int) -> DaemonUnavailable:
+        """Why the daemon and this client could not agree on security, in terms a user can act on."""
+        mismatch = (event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                    and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+        if not self.credentials.server_public_key:
+            # Whatever ZeroMQ reports (a mismatch, or a connection the daemon closed mid-handshake).
+            why = ("the daemon requires CURVE encryption; connect with a connection file that holds its "
+                   "server_public_key (`ecco-daemon user add NAME` writes one)")
+        elif mismatch:
+            why = "the daemon does not use CURVE encryption, but this connection gives a server public key"
+        else:
+            # ZeroMQ reports no detail for a wrong key, nor at times for a daemon without CURVE.
+            why = ("the CURVE handshake failed: the server_public_key in this connection is not the daemon's "
+                   "(was its state folder replaced?), or the daemon does not use CURVE encryption")
+        return DaemonUnavailable(f"cannot connect to the daemon at {self.address}: {why}")
 
     def _lost_connection(self) -> DaemonUnavailable:
         """Why the connection dropped; through a tunnel, ssh's own words when the tunnel died."""

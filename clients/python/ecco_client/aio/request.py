@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ecco_client.exceptions import EccoError, error_from_reply
+from ecco_client.exceptions import error_from_reply
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +33,8 @@ class Requester(Protocol):
 
     async def call(self, op: str, params: dict[str, Any] | None = None, *,
                    on_event: EventCallback | None = None) -> dict[str, Any]: ...
+
+    def _request_in_background(self, op: str, params: dict[str, Any] | None = None) -> None: ...
 
 
 class RequestStream:
@@ -103,6 +104,6 @@ class RequestStream:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: object) -> None:
         if exc_type is not None and not self.done:
-            # Sent, not awaited: the caller is leaving (maybe cancelled) and must not wait on the daemon.
-            with contextlib.suppress(EccoError):
-                await self.client.request("cancel", {"target": self.request_id})
+            # Sent, not awaited: the caller is leaving (maybe cancelled) and must not wait on the daemon,
+            # nor on a send that ZeroMQ holds while it has no connection.
+            self.client._request_in_background("cancel", {"target": self.request_id})
