@@ -69,7 +69,7 @@ def views(tiny_model_factory) -> dict[str, Any]:
     from tests.renderer.view_data import ViewBuilder
 
     model_dir = tiny_model_factory("gpt2")
-    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()  # + attention
     views = ViewBuilder(model, AutoTokenizer.from_pretrained(model_dir)).all_views()
     return {name: to_plain(data) for name, data in views.items()}
 
@@ -328,4 +328,11 @@ def test_every_tab_can_be_reached_in_a_narrow_side_bar(panel, views) -> None:
     tabs.last.click()
     assert tabs.last.get_attribute("aria-selected") == "true"
     page.screenshot(path=str(SCREENSHOTS / "panel-narrow-tabs.png"))
+    # The attention lines narrow to fit beside the two token columns instead of scrolling sideways.
+    page.locator('[role="tab"]', has_text=TITLES["attention"]).click()
+    attention = page.locator(".ecco-attn")
+    assert attention.locator("line").count() > 0
+    overflow = attention.evaluate("(el) => el.parentElement.scrollWidth - el.parentElement.clientWidth")
+    assert overflow <= 0, f"the attention view is {overflow} px wider than the panel"
+    page.screenshot(path=str(SCREENSHOTS / "panel-narrow-attention.png"))
     assert problems == []

@@ -121,7 +121,8 @@ const CSS = `
 .ecco-root .ecco-factor.ecco-active { border-color: var(--ecco-accent); }
 .ecco-root .ecco-factor-label { min-width: 64px; }
 .ecco-root .ecco-spark { display: block; }
-.ecco-root .ecco-attn { display: grid; grid-template-columns: max-content 220px max-content; align-items: start; }
+.ecco-root .ecco-attn { display: grid; grid-template-columns: max-content minmax(40px, 220px) max-content; align-items: start; }
+.ecco-root .ecco-attn-lines { width: 100%; }
 .ecco-root .ecco-attn-col { display: flex; flex-direction: column; font-family: var(--ecco-mono); font-size: 12px; }
 .ecco-root .ecco-attn-row { height: 22px; line-height: 20px; padding: 0 6px; border: 1px solid transparent; border-radius: 3px; white-space: pre; cursor: pointer; }
 .ecco-root .ecco-attn-col.ecco-left .ecco-attn-row { text-align: right; }

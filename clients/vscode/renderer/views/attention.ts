@@ -192,7 +192,8 @@ export class AttentionView extends BaseView<AttentionData> {
       this.rightRows.push(key);
       right.appendChild(key);
     }
-    this.svgEl = svg("svg", { class: "ecco-attn-lines", width: LINES_W, height: n * ROW, viewBox: `0 0 ${LINES_W} ${n * ROW}`, "aria-hidden": "true" });
+    // The lines stretch to the column's width, which narrows in a narrow panel (strokes keep their width).
+    this.svgEl = svg("svg", { class: "ecco-attn-lines", height: n * ROW, viewBox: `0 0 ${LINES_W} ${n * ROW}`, preserveAspectRatio: "none", "aria-hidden": "true" });
     this.ctx.body.append(
       h("div", { class: "ecco-note" }, "Left: the token attending (select with click or arrow keys). Right: the tokens it attends to."),
       h("div", { class: "ecco-scroll" }, h("div", { class: "ecco-attn" }, left, this.svgEl, right)),
@@ -250,6 +251,7 @@ export class AttentionView extends BaseView<AttentionData> {
           "stroke-width": (0.5 + 3.5 * (w / max)).toFixed(2),
           "stroke-opacity": (0.15 + 0.85 * (w / max)).toFixed(2),
           "data-key": k,
+          "vector-effect": "non-scaling-stroke",
         }),
       );
     });
