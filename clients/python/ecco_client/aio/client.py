@@ -42,6 +42,10 @@ UNSIGNED_CODES = frozenset({ErrorCode.UNAUTHORIZED.value, ErrorCode.BAD_FRAME.va
                             ErrorCode.UNSUPPORTED_VERSION.value})
 HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
                     | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+# Handshakes failed in a row before the daemon counts as refusing this client. One failure without detail
+# may be a daemon that died mid-handshake; ZeroMQ retries, and a wrong key fails again (a mismatch of
+# mechanisms is final at once: ZeroMQ stops retrying).
+REFUSING_AFTER = 2
 
 
 class AsyncClient:
@@ -68,6 +72,7 @@ class AsyncClient:
         # Why the last handshake failed, while it stands: ZeroMQ gives up on a mechanism mismatch and
         # then holds sends forever, so requests fail at once with this instead.
         self._refused: DaemonUnavailable | None = None
+        self._failed_handshakes = 0  # in a row
         self._socket.connect(self.address)
         self._pending: dict[str, RequestStream] = {}
         self._last_heard = time.monotonic()
@@ -226,16 +231,22 @@ class AsyncClient:
         while True:
             message = await recv_monitor_message(self._monitor)
             if message["event"] & HANDSHAKE_FAILED:
-                self._refused = self._handshake_refusal(message["event"], message["value"])
-                self._fail_pending(self._refused)
+                self._failed_handshakes += 1
+                mismatch = (message["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                            and message["value"] == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+                if mismatch or self._failed_handshakes >= REFUSING_AFTER:
+                    self._refused = self._handshake_refusal(mismatch)
+                    self._fail_pending(self._refused)
             elif message["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self._refused = None
+                self._refused, self._failed_handshakes = None, 0
             elif message["event"] == zmq.EVENT_DISCONNECTED:
                 if self._keeper is not None and not await self._tunnel_survives():
                     # The tunnel's ssh died: mark it down now, before a caller can send on the dead port
                     # (its own exit report may come later); this fails the pending requests with ssh's words.
                     self._keeper.notice_exit()
-                else:
+                elif not self._failed_handshakes:
+                    # (A connection whose handshake failed was never up: ZeroMQ retries, requests stay queued,
+                    # and a second failure refuses them above.)
                     self._fail_pending(self._lost_connection())
 
     async def _watchdog_loop(self) -> None:
@@ -264,10 +275,8 @@ class AsyncClient:
             await asyncio.sleep(0.01)
         return self._tunnel.alive
 
-    def _handshake_refusal(self, event: int, value: int) -> DaemonUnavailable:
+    def _handshake_refusal(self, mismatch: bool) -> DaemonUnavailable:
         """Why the daemon and this client could not agree on security, in terms a user can act on."""
-        mismatch = (event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-                    and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
         if not self.credentials.server_public_key:
             # Whatever ZeroMQ reports (a mismatch, or a connection the daemon closed mid-handshake).
             why = ("the daemon requires CURVE encryption; connect with a connection file that holds its "
