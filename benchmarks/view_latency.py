@@ -58,6 +58,8 @@ def measure_length(client: Any, model: str | None, n_tokens: int, repeats: int, 
     analysis_s = time.perf_counter() - start
     positions = list(range(1, n_tokens))
     random.Random(0).shuffle(positions)  # every position once before any repeats: no answer is a cached one
+    layer_order = list(range(int(out.analysis["n_layers"])))
+    random.Random(1).shuffle(layer_order)
     views: dict[str, Callable[[int], Any]] = {
         "saliency": lambda i: out.primary_attributions(),
         # The notebook's call: the first fetches every position, later ones are looked up in the output.
@@ -68,6 +70,8 @@ def measure_length(client: Any, model: str | None, n_tokens: int, repeats: int, 
             "params": {"position": positions[i % len(positions)], "topk": 10}}),
         "rankings watch": lambda i: out.rankings_watch([" Paris", " London"], position=positions[i % len(positions)]),
         "run_nmf(n_components=4)": lambda i: out.run_nmf(n_components=4),
+        # The panel's layer picker: one layer per ask, all heads; the first ask runs the recording forward.
+        "attention, another layer each call": lambda i: out.attention(layer=layer_order[i % len(layer_order)]),
     }
     rows = {}
     for name, call in views.items():

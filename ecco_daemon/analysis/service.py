@@ -21,6 +21,7 @@ from ecco_daemon.analysis.capture import capture_forward
 from ecco_daemon.analysis.errors import InvalidArgument, UnknownName, UnsupportedModel
 from ecco_daemon.analysis.options import AnalysisOptions
 from ecco_daemon.analysis.progress import CancelCheck, ProgressSink
+from ecco_daemon.analysis.recomputed_attention import RecomputedAttention
 from ecco_daemon.analysis.run import AnalysisRun, as_wire_array, run_analysis
 from ecco_daemon.analysis.sequence import build_sequence
 from ecco_daemon.analysis.single_tokens import single_token_ids
@@ -31,6 +32,8 @@ from ecco_daemon.models.tokens import token_texts
 
 # The model's architecture, inspected once (one probe forward) and cached while the model lives.
 architecture_for: PerModel[Architecture] = PerModel(inspect_architecture)
+# Attention of runs kept without it, from their first attention view (a few runs' worth, in bytes).
+recomputed_attention = RecomputedAttention()
 
 
 WATCH_ONE_TOKEN = ("rankings_watch ranks single tokens, since a layer predicts one token at a time: watch one "
@@ -76,12 +79,18 @@ def recorder_for(model: nn.Module) -> tuple[nn.Module, Architecture]:
 
 def with_attention(model: nn.Module, run: AnalysisRun) -> AnalysisRun:
     """The run itself when it recorded attention; else a copy given the weights of one recording forward
-    over its tokens. The stored run is left as it is (the store counted its bytes when it was put)."""
+    over its tokens, remembered for the run's next views (``recomputed_attention``). The stored run is
+    left as it is (the store counted its bytes when it was put)."""
     if run.attention is not None:
         return run
-    forward_model, forward_arch = recorder_for(model)
-    captured = capture_forward(forward_model, forward_arch, run.seq, activations=False, attention=True)
-    return replace(run, attention=captured.attention)
+
+    def record() -> dict[str, np.ndarray]:
+        forward_model, forward_arch = recorder_for(model)
+        captured = capture_forward(forward_model, forward_arch, run.seq, activations=False, attention=True)
+        assert captured.attention is not None
+        return captured.attention
+
+    return replace(run, attention=recomputed_attention.get(run, record))
 
 
 # ---------------------------------------------------------------------------------------------- views

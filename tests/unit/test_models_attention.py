@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
 
 from ecco_daemon.analysis.options import AnalysisOptions
+from ecco_daemon.analysis.recomputed_attention import RecomputedAttention
 from ecco_daemon.analysis.service import analyze, with_attention
 from ecco_daemon.models.attention import attention_model, returns_attention
 from tests.tiny_models import load_tiny_model
@@ -47,3 +50,39 @@ def test_attention_of_a_default_loaded_model_equals_an_eager_loaded_ones(sdpa_ll
     assert kept_without.attention is None  # the stored run is left as it was
     np.testing.assert_allclose(given.attention["self"], reference.attention["self"], atol=1e-6)
     assert with_attention(model, run) is run
+
+
+def test_a_runs_recomputed_attention_is_remembered_for_its_next_views(sdpa_llama) -> None:
+    model, tokenizer = sdpa_llama
+    ids = tokenizer("The quick brown fox jumps").input_ids
+    kept_without = analyze(model, tokenizer, ids, AnalysisOptions())
+    first = with_attention(model, kept_without).attention
+    assert with_attention(model, kept_without).attention is first  # no second forward
+    other = analyze(model, tokenizer, ids, AnalysisOptions())  # same tokens, another run: its own forward
+    assert with_attention(model, other).attention is not first
+
+
+def test_remembered_attention_stays_within_its_bytes_and_goes_with_its_run() -> None:
+    cache = RecomputedAttention(max_bytes=3_000)
+    computed: list[str] = []
+
+    class Run:
+        pass
+
+    def weights(name: str) -> Callable[[], dict[str, np.ndarray]]:
+        def compute() -> dict[str, np.ndarray]:
+            computed.append(name)
+            return {"self": np.zeros(250, dtype=np.float32)}  # 1,000 bytes
+        return compute
+
+    runs = [Run() for _ in range(4)]
+    for i in range(4):
+        cache.get(runs[i], weights(f"r{i}"))
+    assert cache.nbytes == 3_000  # r0, the least recently used, went out
+    cache.get(runs[1], weights("again"))
+    cache.get(runs[0], weights("r0 again"))
+    assert computed == ["r0", "r1", "r2", "r3", "r0 again"]
+    del runs[:]
+    assert cache.nbytes == 0  # nothing outlives its run
+    cache.get(Run(), lambda: {"self": np.zeros(1_000, dtype=np.float32)})  # 4,000 bytes: over the bound
+    assert cache.nbytes == 0
